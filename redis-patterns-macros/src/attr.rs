@@ -1,0 +1,320 @@
+//! Attribute arguments: parsed into a typed view, every mistake collected with the span of
+//! the token that caused it.
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Token};
+
+use crate::duration;
+use crate::errors::Errors;
+
+/// Which attribute is being parsed; decides the accepted options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Cached,
+    CacheEvict,
+    CachePut,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Cached => "cached",
+            Kind::CacheEvict => "cache_evict",
+            Kind::CachePut => "cache_put",
+        }
+    }
+
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Cached => &[
+                "key", "ttl", "ttl_jitter", "stampede", "beta", "lock_ttl", "lock_wait",
+                "cache_none", "skip", "client", "crate",
+            ],
+            Kind::CacheEvict => &["key", "client", "crate"],
+            Kind::CachePut => &["key", "ttl", "ttl_jitter", "client", "crate"],
+        }
+    }
+}
+
+/// A duration with the span of the token it came from.
+#[derive(Clone, Copy)]
+pub struct Millis {
+    pub ms: u64,
+    pub span: Span,
+}
+
+pub enum StampedeMode {
+    None,
+    Lock,
+    Early,
+}
+
+pub struct Args {
+    pub key: Option<LitStr>,
+    pub ttl: Option<Millis>,
+    pub ttl_jitter: Option<u32>,
+    pub stampede: StampedeMode,
+    pub beta: Option<f64>,
+    pub lock_ttl: Option<Millis>,
+    pub lock_wait: Option<Millis>,
+    pub cache_none: Option<Span>,
+    pub skip: Vec<Ident>,
+    pub client: Option<Expr>,
+    pub krate: Option<syn::Path>,
+}
+
+pub const STAMPEDE_MODES: &str = "`none`, `lock`, `early`";
+
+pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
+    let mut args = Args {
+        key: None,
+        ttl: None,
+        ttl_jitter: None,
+        stampede: StampedeMode::None,
+        beta: None,
+        lock_ttl: None,
+        lock_wait: None,
+        cache_none: None,
+        skip: Vec::new(),
+        client: None,
+        krate: None,
+    };
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+        Ok(metas) => metas,
+        Err(e) => {
+            errors.push(e);
+            return args;
+        }
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut stampede_span = None;
+    for meta in metas {
+        let path = meta.path();
+        let name = path
+            .get_ident()
+            .map(ToString::to_string)
+            .or_else(|| (path.is_ident("crate") || path.to_token_stream().to_string() == "crate").then(|| "crate".into()))
+            .unwrap_or_else(|| path.to_token_stream().to_string());
+        if !kind.options().contains(&name.as_str()) {
+            let hint = crate::errors::did_you_mean(&name, kind.options().iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("; expected one of {}", list(kind.options())));
+            errors.push(syn::Error::new_spanned(
+                path,
+                format!("unknown option `{name}` for #[{}]{hint}", kind.name()),
+            ));
+            continue;
+        }
+        if seen.contains(&name) {
+            errors.push(syn::Error::new_spanned(path, format!("duplicate option `{name}`")));
+            continue;
+        }
+        seen.push(name.clone());
+        match name.as_str() {
+            "key" => args.key = string(&meta, errors),
+            "ttl" => args.ttl = duration_value(&meta, errors, "ttl", false),
+            "lock_ttl" => args.lock_ttl = duration_value(&meta, errors, "lock_ttl", false),
+            "lock_wait" => args.lock_wait = duration_value(&meta, errors, "lock_wait", true),
+            "ttl_jitter" => {
+                if let Some(lit) = string(&meta, errors) {
+                    match duration::parse_permille(&lit.value()) {
+                        Ok(p) => args.ttl_jitter = Some(p),
+                        Err(e) => errors.push(syn::Error::new(lit.span(), e)),
+                    }
+                }
+            }
+            "stampede" => {
+                if let Some(lit) = string(&meta, errors) {
+                    stampede_span = Some(lit.span());
+                    match lit.value().as_str() {
+                        "none" => args.stampede = StampedeMode::None,
+                        "lock" => args.stampede = StampedeMode::Lock,
+                        "early" => args.stampede = StampedeMode::Early,
+                        other => {
+                            let hint = crate::errors::did_you_mean(other, ["none", "lock", "early"])
+                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                .unwrap_or_default();
+                            errors.push(syn::Error::new(
+                                lit.span(),
+                                format!("no stampede mode `{other}`{hint}; expected one of {STAMPEDE_MODES}"),
+                            ));
+                        }
+                    }
+                }
+            }
+            "beta" => args.beta = beta(&meta, errors),
+            "cache_none" => match &meta {
+                Meta::Path(p) => args.cache_none = Some(p.span()),
+                Meta::NameValue(nv) => match &nv.value {
+                    Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => {
+                        args.cache_none = b.value.then(|| b.span());
+                    }
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`cache_none` is a flag: write `cache_none` or `cache_none = true`",
+                    )),
+                },
+                Meta::List(l) => errors.push(syn::Error::new_spanned(
+                    l,
+                    "`cache_none` is a flag: write `cache_none`",
+                )),
+            },
+            "skip" => match &meta {
+                Meta::List(list) => {
+                    match list.parse_args_with(Punctuated::<Ident, Token![,]>::parse_terminated) {
+                        Ok(idents) => args.skip.extend(idents),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                other => errors.push(syn::Error::new_spanned(
+                    other,
+                    "write `skip(param, …)` with the parameters to leave out of the key",
+                )),
+            },
+            "client" => match meta {
+                Meta::NameValue(nv) => args.client = Some(nv.value),
+                other => errors.push(syn::Error::new_spanned(
+                    other,
+                    "write `client = <expression>` giving a `redis_patterns::Client` (or a reference to one)",
+                )),
+            },
+            "crate" => {
+                if let Some(lit) = string(&meta, errors) {
+                    match lit.parse::<syn::Path>() {
+                        Ok(path) => args.krate = Some(path),
+                        Err(_) => errors.push(syn::Error::new(
+                            lit.span(),
+                            "`crate` takes a path such as `\"::my_reexport::redis_patterns\"`",
+                        )),
+                    }
+                }
+            }
+            _ => unreachable!("option list and match arms agree"),
+        }
+    }
+
+    if kind != Kind::CacheEvict && args.ttl.is_none() {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            format!(
+                "#[{}] needs a `ttl`, e.g. `ttl = \"5m\"` or `ttl = 300` (seconds): entries without \
+                 a TTL grow Redis until it runs out of memory",
+                kind.name()
+            ),
+        ));
+    }
+    if kind == Kind::CacheEvict && args.key.is_none() {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "#[cache_evict] needs the `key` of the entry to delete, e.g. `key = \"product:<id>\"`",
+        ));
+    }
+    if kind == Kind::CachePut && args.key.is_none() {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "#[cache_put] needs the `key` to store under, e.g. `key = \"product:<id>\"`",
+        ));
+    }
+    if !matches!(args.stampede, StampedeMode::Early) && args.beta.is_some() {
+        errors.push(syn::Error::new(
+            stampede_span.unwrap_or_else(Span::call_site),
+            "`beta` tunes `stampede = \"early\"`; set that mode or remove `beta`",
+        ));
+    }
+    if !matches!(args.stampede, StampedeMode::Lock) {
+        for (name, value) in [("lock_ttl", args.lock_ttl), ("lock_wait", args.lock_wait)] {
+            if let Some(v) = value {
+                errors.push(syn::Error::new(
+                    v.span,
+                    format!("`{name}` only applies to `stampede = \"lock\"`"),
+                ));
+            }
+        }
+    }
+    args
+}
+
+fn list(options: &[&str]) -> String {
+    options
+        .iter()
+        .map(|o| format!("`{o}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn value<'m>(meta: &'m Meta, errors: &mut Errors) -> Option<&'m Expr> {
+    match meta {
+        Meta::NameValue(nv) => Some(&nv.value),
+        other => {
+            let name = other.path().to_token_stream().to_string();
+            errors.push(syn::Error::new_spanned(other, format!("write `{name} = …`")));
+            None
+        }
+    }
+}
+
+fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
+    match value(meta, errors)? {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.clone()),
+        other => {
+            let name = meta.path().to_token_stream().to_string();
+            errors.push(syn::Error::new_spanned(
+                other,
+                format!("`{name}` takes a string literal"),
+            ));
+            None
+        }
+    }
+}
+
+fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -> Option<Millis> {
+    let expr = value(meta, errors)?;
+    let span = expr.span();
+    let parsed = match expr {
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i
+            .base10_parse::<u64>()
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.checked_mul(1000).ok_or_else(|| "too large".to_owned())),
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => duration::parse_millis(&s.value()),
+        _ => Err(format!(
+            "`{name}` takes whole seconds (`300`) or a duration string (`\"5m\"`)"
+        )),
+    };
+    match parsed {
+        Ok(0) if !zero_ok => {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{name}` must be greater than zero"),
+            ));
+            None
+        }
+        Ok(ms) => Some(Millis { ms, span }),
+        Err(e) => {
+            errors.push(syn::Error::new(span, format!("invalid `{name}`: {e}")));
+            None
+        }
+    }
+}
+
+fn beta(meta: &Meta, errors: &mut Errors) -> Option<f64> {
+    let expr = value(meta, errors)?;
+    let parsed = match expr {
+        Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(b) if b > 0.0 && b.is_finite() => Some(b),
+        _ => {
+            errors.push(syn::Error::new_spanned(
+                expr,
+                "`beta` must be a positive number such as `1.0` (larger recomputes earlier)",
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! Code generation. The function body stays in the original function as an `async move`
+//! block awaited in place; the generated code only names the runtime through
+//! `<crate>::__private`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
+
+use crate::attr::{self, Args, Kind, StampedeMode};
+use crate::errors::{Errors, did_you_mean};
+use crate::template::{self, Segment};
+
+/// A parameter of the annotated function.
+struct Param {
+    /// `None` for a pattern that is not a plain name (`(a, b): (u8, u8)`).
+    name: Option<Ident>,
+    pat: Pat,
+    ty: Type,
+}
+
+/// The key of the annotated function: its segments, where they came from, and whether the
+/// template was written by the user.
+struct Key {
+    segments: Vec<Segment>,
+    /// Span of the user's key literal, or the attribute for a default key.
+    span: Span,
+    explicit: bool,
+}
+
+pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = attr::parse(kind, args, &mut errors);
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut err = syn::Error::new(
+                e.span(),
+                format!("#[{}] applies to `async fn` items", kind.name()),
+            )
+            .to_compile_error();
+            err.extend(item);
+            return err;
+        }
+    };
+
+    if func.sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            func.sig.fn_token,
+            format!(
+                "#[{}] requires an `async fn`: the cache is read and written asynchronously",
+                kind.name()
+            ),
+        ));
+    }
+    if kind == Kind::Cached {
+        match &func.sig.output {
+            ReturnType::Default => errors.push(syn::Error::new_spanned(
+                &func.sig.ident,
+                "a #[cached] function must return the value to cache",
+            )),
+            ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)) => {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "a #[cached] function must return a concrete type (the cache rebuilds it \
+                     with `serde::Deserialize`), not `impl Trait`",
+                ))
+            }
+            ReturnType::Type(..) => {}
+        }
+    }
+
+    let has_self = func
+        .sig
+        .inputs
+        .iter()
+        .any(|a| matches!(a, FnArg::Receiver(_)));
+    let params: Vec<Param> = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(t) => Some(Param {
+                name: match &*t.pat {
+                    Pat::Ident(p) if p.subpat.is_none() => Some(p.ident.clone()),
+                    _ => None,
+                },
+                pat: (*t.pat).clone(),
+                ty: (*t.ty).clone(),
+            }),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+
+    let key = key_of(kind, &args, &func, &params, &mut errors);
+    check_placeholders(&key, &params, has_self, &mut errors);
+    if kind == Kind::Cached {
+        check_every_param_is_keyed_or_skipped(&args, &key, &params, &mut errors);
+    }
+
+    if !errors.is_empty() {
+        let mut out = errors.into_compile_errors();
+        out.extend(quote!(#func));
+        return out;
+    }
+
+    let generated = Generated {
+        krate: args
+            .krate
+            .clone()
+            .unwrap_or_else(|| syn::parse_quote!(::redis_patterns)),
+        args: &args,
+        func: &func,
+        key: &key,
+        params: &params,
+        has_self,
+    };
+    match kind {
+        Kind::Cached => generated.cached(),
+        Kind::CacheEvict => generated.evict(),
+        Kind::CachePut => generated.put(),
+    }
+}
+
+fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut Errors) -> Key {
+    if let Some(lit) = &args.key {
+        return match template::parse(&lit.value()) {
+            Ok(segments) => Key {
+                segments,
+                span: lit.span(),
+                explicit: true,
+            },
+            Err(messages) => {
+                for m in messages {
+                    errors.push(syn::Error::new(lit.span(), m));
+                }
+                Key {
+                    segments: Vec::new(),
+                    span: lit.span(),
+                    explicit: true,
+                }
+            }
+        };
+    }
+    // Default key (only #[cached] gets here): the function path, then every parameter that
+    // is not skipped. The module path is filled in by `module_path!()` at the call site.
+    debug_assert_eq!(kind, Kind::Cached);
+    let mut segments = vec![Segment::Literal(format!("::{}", func.sig.ident))];
+    for p in params {
+        match &p.name {
+            Some(name) if !args.skip.iter().any(|s| s == name) => {
+                segments.push(Segment::Literal(":".into()));
+                segments.push(Segment::Placeholder(vec![name.to_string()]));
+            }
+            _ => {}
+        }
+    }
+    Key {
+        segments,
+        span: Span::call_site(),
+        explicit: false,
+    }
+}
+
+fn check_placeholders(key: &Key, params: &[Param], has_self: bool, errors: &mut Errors) {
+    let names: Vec<String> = params
+        .iter()
+        .filter_map(|p| p.name.as_ref().map(ToString::to_string))
+        .chain(has_self.then(|| "self".to_owned()))
+        .collect();
+    for segment in &key.segments {
+        let Segment::Placeholder(path) = segment else {
+            continue;
+        };
+        let root = &path[0];
+        if names.iter().any(|n| n == root) {
+            continue;
+        }
+        let message = if root == "self" {
+            "`<self.…>` needs a method with a `self` receiver".to_owned()
+        } else {
+            let hint = did_you_mean(root, &names)
+                .map(|s| format!("; did you mean `<{s}>`?"))
+                .unwrap_or_else(|| {
+                    if names.is_empty() {
+                        "; the function has no parameters".to_owned()
+                    } else {
+                        format!(
+                            "; parameters are {}",
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                });
+            format!("no parameter named `{root}` for placeholder `<{}>`{hint}", path.join("."))
+        };
+        errors.push(syn::Error::new(key.span, message));
+    }
+}
+
+fn check_every_param_is_keyed_or_skipped(
+    args: &Args,
+    key: &Key,
+    params: &[Param],
+    errors: &mut Errors,
+) {
+    let in_key = |name: &str| {
+        key.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Placeholder(p) if p[0] == name))
+    };
+    for skipped in &args.skip {
+        let name = skipped.to_string();
+        if !params.iter().any(|p| p.name.as_ref() == Some(skipped)) {
+            let hint = did_you_mean(&name, params.iter().filter_map(|p| p.name.as_ref()))
+                .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+            errors.push(syn::Error::new_spanned(
+                skipped,
+                format!("`skip` names no parameter `{name}`{hint}"),
+            ));
+        } else if key.explicit && in_key(&name) {
+            errors.push(syn::Error::new_spanned(
+                skipped,
+                format!("`{name}` is used in the key; remove it from `skip(...)`"),
+            ));
+        }
+    }
+    for p in params {
+        let Some(name) = &p.name else {
+            errors.push(syn::Error::new_spanned(
+                &p.pat,
+                "parameters of a #[cached] function must be plain names (`id: u64`) so that the \
+                 key can name them or `skip(...)` can leave them out",
+            ));
+            continue;
+        };
+        let text = name.to_string();
+        if !in_key(&text) && !args.skip.iter().any(|s| s == name) {
+            errors.push(syn::Error::new_spanned(
+                name,
+                format!(
+                    "parameter `{text}` is not part of the cache key, so calls that differ only \
+                     in `{text}` would share one cache entry; use it in the key (`<{text}>`) or \
+                     list it in `skip({text})`"
+                ),
+            ));
+        }
+    }
+}
+
+struct Generated<'a> {
+    krate: syn::Path,
+    args: &'a Args,
+    func: &'a ItemFn,
+    key: &'a Key,
+    params: &'a [Param],
+    has_self: bool,
+}
+
+impl Generated<'_> {
+    fn ret(&self) -> TokenStream {
+        match &self.func.sig.output {
+            ReturnType::Default => quote!(()),
+            ReturnType::Type(_, ty) => quote!(#ty),
+        }
+    }
+
+    fn ret_span(&self) -> Span {
+        match &self.func.sig.output {
+            ReturnType::Default => self.func.sig.ident.span(),
+            ReturnType::Type(_, ty) => ty.span(),
+        }
+    }
+
+    /// `let __rp_client: &Client = …;`
+    fn client(&self) -> TokenStream {
+        let krate = &self.krate;
+        match &self.args.client {
+            None => quote! {
+                let __rp_client: &#krate::__private::Client = #krate::__private::default_client();
+            },
+            Some(expr) => quote_spanned! {expr.span()=>
+                let __rp_client_source = &(#expr);
+                let __rp_client: &#krate::__private::Client =
+                    ::core::convert::AsRef::<#krate::__private::Client>::as_ref(__rp_client_source);
+            },
+        }
+    }
+
+    /// The template as text, for logs and statistics.
+    fn name(&self) -> TokenStream {
+        let rendered = template::render(&self.key.segments);
+        if self.key.explicit {
+            quote!(#rendered)
+        } else {
+            quote!(::core::concat!(::core::module_path!(), #rendered))
+        }
+    }
+
+    /// `let __rp_key: String = …;` — placeholders become the user's own names, spanned at the
+    /// key literal so that a missing `KeyPart` impl underlines the template.
+    fn key(&self) -> TokenStream {
+        let krate = &self.krate;
+        let span = self.key.span;
+        let steps = self.key.segments.iter().enumerate().map(|(i, segment)| match segment {
+            Segment::Literal(text) if i == 0 && !self.key.explicit => {
+                quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
+            }
+            Segment::Literal(text) => quote!(__rp_k.literal(#text);),
+            Segment::Placeholder(path) => {
+                let idents = path.iter().map(|p| {
+                    if p == "self" {
+                        quote_spanned!(span=> self)
+                    } else {
+                        let ident = Ident::new(p, span);
+                        quote!(#ident)
+                    }
+                });
+                quote_spanned!(span=> __rp_k.part(&#(#idents).*);)
+            }
+        });
+        quote! {
+            let __rp_key: ::std::string::String = {
+                let mut __rp_k = #krate::__private::key_builder(__rp_client);
+                #(#steps)*
+                __rp_k.finish()
+            };
+        }
+    }
+
+    /// The return kind (`Result`, `Option` or a plain value), chosen by type.
+    fn kind(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ret = self.ret();
+        quote_spanned! {self.ret_span()=>
+            let __rp_kind = {
+                #[allow(unused_imports)]
+                use #krate::__private::{SelectOption as _, SelectResult as _, SelectValue as _};
+                (&&&#krate::__private::Select::<#ret>::new()).kind()
+            };
+        }
+    }
+
+    /// The original body as an `async move` block whose output type is pinned to the return
+    /// type, so `?` and `return` keep their meaning.
+    fn body(&self) -> TokenStream {
+        let ret = self.ret();
+        let stmts = &self.func.block.stmts;
+        quote! {
+            async move {
+                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+                if false {
+                    let __rp_unreachable: #ret = loop {};
+                    return __rp_unreachable;
+                }
+                #(#stmts)*
+            }
+        }
+    }
+
+    fn ttl(&self) -> (TokenStream, u32) {
+        let krate = &self.krate;
+        let ms = self.args.ttl.map_or(0, |t| t.ms);
+        (
+            quote!(#krate::__private::Duration::from_millis(#ms)),
+            self.args.ttl_jitter.unwrap_or(0),
+        )
+    }
+
+    fn cached(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ItemFn {
+            attrs, vis, sig, ..
+        } = self.func;
+        let (client, key, kind, body, name, ret) =
+            (self.client(), self.key(), self.kind(), self.body(), self.name(), self.ret());
+        let (ttl, jitter) = self.ttl();
+        let stampede = match self.args.stampede {
+            StampedeMode::None => quote!(#krate::__private::Stampede::None),
+            StampedeMode::Lock => {
+                let lock_ttl = self.args.lock_ttl.map_or(10_000, |t| t.ms);
+                let lock_wait = self.args.lock_wait.map_or(3_000, |t| t.ms);
+                quote!(#krate::__private::Stampede::Lock {
+                    lock_ttl: #krate::__private::Duration::from_millis(#lock_ttl),
+                    lock_wait: #krate::__private::Duration::from_millis(#lock_wait),
+                })
+            }
+            StampedeMode::Early => {
+                let beta = self.args.beta.unwrap_or(1.0);
+                quote!(#krate::__private::Stampede::Early { beta: #beta })
+            }
+        };
+        let cache_none = self.args.cache_none.map(|span| {
+            quote_spanned!(span=> let __rp_kind = #krate::__private::CacheNone::cache_none(__rp_kind);)
+        });
+        let check = quote_spanned! {self.ret_span()=>
+            let __rp_kind = #krate::__private::check_cacheable::<#ret, _>(__rp_kind);
+        };
+        let companions = self.companions();
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #client
+                #key
+                static __RP_SPEC: #krate::__private::CacheSpec =
+                    #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede);
+                #kind
+                #cache_none
+                #check
+                #krate::__private::cached(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+            }
+            #companions
+        }
+    }
+
+    fn evict(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ItemFn {
+            attrs, vis, sig, ..
+        } = self.func;
+        let (client, key, kind, body, name, ret) =
+            (self.client(), self.key(), self.kind(), self.body(), self.name(), self.ret());
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #client
+                #key
+                #kind
+                let __rp_ret: #ret = #body.await;
+                if #krate::__private::ReturnKind::succeeded(&__rp_kind, &__rp_ret) {
+                    static __RP_COUNTERS: #krate::__private::FunctionCounters =
+                        #krate::__private::FunctionCounters::new(#name);
+                    #krate::__private::evict(__rp_client, &__RP_COUNTERS, __rp_key).await;
+                }
+                __rp_ret
+            }
+        }
+    }
+
+    fn put(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ItemFn {
+            attrs, vis, sig, ..
+        } = self.func;
+        let (client, key, kind, body, name, ret) =
+            (self.client(), self.key(), self.kind(), self.body(), self.name(), self.ret());
+        let (ttl, jitter) = self.ttl();
+        let check = quote_spanned! {self.ret_span()=>
+            let __rp_kind = #krate::__private::check_cacheable::<#ret, _>(__rp_kind);
+        };
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #client
+                #key
+                #kind
+                #check
+                let __rp_ret: #ret = #body.await;
+                static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
+                    #name, #ttl, #jitter, #krate::__private::Stampede::None,
+                );
+                #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
+                __rp_ret
+            }
+        }
+    }
+
+    /// `<fn>_key(..)`, `<fn>_invalidate(..)` and `<fn>_refresh(..)`.
+    fn companions(&self) -> TokenStream {
+        let krate = &self.krate;
+        let func = self.func;
+        let vis = &func.vis;
+        let ident = &func.sig.ident;
+        let (generics, where_clause) = (&func.sig.generics, &func.sig.generics.where_clause);
+        let key_ident = format_ident!("{}_key", ident);
+        let invalidate_ident = format_ident!("{}_invalidate", ident);
+        let refresh_ident = format_ident!("{}_refresh", ident);
+        let ret = self.ret();
+        let (client, key, name) = (self.client(), self.key(), self.name());
+
+        // Key companions take the parameters the key uses, and `self` when the key or the
+        // client expression needs it.
+        let key_names: Vec<&String> = self
+            .key
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Placeholder(p) => Some(&p[0]),
+                Segment::Literal(_) => None,
+            })
+            .collect();
+        let client_uses_self = self
+            .args
+            .client
+            .as_ref()
+            .is_some_and(|e| quote!(#e).to_string().split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "self"));
+        let receiver = func.sig.inputs.iter().find_map(|a| match a {
+            FnArg::Receiver(r) => Some(r),
+            FnArg::Typed(_) => None,
+        });
+        let key_receiver = receiver
+            .filter(|_| client_uses_self || key_names.iter().any(|n| *n == "self"))
+            .map(|r| quote!(#r,));
+        let key_params = self.params.iter().filter_map(|p| {
+            let name = p.name.as_ref()?;
+            let ty = &p.ty;
+            key_names
+                .iter()
+                .any(|n| name == n)
+                .then(|| quote!(#name: #ty))
+        });
+        let key_params: Vec<TokenStream> = key_params.collect();
+
+        // `_refresh` forwards every argument to the function itself.
+        let mut refresh_params = Vec::new();
+        let mut forwarded = Vec::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let ty = &p.ty;
+            let arg = p
+                .name
+                .clone()
+                .unwrap_or_else(|| format_ident!("__rp_arg{}", i));
+            refresh_params.push(quote!(#arg: #ty));
+            forwarded.push(arg);
+        }
+        let refresh_receiver = receiver.map(|r| quote!(#r,));
+        let call = if self.has_self {
+            quote!(self.#ident(#(#forwarded),*))
+        } else {
+            quote!(#ident(#(#forwarded),*))
+        };
+        let doc_key = format!(" The Redis key under which [`{ident}`] caches these arguments.");
+        let doc_invalidate = format!(
+            " Deletes the value [`{ident}`] cached for these arguments; `Ok(true)` if one was stored."
+        );
+        let doc_refresh = format!(
+            " Runs [`{ident}`] without reading the cache, stores the fresh result, and returns it."
+        );
+        quote! {
+            #[doc = #doc_key]
+            #[allow(dead_code, clippy::needless_lifetimes)]
+            #vis fn #key_ident #generics (#key_receiver #(#key_params),*) -> ::std::string::String #where_clause {
+                #client
+                #key
+                __rp_key
+            }
+
+            #[doc = #doc_invalidate]
+            #[allow(dead_code, clippy::needless_lifetimes)]
+            #vis async fn #invalidate_ident #generics (#key_receiver #(#key_params),*)
+                -> ::core::result::Result<bool, #krate::Error> #where_clause
+            {
+                #client
+                #key
+                #krate::__private::invalidate(__rp_client, #name, __rp_key).await
+            }
+
+            #[doc = #doc_refresh]
+            #[allow(dead_code, clippy::needless_lifetimes)]
+            #vis async fn #refresh_ident #generics (#refresh_receiver #(#refresh_params),*) -> #ret #where_clause {
+                #krate::__private::refresh(#call).await
+            }
+        }
+    }
+}

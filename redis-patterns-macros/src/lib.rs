@@ -1,0 +1,28 @@
+//! Procedural macros of [redis-patterns](https://docs.rs/redis-patterns). Use them through
+//! the `redis_patterns` crate, which re-exports them and documents every option.
+
+mod attr;
+mod duration;
+mod errors;
+mod expand;
+mod template;
+
+use proc_macro::TokenStream;
+
+/// Caches the function's result. See `redis_patterns::cached`.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr::Kind::Cached, args.into(), item.into()).into()
+}
+
+/// Deletes a cache entry after the function succeeds. See `redis_patterns::cache_evict`.
+#[proc_macro_attribute]
+pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr::Kind::CacheEvict, args.into(), item.into()).into()
+}
+
+/// Stores the function's result as a cache entry. See `redis_patterns::cache_put`.
+#[proc_macro_attribute]
+pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr::Kind::CachePut, args.into(), item.into()).into()
+}

@@ -1,0 +1,216 @@
+//! The in-process backend behind `mem://` URLs.
+//!
+//! Keys live in shards chosen by the key's hash tag — as Redis Cluster chooses slots — so a
+//! value and its lock are always in the same shard and multi-key operations are atomic under
+//! one shard mutex. Expired entries are invisible at once and are swept when a shard has seen
+//! more writes than half its size since the last sweep (amortised O(1) per write).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::{Probe, hash_tag};
+
+const SHARDS: usize = 32;
+const MIN_SWEEP_WRITES: usize = 64;
+
+/// Stores shared by name (`mem://name`) inside this process.
+static NAMED: LazyLock<Mutex<HashMap<String, Weak<Store>>>> = LazyLock::new(Default::default);
+
+#[doc(hidden)]
+pub struct MemoryBackend {
+    store: Arc<Store>,
+}
+
+#[derive(Default)]
+struct Store {
+    shards: [Mutex<Shard>; SHARDS],
+    hasher: std::hash::RandomState,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, Entry>,
+    writes_since_sweep: usize,
+}
+
+struct Entry {
+    value: Bytes,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+impl MemoryBackend {
+    pub(crate) fn new(name: Option<&str>) -> Self {
+        let store = match name {
+            None => Arc::new(Store::default()),
+            Some(name) => {
+                let mut named = lock(&NAMED);
+                match named.get(name).and_then(Weak::upgrade) {
+                    Some(store) => store,
+                    None => {
+                        let store = Arc::new(Store::default());
+                        named.insert(name.to_owned(), Arc::downgrade(&store));
+                        store
+                    }
+                }
+            }
+        };
+        MemoryBackend { store }
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let mut h = self.store.hasher.build_hasher();
+        h.write(hash_tag(key).as_bytes());
+        lock(&self.store.shards[(h.finish() as usize) % SHARDS])
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+        self.shard(key).get(key, Instant::now()).cloned()
+    }
+
+    pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Duration) {
+        self.shard(key).set(key, value, Some(ttl), Instant::now());
+    }
+
+    pub(crate) fn del(&self, key: &str) -> bool {
+        let now = Instant::now();
+        self.shard(key)
+            .map
+            .remove(key)
+            .is_some_and(|entry| entry.live(now))
+    }
+
+    pub(crate) fn pttl(&self, key: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let shard = self.shard(key);
+        let entry = shard.map.get(key).filter(|e| e.live(now))?;
+        entry.expires_at.map(|t| t - now)
+    }
+
+    pub(crate) fn get_or_lock(
+        &self,
+        key: &str,
+        lock_key: &str,
+        token: &str,
+        lock_ttl: Duration,
+    ) -> Probe {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        if let Some(value) = shard.get(key, now) {
+            return Probe::Value(value.clone());
+        }
+        if shard.get(lock_key, now).is_some() {
+            return Probe::Held;
+        }
+        shard.set(lock_key, Bytes::copy_from_slice(token.as_bytes()), Some(lock_ttl), now);
+        Probe::Acquired
+    }
+
+    pub(crate) fn set_and_unlock(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+        lock_key: &str,
+        token: &str,
+    ) -> bool {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        shard.set(key, value, Some(ttl), now);
+        shard.remove_if_owned(lock_key, token, now)
+    }
+
+    pub(crate) fn unlock(&self, lock_key: &str, token: &str) -> bool {
+        self.shard(lock_key)
+            .remove_if_owned(lock_key, token, Instant::now())
+    }
+}
+
+impl Shard {
+    fn get(&self, key: &str, now: Instant) -> Option<&Bytes> {
+        self.map
+            .get(key)
+            .filter(|e| e.live(now))
+            .map(|e| &e.value)
+    }
+
+    fn set(&mut self, key: &str, value: Bytes, ttl: Option<Duration>, now: Instant) {
+        let entry = Entry {
+            value,
+            expires_at: ttl.map(|ttl| now + ttl),
+        };
+        match self.map.get_mut(key) {
+            Some(slot) => *slot = entry,
+            None => {
+                self.map.insert(key.to_owned(), entry);
+            }
+        }
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= MIN_SWEEP_WRITES.max(self.map.len() / 2) {
+            self.map.retain(|_, e| e.live(now));
+            self.writes_since_sweep = 0;
+        }
+    }
+
+    fn remove_if_owned(&mut self, key: &str, token: &str, now: Instant) -> bool {
+        let owned = self.get(key, now).is_some_and(|v| v == token.as_bytes());
+        if owned {
+            self.map.remove(key);
+        }
+        owned
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves the map consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire() {
+        let m = MemoryBackend::new(None);
+        m.set("k", Bytes::from_static(b"v"), Duration::from_secs(10));
+        assert_eq!(m.get("k").as_deref(), Some(&b"v"[..]));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(m.get("k"), None);
+        assert!(!m.del("k"), "an expired key does not count as deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweeping_drops_expired_entries() {
+        let m = MemoryBackend::new(None);
+        for i in 0..10_000 {
+            m.set(&format!("k{i}"), Bytes::new(), Duration::from_secs(1));
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for i in 0..10_000 {
+            m.set(&format!("j{i}"), Bytes::new(), Duration::from_secs(100));
+        }
+        let total: usize = m.store.shards.iter().map(|s| lock(s).map.len()).sum();
+        assert!(total < 15_000, "expired entries were not swept: {total}");
+    }
+
+    #[test]
+    fn named_stores_are_shared_and_anonymous_ones_are_not() {
+        let a = MemoryBackend::new(Some("conformance-shared"));
+        let b = MemoryBackend::new(Some("conformance-shared"));
+        let c = MemoryBackend::new(None);
+        a.set("x", Bytes::from_static(b"1"), Duration::from_secs(60));
+        assert!(b.get("x").is_some());
+        assert!(c.get("x").is_none());
+    }
+}

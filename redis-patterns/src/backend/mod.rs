@@ -1,0 +1,167 @@
+//! The storage operations every pattern is built from, with one implementation on Redis and
+//! one in process memory. Both keep the same semantics (TTLs, `NX`, owner-checked unlock),
+//! checked by one conformance suite (`tests/backend_conformance.rs`) run against each.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{Config, Target};
+use crate::error::{Error, Result};
+
+pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::redis::RedisBackend;
+
+/// What [`Backend::get_or_lock`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The value is stored.
+    Value(Bytes),
+    /// No value; the caller now holds the lock.
+    Acquired,
+    /// No value; somebody else holds the lock.
+    Held,
+}
+
+/// A backend instance. Cheap to share: clients hold one each.
+#[doc(hidden)]
+pub enum Backend {
+    Redis(RedisBackend),
+    Memory(MemoryBackend),
+    /// The configuration could not be used (e.g. a malformed `REDIS_URL` for the lazily
+    /// created default client): every operation reports why.
+    Unusable(String),
+}
+
+impl Backend {
+    pub(crate) fn new(config: &Config) -> Result<Self> {
+        Ok(match &config.target {
+            Target::Memory(name) => Backend::Memory(MemoryBackend::new(name.as_deref())),
+            Target::Redis(_) => Backend::Redis(RedisBackend::new(config)?),
+        })
+    }
+
+    fn unusable(why: &str) -> Error {
+        Error::Config(why.to_owned())
+    }
+
+    /// Checks that the backend answers (`PING`).
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Backend::Redis(r) => r.ping().await,
+            Backend::Memory(_) => Ok(()),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// `GET key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        match self {
+            Backend::Redis(r) => r.get(key).await,
+            Backend::Memory(m) => Ok(m.get(key)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// `SET key value PX ttl`.
+    pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
+        match self {
+            Backend::Redis(r) => r.set(key, &value, ttl).await,
+            Backend::Memory(m) => {
+                m.set(key, value.into(), ttl);
+                Ok(())
+            }
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// `DEL key`; `true` when a key was deleted.
+    pub async fn del(&self, key: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.del(key).await,
+            Backend::Memory(m) => Ok(m.del(key)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// The value of `key`, or else the lock `lock_key` taken with `token` for `lock_ttl`
+    /// (`SET NX PX`), in one atomic step.
+    pub async fn get_or_lock(
+        &self,
+        key: &str,
+        lock_key: &str,
+        token: &str,
+        lock_ttl: Duration,
+    ) -> Result<Probe> {
+        match self {
+            Backend::Redis(r) => r.get_or_lock(key, lock_key, token, lock_ttl).await,
+            Backend::Memory(m) => Ok(m.get_or_lock(key, lock_key, token, lock_ttl)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Stores `value` under `key` for `ttl` and releases `lock_key` if `token` still holds
+    /// it, atomically. `true` when the lock was released.
+    pub async fn set_and_unlock(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        lock_key: &str,
+        token: &str,
+    ) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.set_and_unlock(key, &value, ttl, lock_key, token).await,
+            Backend::Memory(m) => Ok(m.set_and_unlock(key, value.into(), ttl, lock_key, token)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Deletes `lock_key` only if `token` holds it. `true` when released.
+    pub async fn unlock(&self, lock_key: &str, token: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.unlock(lock_key, token).await,
+            Backend::Memory(m) => Ok(m.unlock(lock_key, token)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Remaining time to live of `key`: `None` when it does not exist or has no expiry.
+    pub async fn pttl(&self, key: &str) -> Result<Option<Duration>> {
+        match self {
+            Backend::Redis(r) => r.pttl(key).await,
+            Backend::Memory(m) => Ok(m.pttl(key)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+}
+
+/// The slot-determining part of a key: the text between the first `{` and the next `}`, as
+/// Redis Cluster defines it, or the whole key.
+pub(crate) fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_tag;
+
+    #[test]
+    fn hash_tags_follow_redis_cluster_rules() {
+        assert_eq!(hash_tag("ns:{product:42}"), "product:42");
+        assert_eq!(hash_tag("ns:{product:42}:lock"), "product:42");
+        assert_eq!(hash_tag("plain"), "plain");
+        assert_eq!(hash_tag("a{}b"), "a{}b");
+        assert_eq!(hash_tag("a{b"), "a{b");
+    }
+}

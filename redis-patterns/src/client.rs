@@ -1,0 +1,237 @@
+//! The client: one backend connection shared by every call, plus the process-wide default
+//! instance the attributes use.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::flight::Flights;
+use crate::stats::{CacheStats, Counters};
+
+/// A handle on one backend: a long-lived multiplexed Redis connection (reconnected with
+/// backoff when it drops) or an in-process store. Cloning is cheap and shares everything.
+///
+/// Creating a client never touches the network; the connection is made on first use, and
+/// [`connect`](Client::connect) makes it eagerly and reports whether the server answers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// use redis_patterns::{Client, Config};
+///
+/// let client = Client::new(Config::from_url("mem://")?.namespace("shop"))?;
+/// client.connect().await?;
+/// assert_eq!(client.namespace(), Some("shop"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Option<Config>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) backend: Arc<Backend>,
+    pub(crate) flights: Flights,
+    pub(crate) counters: Counters,
+}
+
+/// Anything a [`Client`] can be built from: a [`Config`] or a URL.
+pub trait IntoConfig {
+    /// Converts into a configuration.
+    fn into_config(self) -> Result<Config>;
+}
+
+impl IntoConfig for Config {
+    fn into_config(self) -> Result<Config> {
+        Ok(self)
+    }
+}
+
+impl IntoConfig for &str {
+    fn into_config(self) -> Result<Config> {
+        Config::from_url(self)
+    }
+}
+
+impl IntoConfig for String {
+    fn into_config(self) -> Result<Config> {
+        Config::from_url(&self)
+    }
+}
+
+impl Client {
+    /// A client for `config` (a [`Config`] or a URL such as `"redis://127.0.0.1:6379"`).
+    /// Fails only on an invalid configuration, never because the server is down.
+    ///
+    /// ```
+    /// let client = redis_patterns::Client::new("redis://127.0.0.1:1")?; // nothing listens: fine
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn new(config: impl IntoConfig) -> Result<Self> {
+        let config = config.into_config()?;
+        config.validate()?;
+        let backend = Backend::new(&config)?;
+        Ok(Self::from_parts(Some(config), backend))
+    }
+
+    /// A client configured from the `REDIS_URL` environment variable, or `mem://` when it is
+    /// unset (see [`Config::from_env`]).
+    pub fn from_env() -> Result<Self> {
+        Self::new(Config::from_env()?)
+    }
+
+    fn from_parts(config: Option<Config>, backend: Backend) -> Self {
+        Client {
+            inner: Arc::new(Inner {
+                namespace: config.as_ref().and_then(|c| c.namespace.clone()),
+                config,
+                backend: Arc::new(backend),
+                flights: Flights::new(),
+                counters: Counters::new(),
+            }),
+        }
+    }
+
+    /// Connects now and checks that the server answers `PING` within the timeouts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client = redis_patterns::Client::new("redis://127.0.0.1:1").unwrap();
+    /// assert!(client.connect().await.is_err());
+    /// # }
+    /// ```
+    pub async fn connect(&self) -> Result<()> {
+        self.inner.backend.ping().await
+    }
+
+    /// The configuration, or `None` for a default client whose `REDIS_URL` was unusable.
+    pub fn config(&self) -> Option<&Config> {
+        self.inner.config.as_ref()
+    }
+
+    /// The key prefix of this client, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.inner.namespace.as_deref()
+    }
+
+    /// Counters of every cached call made through this client.
+    ///
+    /// ```
+    /// let client = redis_patterns::Client::new("mem://")?;
+    /// assert_eq!(client.cache_stats().hits, 0);
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Makes this client the process-wide default used by the attributes (those without a
+    /// `client = …` option). Call it once at start-up, before the first cached call.
+    ///
+    /// Fails if a default is already in place — set explicitly, or created from `REDIS_URL`
+    /// by an earlier cached call.
+    ///
+    /// ```
+    /// let client = redis_patterns::Client::new("mem://")?;
+    /// client.set_as_default()?;
+    /// assert!(redis_patterns::Client::new("mem://")?.set_as_default().is_err());
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn set_as_default(&self) -> Result<()> {
+        let mut installed = false;
+        DEFAULT.get_or_init(|| {
+            installed = true;
+            self.clone()
+        });
+        if installed {
+            Ok(())
+        } else {
+            Err(Error::Config(
+                "a default client is already set; call `set_as_default` once, at start-up, \
+                 before the first cached call (or pass `client = …` to the attribute)"
+                    .into(),
+            ))
+        }
+    }
+
+    /// The process-wide default client. When none was set, the first call creates one from
+    /// `REDIS_URL` (or `mem://` when unset). A malformed `REDIS_URL` does not panic: the
+    /// error is logged, cached functions run uncached, and explicit operations return it.
+    pub fn default_client() -> &'static Client {
+        DEFAULT.get_or_init(|| match Client::from_env() {
+            Ok(client) => {
+                if let Some(config) = client.config() {
+                    tracing::info!(target: "redis_patterns", %config, "default client created from the environment");
+                }
+                client
+            }
+            Err(e) => {
+                tracing::error!(
+                    target: "redis_patterns",
+                    error = %e,
+                    "cannot create the default client; cached functions will run uncached"
+                );
+                Client::from_parts(None, Backend::Unusable(e.to_string()))
+            }
+        })
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The backend, for the conformance tests.
+    #[doc(hidden)]
+    pub fn __backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+}
+
+static DEFAULT: OnceLock<Client> = OnceLock::new();
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsRef<Client> for Client {
+    fn as_ref(&self) -> &Client {
+        self
+    }
+}
+
+/// Connects with `config`, checks the server answers, and makes the client the process-wide
+/// default for the attributes: the one line a service runs at start-up.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// redis_patterns::init("mem://").await?;
+/// # Ok(()) }
+/// ```
+pub async fn init(config: impl IntoConfig) -> Result<Client> {
+    let client = Client::new(config)?;
+    client.connect().await?;
+    client.set_as_default()?;
+    Ok(client)
+}
+
+/// [`init`] with the URL from `REDIS_URL` (or `mem://` when unset).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// redis_patterns::init_from_env().await?;
+/// # Ok(()) }
+/// ```
+pub async fn init_from_env() -> Result<Client> {
+    init(Config::from_env()?).await
+}

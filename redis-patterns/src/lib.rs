@@ -1,0 +1,97 @@
+//! Caching, rate limiting and distributed locking on async functions, with one attribute,
+//! on Redis or in memory.
+//!
+//! ```
+//! use redis_patterns::cached;
+//! # #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+//! # struct Product { id: u64, name: String }
+//! # #[derive(Debug)] struct DbError;
+//! # async fn load(id: u64) -> Result<Product, DbError> { Ok(Product { id, name: "lamp".into() }) }
+//!
+//! #[cached(key = "product:<id>", ttl = "5m", stampede = "lock")]
+//! async fn product(id: u64) -> Result<Product, DbError> {
+//!     load(id).await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Once, at start-up: REDIS_URL, or mem:// when unset.
+//! redis_patterns::init_from_env().await?;
+//!
+//! let first = product(7).await;   // miss: runs the body, stores the value for 5 minutes
+//! let second = product(7).await;  // hit
+//! assert_eq!(first.unwrap(), second.unwrap());
+//! assert_eq!(product_key(7), "{product:7}");
+//! product_invalidate(7).await?;   // companion functions are generated next to `product`
+//! # Ok(()) }
+//! ```
+//!
+//! The attributes ([`cached`], [`cache_evict`], [`cache_put`]) expand to calls into this
+//! crate; the README documents every option. Runtime pieces you use directly:
+//!
+//! * [`Client`] and [`Config`]: where the cache lives (`redis://`, `rediss://` with feature
+//!   `tls`, or `mem://`), timeouts, namespace; [`init`] installs the process-wide default.
+//! * [`KeyPart`]: what may stand in a key template's placeholder.
+//! * [`CacheStats`]: hit rates per client and per function.
+//!
+//! Failure policy: caching fails open. If Redis is unreachable, slower than the command
+//! timeout, or answers with an error, the function runs and its result is returned; the
+//! failure is logged with `tracing` (target `redis_patterns`) and counted in
+//! [`CacheStats::backend_errors`]. After repeated connection failures the client fails fast
+//! for a backoff (50 ms doubling to 5 s by default) instead of waiting on every call.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod cache;
+mod client;
+mod config;
+mod envelope;
+mod error;
+mod flight;
+mod key;
+mod stats;
+
+pub use client::{Client, IntoConfig, init, init_from_env};
+pub use config::{Config, DEFAULT_URL, REDIS_URL_ENV};
+pub use error::{Error, Result};
+pub use key::{KeyPart, KeyWriter, key_part_to_string};
+pub use stats::{CacheStats, cache_stats_by_function};
+
+/// Caches an async function's result: `#[cached(key = "product:<id>", ttl = "5m")]`.
+///
+/// See the crate documentation and the README for every option.
+pub use redis_patterns_macros::cached;
+
+/// Deletes a cache entry after the function succeeds: `#[cache_evict(key = "product:<id>")]`.
+pub use redis_patterns_macros::cache_evict;
+
+/// Stores the function's result as a cache entry (write-through):
+/// `#[cache_put(key = "product:<id>", ttl = "5m")]`.
+pub use redis_patterns_macros::cache_put;
+
+/// What generated code calls. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::backend::{Backend, Probe};
+    pub use crate::cache::{
+        CacheNone, CacheSpec, Cacheable, ReturnKind, Select, SelectOption, SelectResult,
+        SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put, refresh,
+    };
+    pub use crate::client::Client;
+    pub use crate::key::{KeyBuilder, KeyPart};
+    pub use crate::stats::FunctionCounters;
+    pub use core::time::Duration;
+
+    /// The client the attributes use when given no `client = …`.
+    #[inline]
+    pub fn default_client() -> &'static Client {
+        Client::default_client()
+    }
+
+    /// Starts the key of one call with the client's namespace.
+    #[inline]
+    pub fn key_builder(client: &Client) -> KeyBuilder {
+        KeyBuilder::new(client.namespace())
+    }
+}
