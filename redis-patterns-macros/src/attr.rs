@@ -31,8 +31,17 @@ impl Kind {
     fn options(self) -> &'static [&'static str] {
         match self {
             Kind::Cached => &[
-                "key", "ttl", "ttl_jitter", "stampede", "beta", "lock_ttl", "lock_wait",
-                "cache_none", "skip", "client", "crate",
+                "key",
+                "ttl",
+                "ttl_jitter",
+                "stampede",
+                "beta",
+                "lock_ttl",
+                "lock_wait",
+                "cache_none",
+                "skip",
+                "client",
+                "crate",
             ],
             Kind::CacheEvict => &["key", "client", "crate"],
             Kind::CachePut => &["key", "ttl", "ttl_jitter", "client", "crate"],
@@ -97,7 +106,10 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
         let name = path
             .get_ident()
             .map(ToString::to_string)
-            .or_else(|| (path.is_ident("crate") || path.to_token_stream().to_string() == "crate").then(|| "crate".into()))
+            .or_else(|| {
+                (path.is_ident("crate") || path.to_token_stream().to_string() == "crate")
+                    .then(|| "crate".into())
+            })
             .unwrap_or_else(|| path.to_token_stream().to_string());
         if !kind.options().contains(&name.as_str()) {
             let hint = crate::errors::did_you_mean(&name, kind.options().iter().copied())
@@ -110,7 +122,10 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
             continue;
         }
         if seen.contains(&name) {
-            errors.push(syn::Error::new_spanned(path, format!("duplicate option `{name}`")));
+            errors.push(syn::Error::new_spanned(
+                path,
+                format!("duplicate option `{name}`"),
+            ));
             continue;
         }
         seen.push(name.clone());
@@ -251,7 +266,10 @@ fn value<'m>(meta: &'m Meta, errors: &mut Errors) -> Option<&'m Expr> {
         Meta::NameValue(nv) => Some(&nv.value),
         other => {
             let name = other.path().to_token_stream().to_string();
-            errors.push(syn::Error::new_spanned(other, format!("write `{name} = …`")));
+            errors.push(syn::Error::new_spanned(
+                other,
+                format!("write `{name} = …`"),
+            ));
             None
         }
     }
@@ -259,7 +277,9 @@ fn value<'m>(meta: &'m Meta, errors: &mut Errors) -> Option<&'m Expr> {
 
 fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
     match value(meta, errors)? {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
         other => {
             let name = meta.path().to_token_stream().to_string();
             errors.push(syn::Error::new_spanned(
@@ -275,11 +295,15 @@ fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -
     let expr = value(meta, errors)?;
     let span = expr.span();
     let parsed = match expr {
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i
             .base10_parse::<u64>()
             .map_err(|e| e.to_string())
             .and_then(|s| s.checked_mul(1000).ok_or_else(|| "too large".to_owned())),
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => duration::parse_millis(&s.value()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => duration::parse_millis(&s.value()),
         _ => Err(format!(
             "`{name}` takes whole seconds (`300`) or a duration string (`\"5m\"`)"
         )),
@@ -303,8 +327,12 @@ fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -
 fn beta(meta: &Meta, errors: &mut Errors) -> Option<f64> {
     let expr = value(meta, errors)?;
     let parsed = match expr {
-        Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
         _ => None,
     };
     match parsed {

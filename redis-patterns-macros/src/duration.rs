@@ -73,7 +73,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "5", "m", "5x", "5 m", "-5s", "1.5s", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "5 m",
+            "-5s",
+            "1.5s",
+            "99999999999999999999d",
+        ] {
             assert!(parse_millis(bad).is_err(), "{bad:?}");
         }
     }

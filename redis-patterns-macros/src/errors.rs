@@ -23,7 +23,10 @@ impl Errors {
 }
 
 /// The closest candidate to `name`, if it is close enough to be a likely typo.
-pub fn did_you_mean<S: ToString>(name: &str, candidates: impl IntoIterator<Item = S>) -> Option<String> {
+pub fn did_you_mean<S: ToString>(
+    name: &str,
+    candidates: impl IntoIterator<Item = S>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| c.to_string())
@@ -53,9 +56,15 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("lok", ["none", "lock", "early"]).as_deref(), Some("lock"));
+        assert_eq!(
+            did_you_mean("lok", ["none", "lock", "early"]).as_deref(),
+            Some("lock")
+        );
         assert_eq!(did_you_mean("product_id", ["id", "page"]), None);
-        assert_eq!(did_you_mean("usr_id", ["user_id", "page"]).as_deref(), Some("user_id"));
+        assert_eq!(
+            did_you_mean("usr_id", ["user_id", "page"]).as_deref(),
+            Some("user_id")
+        );
         assert_eq!(did_you_mean("xyz", ["none", "lock"]), None);
     }
 }

@@ -146,9 +146,13 @@ fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut
     // is not skipped. The module path is filled in by `module_path!()` at the call site.
     debug_assert_eq!(kind, Kind::Cached);
     let mut segments = vec![Segment::Literal(format!("::{}", func.sig.ident))];
+    let client_idents = client_idents(args);
     for p in params {
         match &p.name {
-            Some(name) if !args.skip.iter().any(|s| s == name) => {
+            Some(name)
+                if !args.skip.iter().any(|s| s == name)
+                    && !client_idents.contains(&name.to_string()) =>
+            {
                 segments.push(Segment::Literal(":".into()));
                 segments.push(Segment::Placeholder(vec![name.to_string()]));
             }
@@ -195,7 +199,10 @@ fn check_placeholders(key: &Key, params: &[Param], has_self: bool, errors: &mut 
                         )
                     }
                 });
-            format!("no parameter named `{root}` for placeholder `<{}>`{hint}", path.join("."))
+            format!(
+                "no parameter named `{root}` for placeholder `<{}>`{hint}",
+                path.join(".")
+            )
         };
         errors.push(syn::Error::new(key.span, message));
     }
@@ -217,7 +224,7 @@ fn check_every_param_is_keyed_or_skipped(
         if !params.iter().any(|p| p.name.as_ref() == Some(skipped)) {
             let hint = did_you_mean(&name, params.iter().filter_map(|p| p.name.as_ref()))
                 .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
+                .unwrap_or_default();
             errors.push(syn::Error::new_spanned(
                 skipped,
                 format!("`skip` names no parameter `{name}`{hint}"),
@@ -229,6 +236,7 @@ fn check_every_param_is_keyed_or_skipped(
             ));
         }
     }
+    let client_idents = client_idents(args);
     for p in params {
         let Some(name) = &p.name else {
             errors.push(syn::Error::new_spanned(
@@ -239,7 +247,8 @@ fn check_every_param_is_keyed_or_skipped(
             continue;
         };
         let text = name.to_string();
-        if !in_key(&text) && !args.skip.iter().any(|s| s == name) {
+        if !in_key(&text) && !args.skip.iter().any(|s| s == name) && !client_idents.contains(&text)
+        {
             errors.push(syn::Error::new_spanned(
                 name,
                 format!(
@@ -250,6 +259,25 @@ fn check_every_param_is_keyed_or_skipped(
             ));
         }
     }
+}
+
+/// Every identifier in the `client = …` expression: parameters it names are the client's, not
+/// key data, and the key companions must take them too.
+fn client_idents(args: &Args) -> Vec<String> {
+    fn walk(tokens: TokenStream, out: &mut Vec<String>) {
+        for tt in tokens {
+            match tt {
+                proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
+                proc_macro2::TokenTree::Group(g) => walk(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(expr) = &args.client {
+        walk(quote!(#expr), &mut out);
+    }
+    out
 }
 
 struct Generated<'a> {
@@ -306,23 +334,28 @@ impl Generated<'_> {
     fn key(&self) -> TokenStream {
         let krate = &self.krate;
         let span = self.key.span;
-        let steps = self.key.segments.iter().enumerate().map(|(i, segment)| match segment {
-            Segment::Literal(text) if i == 0 && !self.key.explicit => {
-                quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
-            }
-            Segment::Literal(text) => quote!(__rp_k.literal(#text);),
-            Segment::Placeholder(path) => {
-                let idents = path.iter().map(|p| {
-                    if p == "self" {
-                        quote_spanned!(span=> self)
-                    } else {
-                        let ident = Ident::new(p, span);
-                        quote!(#ident)
-                    }
-                });
-                quote_spanned!(span=> __rp_k.part(&#(#idents).*);)
-            }
-        });
+        let steps = self
+            .key
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, segment)| match segment {
+                Segment::Literal(text) if i == 0 && !self.key.explicit => {
+                    quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
+                }
+                Segment::Literal(text) => quote!(__rp_k.literal(#text);),
+                Segment::Placeholder(path) => {
+                    let idents = path.iter().map(|p| {
+                        if p == "self" {
+                            quote_spanned!(span=> self)
+                        } else {
+                            let ident = Ident::new(p, span);
+                            quote!(#ident)
+                        }
+                    });
+                    quote_spanned!(span=> __rp_k.part(&#(#idents).*);)
+                }
+            });
         quote! {
             let __rp_key: ::std::string::String = {
                 let mut __rp_k = #krate::__private::key_builder(__rp_client);
@@ -376,8 +409,14 @@ impl Generated<'_> {
         let ItemFn {
             attrs, vis, sig, ..
         } = self.func;
-        let (client, key, kind, body, name, ret) =
-            (self.client(), self.key(), self.kind(), self.body(), self.name(), self.ret());
+        let (client, key, kind, body, name, ret) = (
+            self.client(),
+            self.key(),
+            self.kind(),
+            self.body(),
+            self.name(),
+            self.ret(),
+        );
         let (ttl, jitter) = self.ttl();
         let stampede = match self.args.stampede {
             StampedeMode::None => quote!(#krate::__private::Stampede::None),
@@ -422,8 +461,14 @@ impl Generated<'_> {
         let ItemFn {
             attrs, vis, sig, ..
         } = self.func;
-        let (client, key, kind, body, name, ret) =
-            (self.client(), self.key(), self.kind(), self.body(), self.name(), self.ret());
+        let (client, key, kind, body, name, ret) = (
+            self.client(),
+            self.key(),
+            self.kind(),
+            self.body(),
+            self.name(),
+            self.ret(),
+        );
         quote! {
             #(#attrs)*
             #vis #sig {
@@ -446,8 +491,14 @@ impl Generated<'_> {
         let ItemFn {
             attrs, vis, sig, ..
         } = self.func;
-        let (client, key, kind, body, name, ret) =
-            (self.client(), self.key(), self.kind(), self.body(), self.name(), self.ret());
+        let (client, key, kind, body, name, ret) = (
+            self.client(),
+            self.key(),
+            self.kind(),
+            self.body(),
+            self.name(),
+            self.ret(),
+        );
         let (ttl, jitter) = self.ttl();
         let check = quote_spanned! {self.ret_span()=>
             let __rp_kind = #krate::__private::check_cacheable::<#ret, _>(__rp_kind);
@@ -493,11 +544,8 @@ impl Generated<'_> {
                 Segment::Literal(_) => None,
             })
             .collect();
-        let client_uses_self = self
-            .args
-            .client
-            .as_ref()
-            .is_some_and(|e| quote!(#e).to_string().split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "self"));
+        let client_idents = client_idents(self.args);
+        let client_uses_self = client_idents.iter().any(|i| i == "self");
         let receiver = func.sig.inputs.iter().find_map(|a| match a {
             FnArg::Receiver(r) => Some(r),
             FnArg::Typed(_) => None,
@@ -508,9 +556,7 @@ impl Generated<'_> {
         let key_params = self.params.iter().filter_map(|p| {
             let name = p.name.as_ref()?;
             let ty = &p.ty;
-            key_names
-                .iter()
-                .any(|n| name == n)
+            (key_names.iter().any(|n| name == n) || client_idents.contains(&name.to_string()))
                 .then(|| quote!(#name: #ty))
         });
         let key_params: Vec<TokenStream> = key_params.collect();

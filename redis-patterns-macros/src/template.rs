@@ -19,7 +19,9 @@ pub fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
     let mut errors = Vec::new();
     let mut segments = Vec::new();
     if template.is_empty() {
-        return Err(vec!["the key template is empty; give it a name, e.g. `\"product:<id>\"`".into()]);
+        return Err(vec![
+            "the key template is empty; give it a name, e.g. `\"product:<id>\"`".into(),
+        ]);
     }
     if template.starts_with('<') {
         errors.push(format!(
@@ -127,14 +129,28 @@ mod tests {
 
     #[test]
     fn parses_literals_and_placeholders() {
-        assert_eq!(parse("product:<id>").unwrap(), vec![lit("product:"), ph(&["id"])]);
+        assert_eq!(
+            parse("product:<id>").unwrap(),
+            vec![lit("product:"), ph(&["id"])]
+        );
         assert_eq!(
             parse("catalog:<region>:<page>:v2").unwrap(),
-            vec![lit("catalog:"), ph(&["region"]), lit(":"), ph(&["page"]), lit(":v2")]
+            vec![
+                lit("catalog:"),
+                ph(&["region"]),
+                lit(":"),
+                ph(&["page"]),
+                lit(":v2")
+            ]
         );
         assert_eq!(
             parse("user:<self.tenant>:<req.user.id>").unwrap(),
-            vec![lit("user:"), ph(&["self", "tenant"]), lit(":"), ph(&["req", "user", "id"])]
+            vec![
+                lit("user:"),
+                ph(&["self", "tenant"]),
+                lit(":"),
+                ph(&["req", "user", "id"])
+            ]
         );
         assert_eq!(parse("config").unwrap(), vec![lit("config")]);
     }
@@ -142,8 +158,20 @@ mod tests {
     #[test]
     fn rejects_ambiguous_or_malformed_templates() {
         for bad in [
-            "", "<id>", "a<id>", "a:<id>x", "a:<a><b>", "a:<id", "a:id>", "a:<>", "a:<1x>",
-            "a:<a..b>", "a b:<id>", "a{b}:<id>", "a*:<id>", "é:<id>",
+            "",
+            "<id>",
+            "a<id>",
+            "a:<id>x",
+            "a:<a><b>",
+            "a:<id",
+            "a:id>",
+            "a:<>",
+            "a:<1x>",
+            "a:<a..b>",
+            "a b:<id>",
+            "a{b}:<id>",
+            "a*:<id>",
+            "é:<id>",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -78,7 +78,9 @@ impl CacheSpec {
         if self.ttl_jitter_permille == 0 {
             return self.ttl;
         }
-        let max_extra = self.ttl.mul_f64(f64::from(self.ttl_jitter_permille) / 1000.0);
+        let max_extra = self
+            .ttl
+            .mul_f64(f64::from(self.ttl_jitter_permille) / 1000.0);
         self.ttl + max_extra.mul_f64(fastrand::f64())
     }
 
@@ -278,7 +280,9 @@ pub async fn refresh<F: Future>(call: F) -> F::Output {
 }
 
 fn take_refresh_flag() -> bool {
-    REFRESH.try_with(|flag| flag.replace(false)).unwrap_or(false)
+    REFRESH
+        .try_with(|flag| flag.replace(false))
+        .unwrap_or(false)
 }
 
 /// The cached call: see the module documentation.
@@ -383,7 +387,10 @@ impl Call<'_> {
             Stampede::Lock {
                 lock_ttl,
                 lock_wait,
-            } => self.under_lock(kind, body, &leader, lock_ttl, lock_wait).await,
+            } => {
+                self.under_lock(kind, body, &leader, lock_ttl, lock_wait)
+                    .await
+            }
             Stampede::None | Stampede::Early { .. } => {
                 self.compute_and_store(kind, body, Some(&leader)).await
             }
@@ -435,7 +442,9 @@ impl Call<'_> {
                         token: &token,
                         armed: true,
                     };
-                    return self.compute_and_store_unlocking(kind, body, leader, guard).await;
+                    return self
+                        .compute_and_store_unlocking(kind, body, leader, guard)
+                        .await;
                 }
                 Ok(Probe::Value(stored)) => {
                     if let Some((value, _)) = self.decode::<R, K>(&stored) {
@@ -508,7 +517,9 @@ impl Call<'_> {
     fn share(leader: Option<&Leader<'_>>, encoded: Option<&Vec<u8>>) {
         if let Some(leader) = leader {
             leader.publish(match encoded {
-                Some(bytes) => Shared::Value(Bytes::copy_from_slice(&bytes[envelope::HEADER_LEN..])),
+                Some(bytes) => {
+                    Shared::Value(Bytes::copy_from_slice(&bytes[envelope::HEADER_LEN..]))
+                }
                 None => Shared::NotShareable,
             });
         }
@@ -546,7 +557,13 @@ impl Call<'_> {
         let result = match encoded.filter(|_| kind.store(&ret)) {
             Some(bytes) => self
                 .backend()
-                .set_and_unlock(self.key, bytes, self.spec.ttl(), guard.lock_key, guard.token)
+                .set_and_unlock(
+                    self.key,
+                    bytes,
+                    self.spec.ttl(),
+                    guard.lock_key,
+                    guard.token,
+                )
                 .await
                 .map(|_| self.count(Event::Write)),
             None => self

@@ -112,9 +112,9 @@ impl Config {
                 other => other,
             }),
             Ok(_) | Err(std::env::VarError::NotPresent) => Self::from_url(DEFAULT_URL),
-            Err(std::env::VarError::NotUnicode(_)) => Err(Error::Config(format!(
-                "{REDIS_URL_ENV} is not valid UTF-8"
-            ))),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(Error::Config(format!("{REDIS_URL_ENV} is not valid UTF-8")))
+            }
         }
     }
 
@@ -288,7 +288,10 @@ mod tests {
         assert_eq!(c.password.as_ref().unwrap().0, "p@ss");
         assert_eq!(c.username.as_deref(), Some("u"));
         let shown = format!("{c} {c:?}");
-        assert!(!shown.contains("p@ss") && !shown.contains("p%40ss"), "{shown}");
+        assert!(
+            !shown.contains("p@ss") && !shown.contains("p%40ss"),
+            "{shown}"
+        );
         assert!(shown.contains("redis://u:***@h:1/0"), "{shown}");
     }
 
@@ -300,7 +303,10 @@ mod tests {
 
     #[test]
     fn memory_urls() {
-        assert!(matches!(Config::from_url("mem://").unwrap().target, Target::Memory(None)));
+        assert!(matches!(
+            Config::from_url("mem://").unwrap().target,
+            Target::Memory(None)
+        ));
         assert!(matches!(
             Config::from_url("mem://shared").unwrap().target,
             Target::Memory(Some(ref n)) if n == "shared"
@@ -311,7 +317,10 @@ mod tests {
     #[test]
     fn bad_urls_are_config_errors() {
         for url in ["", "http://x", "redis//x", "nonsense"] {
-            assert!(matches!(Config::from_url(url), Err(Error::Config(_))), "{url}");
+            assert!(
+                matches!(Config::from_url(url), Err(Error::Config(_))),
+                "{url}"
+            );
         }
     }
 

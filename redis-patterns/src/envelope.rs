@@ -61,7 +61,13 @@ pub(crate) fn decode(stored: &[u8]) -> Option<(Header, &[u8])> {
     }
     let delta_ms = u32::from_le_bytes(stored[4..8].try_into().ok()?);
     let expires_ms = u64::from_le_bytes(stored[8..16].try_into().ok()?);
-    Some((Header { delta_ms, expires_ms }, &stored[HEADER_LEN..]))
+    Some((
+        Header {
+            delta_ms,
+            expires_ms,
+        },
+        &stored[HEADER_LEN..],
+    ))
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock.
@@ -79,8 +85,12 @@ mod tests {
     #[test]
     fn round_trip() {
         let before = now_ms();
-        let bytes = encode(&vec![1, 2, 3], Duration::from_millis(42), Duration::from_secs(10))
-            .unwrap();
+        let bytes = encode(
+            &vec![1, 2, 3],
+            Duration::from_millis(42),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         let (header, payload) = decode(&bytes).unwrap();
         assert_eq!(header.delta_ms, 42);
         assert!(header.expires_ms >= before + 10_000 && header.expires_ms <= now_ms() + 10_000);

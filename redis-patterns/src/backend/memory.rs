@@ -112,7 +112,12 @@ impl MemoryBackend {
         if shard.get(lock_key, now).is_some() {
             return Probe::Held;
         }
-        shard.set(lock_key, Bytes::copy_from_slice(token.as_bytes()), Some(lock_ttl), now);
+        shard.set(
+            lock_key,
+            Bytes::copy_from_slice(token.as_bytes()),
+            Some(lock_ttl),
+            now,
+        );
         Probe::Acquired
     }
 
@@ -138,10 +143,7 @@ impl MemoryBackend {
 
 impl Shard {
     fn get(&self, key: &str, now: Instant) -> Option<&Bytes> {
-        self.map
-            .get(key)
-            .filter(|e| e.live(now))
-            .map(|e| &e.value)
+        self.map.get(key).filter(|e| e.live(now)).map(|e| &e.value)
     }
 
     fn set(&mut self, key: &str, value: Bytes, ttl: Option<Duration>, now: Instant) {

@@ -3,8 +3,8 @@
 //! server into fast errors with capped exponential backoff and jitter.
 
 use std::future::Future;
-use std::sync::{LazyLock, OnceLock};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -194,9 +194,7 @@ impl RedisBackend {
 
     pub(crate) async fn unlock(&self, lock_key: &str, token: &str) -> Result<bool> {
         let released: i64 = self
-            .run(|mut c| async move {
-                UNLOCK.key(lock_key).arg(token).invoke_async(&mut c).await
-            })
+            .run(|mut c| async move { UNLOCK.key(lock_key).arg(token).invoke_async(&mut c).await })
             .await?;
         Ok(released == 1)
     }
@@ -268,7 +266,9 @@ impl Breaker {
         }
         // The backoff elapsed: let exactly one caller probe, and hold the others off for as
         // long as the probe may take.
-        let probe_window = u64::try_from(self.min.as_millis()).unwrap_or(u64::MAX).max(100);
+        let probe_window = u64::try_from(self.min.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(100);
         match self.open_until_ms.compare_exchange(
             until,
             now + probe_window,
@@ -294,7 +294,10 @@ impl Breaker {
     }
 
     fn failed(&self) {
-        let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let failures = self
+            .failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         if failures < FAILURE_THRESHOLD {
             return;
         }
@@ -348,9 +351,18 @@ mod tests {
     #[test]
     fn probe_replies_are_parsed() {
         let v = Value::Array(vec![Value::Int(1), Value::BulkString(b"x".to_vec())]);
-        assert_eq!(parse_probe(v).unwrap(), Probe::Value(Bytes::from_static(b"x")));
-        assert_eq!(parse_probe(Value::Array(vec![Value::Int(2)])).unwrap(), Probe::Acquired);
-        assert_eq!(parse_probe(Value::Array(vec![Value::Int(3)])).unwrap(), Probe::Held);
+        assert_eq!(
+            parse_probe(v).unwrap(),
+            Probe::Value(Bytes::from_static(b"x"))
+        );
+        assert_eq!(
+            parse_probe(Value::Array(vec![Value::Int(2)])).unwrap(),
+            Probe::Acquired
+        );
+        assert_eq!(
+            parse_probe(Value::Array(vec![Value::Int(3)])).unwrap(),
+            Probe::Held
+        );
         assert!(parse_probe(Value::Nil).is_err());
     }
 }

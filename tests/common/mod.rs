@@ -1,0 +1,268 @@
+//! Test harness: starts its own `redis-server` processes on free loopback ports (never 6379,
+//! never a server it did not start) and hands out clients with a namespace of their own, so
+//! tests run in parallel without seeing each other's keys.
+//!
+//! The binary is `redis-server` from `PATH`, or `$REDIS_SERVER_BIN`. Servers are spawned by
+//! one long-lived thread with `PR_SET_PDEATHSIG`, so they die with the test process even if it
+//! crashes.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis_patterns::{Client, Config};
+
+/// A `redis-server` this harness started.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("REDIS_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns children from one thread that lives as long as the process, so that
+/// `PR_SET_PDEATHSIG` (which follows the spawning thread) fires only when the process ends.
+fn spawn(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(cmd.spawn());
+            }
+            // The sender lives in a static, so this point is reached only at exit; keep the
+            // thread alive regardless.
+            loop {
+                std::thread::park();
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((cmd, reply_tx))
+        .expect("spawner thread is alive");
+    reply_rx.recv().expect("spawner thread replies")
+}
+
+fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind an ephemeral loopback port")
+            .port();
+        if port != 6379 {
+            return port;
+        }
+    }
+}
+
+impl RedisServer {
+    /// Starts a fresh server on a free loopback port and waits until it answers `PING`.
+    pub fn start() -> RedisServer {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir().expect("create a temp dir for redis-server"),
+            };
+            match server.launch() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let log = self.dir.path().join("redis.log");
+        let mut cmd = Command::new(binary());
+        cmd.args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = spawn(cmd).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "`{}` was not found. Install it (Debian/Ubuntu: `apt-get install redis-server`) \
+                     or point REDIS_SERVER_BIN at the binary; `scripts/test` installs it for you.",
+                    binary().display()
+                )
+            } else {
+                format!("spawning {}: {e}", binary().display())
+            }
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = s.read_to_string(&mut stderr);
+                }
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!("redis-server exited ({status}): {stderr}\n{log}"));
+            }
+            if ping(self.port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        Err(format!(
+            "redis-server did not answer PING within 10 s; log:\n{log}"
+        ))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would) and waits until the port is closed.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch()
+            .expect("restart redis-server on the same port");
+    }
+
+    /// A blocking raw connection for checks that bypass the library.
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to the test redis-server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// The server shared by the tests of this binary.
+pub fn server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// A namespace no other test uses.
+pub fn namespace(test: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}-{}-{test}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Which backend a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Redis,
+    Memory,
+}
+
+/// A client on the shared server (or a private in-memory store) with a fresh namespace.
+pub fn client(kind: Kind, test: &str) -> Client {
+    let ns = namespace(test);
+    clients(kind, &ns, 1).pop().unwrap()
+}
+
+/// `n` independent clients (separate connections, separate in-process single-flight) that
+/// share one store: the shared server, or one named in-memory store.
+pub fn clients(kind: Kind, ns: &str, n: usize) -> Vec<Client> {
+    let url = match kind {
+        Kind::Redis => server().url(),
+        Kind::Memory => format!("mem://{ns}"),
+    };
+    (0..n)
+        .map(|_| {
+            let config = Config::from_url(&url)
+                .unwrap()
+                .namespace(ns)
+                .command_timeout(Duration::from_secs(2));
+            Client::new(config).unwrap()
+        })
+        .collect()
+}
+
+/// Defines `<name>_on_redis` and `<name>_on_memory` tests that call `name(kind)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Kind::Redis).await;
+                }
+            )*
+        }
+        mod on_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Kind::Memory).await;
+                }
+            )*
+        }
+    };
+}
