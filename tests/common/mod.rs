@@ -24,6 +24,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra_args: Vec<String>,
 }
 
 fn binary() -> PathBuf {
@@ -84,12 +85,18 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a fresh server on a free loopback port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments, e.g. `["--cluster-enabled", "yes"]`.
+    pub fn start_with(extra_args: &[&str]) -> RedisServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("create a temp dir for redis-server"),
+                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             };
             match server.launch() {
                 Ok(()) => return server,
@@ -107,10 +114,13 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--protected-mode", "yes"])
+            // `DEBUG SLEEP` simulates a stalled server in the timeout tests.
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
