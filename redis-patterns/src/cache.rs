@@ -360,18 +360,16 @@ impl Call<'_> {
         match self.backend().get(self.key).await {
             Ok(Some(stored)) => {
                 if let Some((value, header)) = self.decode::<R, K>(&stored) {
+                    // Callers waiting on this flight get the stored value.
+                    leader.finish(|| Shared::Value(stored.slice(envelope::HEADER_LEN..)));
                     if let Stampede::Early { beta } = self.spec.stampede {
                         if xfetch_recompute(header, beta, envelope::now_ms(), fastrand::f64()) {
-                            // Callers already waiting get the current value; this caller
-                            // refreshes it ahead of expiry.
-                            leader.publish(Shared::Value(stored.slice(envelope::HEADER_LEN..)));
-                            drop(leader);
+                            // This caller refreshes the value ahead of expiry.
                             self.count(Event::EarlyRecomputation);
                             return self.compute_and_store(kind, body, None).await;
                         }
                     }
                     self.count(Event::Hit);
-                    leader.publish(Shared::Value(stored.slice(envelope::HEADER_LEN..)));
                     return kind.rebuild(value);
                 }
                 self.count(Event::Miss);
@@ -379,20 +377,21 @@ impl Call<'_> {
             Ok(None) => self.count(Event::Miss),
             Err(e) => {
                 self.backend_failed("read", &e);
-                leader.publish(Shared::NotShareable);
+                leader.finish(|| Shared::NotShareable);
                 return self.compute(body).await;
             }
         }
+        let mut leader = leader;
         match self.spec.stampede {
             Stampede::Lock {
                 lock_ttl,
                 lock_wait,
             } => {
-                self.under_lock(kind, body, &leader, lock_ttl, lock_wait)
+                self.under_lock(kind, body, &mut leader, lock_ttl, lock_wait)
                     .await
             }
             Stampede::None | Stampede::Early { .. } => {
-                self.compute_and_store(kind, body, Some(&leader)).await
+                self.compute_and_store(kind, body, Some(&mut leader)).await
             }
         }
     }
@@ -416,7 +415,7 @@ impl Call<'_> {
         &self,
         kind: &K,
         body: F,
-        leader: &Leader<'_>,
+        leader: &mut Leader<'_>,
         lock_ttl: Duration,
         lock_wait: Duration,
     ) -> R
@@ -448,7 +447,7 @@ impl Call<'_> {
                 }
                 Ok(Probe::Value(stored)) => {
                     if let Some((value, _)) = self.decode::<R, K>(&stored) {
-                        leader.publish(Shared::Value(stored.slice(envelope::HEADER_LEN..)));
+                        leader.publish(|| Shared::Value(stored.slice(envelope::HEADER_LEN..)));
                         return kind.rebuild(value);
                     }
                     // Somebody stored something this type cannot read: replace it.
@@ -478,7 +477,7 @@ impl Call<'_> {
                 }
                 Err(e) => {
                     self.backend_failed("lock", &e);
-                    leader.publish(Shared::NotShareable);
+                    leader.publish(|| Shared::NotShareable);
                     return self.compute(body).await;
                 }
             }
@@ -514,9 +513,9 @@ impl Call<'_> {
         (ret, encoded)
     }
 
-    fn share(leader: Option<&Leader<'_>>, encoded: Option<&Vec<u8>>) {
+    fn share(leader: Option<&mut Leader<'_>>, encoded: Option<&Vec<u8>>) {
         if let Some(leader) = leader {
-            leader.publish(match encoded {
+            leader.publish(|| match encoded {
                 Some(bytes) => {
                     Shared::Value(Bytes::copy_from_slice(&bytes[envelope::HEADER_LEN..]))
                 }
@@ -525,7 +524,12 @@ impl Call<'_> {
         }
     }
 
-    async fn compute_and_store<R, K, F>(&self, kind: &K, body: F, leader: Option<&Leader<'_>>) -> R
+    async fn compute_and_store<R, K, F>(
+        &self,
+        kind: &K,
+        body: F,
+        leader: Option<&mut Leader<'_>>,
+    ) -> R
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
@@ -545,7 +549,7 @@ impl Call<'_> {
         &self,
         kind: &K,
         body: F,
-        leader: &Leader<'_>,
+        leader: &mut Leader<'_>,
         mut guard: LockGuard<'_>,
     ) -> R
     where

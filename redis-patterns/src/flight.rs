@@ -25,8 +25,12 @@ pub(crate) enum Shared {
 
 type Slot = watch::Sender<Option<Shared>>;
 
+/// A flight in the map. The channel is only created when a follower shows up, so that the
+/// common case — a hit nobody else is waiting for — costs one map insert and one removal.
+type Entry = Option<Arc<Slot>>;
+
 pub(crate) struct Flights {
-    shards: [Mutex<HashMap<String, Arc<Slot>>>; SHARDS],
+    shards: [Mutex<HashMap<String, Entry>>; SHARDS],
     hasher: std::hash::RandomState,
 }
 
@@ -43,7 +47,7 @@ impl Flights {
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Arc<Slot>>> {
+    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         self.shards[i]
             .lock()
@@ -52,42 +56,57 @@ impl Flights {
 
     pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {
         let mut shard = self.shard(key);
-        if let Some(slot) = shard.get(key) {
+        if let Some(entry) = shard.get_mut(key) {
+            let slot = entry.get_or_insert_with(|| Arc::new(watch::Sender::new(None)));
             return Join::Follower(Follower(slot.subscribe()));
         }
-        let slot = Arc::new(watch::Sender::new(None));
-        shard.insert(key.to_owned(), Arc::clone(&slot));
+        shard.insert(key.to_owned(), None);
         Join::Leader(Leader {
             flights: self,
             key,
-            slot,
+            ended: false,
         })
     }
 }
 
-/// The caller that does the work; dropping it ends the flight (followers that got nothing
-/// start over).
+/// The caller that does the work. Dropping it ends the flight; followers that got nothing
+/// start over.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: &'a str,
-    slot: Arc<Slot>,
+    /// Set by `finish`: the entry is already removed, and the key may belong to a new flight.
+    ended: bool,
 }
 
 impl Leader<'_> {
-    /// Wakes the followers with `shared`; the flight stays open until the leader is dropped.
-    pub(crate) fn publish(&self, shared: Shared) {
-        self.slot.send_replace(Some(shared));
+    /// Wakes the current followers with `shared` and keeps the flight open, so callers
+    /// arriving before the leader is dropped (e.g. while it writes the value) join it and get
+    /// `shared` at once. `shared` is only built if somebody is waiting.
+    pub(crate) fn publish(&mut self, shared: impl FnOnce() -> Shared) {
+        let mut shard = self.flights.shard(self.key);
+        let Some(entry) = shard.get_mut(self.key) else {
+            return;
+        };
+        let slot = entry.get_or_insert_with(|| Arc::new(watch::Sender::new(None)));
+        slot.send_replace(Some(shared()));
+    }
+
+    /// Ends the flight, handing `shared` to the followers if there are any.
+    pub(crate) fn finish(mut self, shared: impl FnOnce() -> Shared) {
+        let entry = self.flights.shard(self.key).remove(self.key);
+        self.ended = true;
+        if let Some(Some(slot)) = entry {
+            if slot.borrow().is_none() {
+                slot.send_replace(Some(shared()));
+            }
+        }
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        let mut shard = self.flights.shard(self.key);
-        if shard
-            .get(self.key)
-            .is_some_and(|slot| Arc::ptr_eq(slot, &self.slot))
-        {
-            shard.remove(self.key);
+        if !self.ended {
+            self.flights.shard(self.key).remove(self.key);
         }
     }
 }
@@ -112,13 +131,13 @@ mod tests {
     #[tokio::test]
     async fn followers_get_what_the_leader_publishes() {
         let flights = Flights::new();
-        let Join::Leader(leader) = flights.join("k") else {
+        let Join::Leader(mut leader) = flights.join("k") else {
             panic!("first caller must lead")
         };
         let Join::Follower(early) = flights.join("k") else {
             panic!("second caller must follow")
         };
-        leader.publish(Shared::Value(Bytes::from_static(b"1")));
+        leader.publish(|| Shared::Value(Bytes::from_static(b"1")));
         let Join::Follower(late) = flights.join("k") else {
             panic!("the flight stays open until the leader is dropped")
         };
@@ -127,6 +146,29 @@ mod tests {
             assert!(matches!(f.wait().await, Some(Shared::Value(v)) if v == "1"));
         }
         assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+
+    #[tokio::test]
+    async fn finish_hands_the_value_to_followers_and_ends_the_flight() {
+        let flights = Flights::new();
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!("first caller must lead")
+        };
+        let Join::Follower(f) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        leader.finish(|| Shared::NotShareable);
+        assert!(matches!(f.wait().await, Some(Shared::NotShareable)));
+        assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+
+    #[test]
+    fn an_unwatched_flight_builds_nothing_to_share() {
+        let flights = Flights::new();
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!("first caller must lead")
+        };
+        leader.finish(|| panic!("nobody is waiting, so nothing is built"));
     }
 
     #[tokio::test]

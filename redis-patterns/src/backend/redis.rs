@@ -56,36 +56,35 @@ impl RedisBackend {
             client,
             manager_config,
             conn: OnceLock::new(),
-            // A command on a fresh (or re-established) connection may first wait for the
-            // connection itself.
-            command_timeout: config.command_timeout + config.connect_timeout,
+            command_timeout: config.command_timeout,
             breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
         })
     }
 
-    /// Runs one command with the breaker and the timeout around it.
+    /// Runs one command behind the breaker. redis-rs bounds it: the connection (if one must
+    /// be made first) by `connect_timeout`, the answer by `command_timeout`; a second timer
+    /// here would only add cost to every call.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         self.breaker.check()?;
-        let conn = self.connection()?;
-        match tokio::time::timeout(self.command_timeout, f(conn)).await {
-            Ok(Ok(value)) => {
+        match f(self.connection()?).await {
+            Ok(value) => {
                 self.breaker.succeeded();
                 Ok(value)
             }
-            Ok(Err(e)) => {
+            Err(e) if e.is_timeout() => {
+                self.breaker.failed();
+                Err(Error::Timeout(self.command_timeout))
+            }
+            Err(e) => {
                 let e = Error::Redis(e);
                 if e.is_connection_failure() {
                     self.breaker.failed();
                 }
                 Err(e)
-            }
-            Err(_) => {
-                self.breaker.failed();
-                Err(Error::Timeout(self.command_timeout))
             }
         }
     }
