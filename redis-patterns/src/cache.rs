@@ -362,12 +362,12 @@ impl Call<'_> {
                 if let Some((value, header)) = self.decode::<R, K>(&stored) {
                     // Callers waiting on this flight get the stored value.
                     leader.finish(|| Shared::Value(stored.slice(envelope::HEADER_LEN..)));
-                    if let Stampede::Early { beta } = self.spec.stampede {
-                        if xfetch_recompute(header, beta, envelope::now_ms(), fastrand::f64()) {
-                            // This caller refreshes the value ahead of expiry.
-                            self.count(Event::EarlyRecomputation);
-                            return self.compute_and_store(kind, body, None).await;
-                        }
+                    if let Stampede::Early { beta } = self.spec.stampede
+                        && xfetch_recompute(header, beta, envelope::now_ms(), fastrand::f64())
+                    {
+                        // This caller refreshes the value ahead of expiry.
+                        self.count(Event::EarlyRecomputation);
+                        return self.compute_and_store(kind, body, None).await;
                     }
                     self.count(Event::Hit);
                     return kind.rebuild(value);

@@ -165,16 +165,15 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(ns) = &self.namespace {
-            if ns.is_empty()
+        if let Some(ns) = &self.namespace
+            && (ns.is_empty()
                 || !ns
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':'))
-            {
-                return Err(Error::Config(format!(
-                    "namespace {ns:?} must be non-empty and use only letters, digits and `_ - . / :`"
-                )));
-            }
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':')))
+        {
+            return Err(Error::Config(format!(
+                "namespace {ns:?} must be non-empty and use only letters, digits and `_ - . / :`"
+            )));
         }
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(Error::Config(
@@ -214,12 +213,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -95,10 +95,10 @@ impl Leader<'_> {
     pub(crate) fn finish(mut self, shared: impl FnOnce() -> Shared) {
         let entry = self.flights.shard(self.key).remove(self.key);
         self.ended = true;
-        if let Some(Some(slot)) = entry {
-            if slot.borrow().is_none() {
-                slot.send_replace(Some(shared()));
-            }
+        if let Some(Some(slot)) = entry
+            && slot.borrow().is_none()
+        {
+            slot.send_replace(Some(shared()));
         }
     }
 }

@@ -29,7 +29,7 @@ pub enum Probe {
 /// A backend instance. Cheap to share: clients hold one each.
 #[doc(hidden)]
 pub enum Backend {
-    Redis(RedisBackend),
+    Redis(Box<RedisBackend>),
     Memory(MemoryBackend),
     /// The configuration could not be used (e.g. a malformed `REDIS_URL` for the lazily
     /// created default client): every operation reports why.
@@ -40,7 +40,7 @@ impl Backend {
     pub(crate) fn new(config: &Config) -> Result<Self> {
         Ok(match &config.target {
             Target::Memory(name) => Backend::Memory(MemoryBackend::new(name.as_deref())),
-            Target::Redis(_) => Backend::Redis(RedisBackend::new(config)?),
+            Target::Redis(_) => Backend::Redis(Box::new(RedisBackend::new(config)?)),
         })
     }
 
@@ -142,12 +142,11 @@ impl Backend {
 /// The slot-determining part of a key: the text between the first `{` and the next `}`, as
 /// Redis Cluster defines it, or the whole key.
 pub(crate) fn hash_tag(key: &str) -> &str {
-    if let Some(open) = key.find('{') {
-        if let Some(len) = key[open + 1..].find('}') {
-            if len > 0 {
-                return &key[open + 1..open + 1 + len];
-            }
-        }
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
     }
     key
 }
