@@ -100,9 +100,7 @@ fn hit_latency(c: &mut Criterion) {
             async move { baseline_get(&mut conn, 1).await }
         })
     });
-    group.bench_function("cached", |b| {
-        b.to_async(&rt).iter(|| product(&client, 1))
-    });
+    group.bench_function("cached", |b| b.to_async(&rt).iter(|| product(&client, 1)));
     group.finish();
     // Keep the connection alive until both ran.
     let _ = &mut conn;
@@ -141,17 +139,20 @@ fn hit_throughput_64(c: &mut Criterion) {
     let client = rt.block_on(cached_client(&url));
     let mut group = c.benchmark_group("hit_throughput_64");
     group.throughput(Throughput::Elements(1));
-    group.bench_function(BenchmarkId::new("baseline_get_from_slice", CONCURRENCY), |b| {
-        b.iter_custom(|iters| {
-            let conn = conn.clone();
-            concurrent(&rt, iters, move |id| {
-                let mut conn = conn.clone();
-                async move {
-                    baseline_get(&mut conn, id).await;
-                }
+    group.bench_function(
+        BenchmarkId::new("baseline_get_from_slice", CONCURRENCY),
+        |b| {
+            b.iter_custom(|iters| {
+                let conn = conn.clone();
+                concurrent(&rt, iters, move |id| {
+                    let mut conn = conn.clone();
+                    async move {
+                        baseline_get(&mut conn, id).await;
+                    }
+                })
             })
-        })
-    });
+        },
+    );
     group.bench_function(BenchmarkId::new("cached", CONCURRENCY), |b| {
         b.iter_custom(|iters| {
             let client = client.clone();

@@ -95,7 +95,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One line at start-up: REDIS_URL if set, otherwise the in-process backend.
     let client = redis_patterns::init_from_env().await?;
-    println!("cache backend: {}\n", client.config().map(ToString::to_string).unwrap_or_default());
+    println!(
+        "cache backend: {}\n",
+        client.config().map(ToString::to_string).unwrap_or_default()
+    );
     // Start from a clean slate when the example runs again against the same Redis.
     for id in [1, 2] {
         product_invalidate(id).await?;

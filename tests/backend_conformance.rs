@@ -19,16 +19,29 @@ async fn get_set_del(kind: Kind) {
     let b = client.__backend();
     let k = key(&client, "k");
     assert_eq!(b.get(&k).await.unwrap(), None);
-    b.set(&k, b"v1".to_vec(), Duration::from_secs(60)).await.unwrap();
+    b.set(&k, b"v1".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(b.get(&k).await.unwrap(), Some(Bytes::from_static(b"v1")));
-    b.set(&k, b"v2".to_vec(), Duration::from_secs(60)).await.unwrap();
-    assert_eq!(b.get(&k).await.unwrap(), Some(Bytes::from_static(b"v2")), "SET overwrites");
+    b.set(&k, b"v2".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get(&k).await.unwrap(),
+        Some(Bytes::from_static(b"v2")),
+        "SET overwrites"
+    );
     assert!(b.del(&k).await.unwrap());
-    assert!(!b.del(&k).await.unwrap(), "deleting a missing key reports false");
+    assert!(
+        !b.del(&k).await.unwrap(),
+        "deleting a missing key reports false"
+    );
     assert_eq!(b.get(&k).await.unwrap(), None);
     // Binary-safe values.
     let binary: Vec<u8> = (0..=255).collect();
-    b.set(&k, binary.clone(), Duration::from_secs(60)).await.unwrap();
+    b.set(&k, binary.clone(), Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(b.get(&k).await.unwrap().unwrap(), binary);
 }
 
@@ -36,9 +49,14 @@ async fn values_expire_with_their_ttl(kind: Kind) {
     let client = common::client(kind, "expiry");
     let b = client.__backend();
     let k = key(&client, "k");
-    b.set(&k, b"v".to_vec(), Duration::from_millis(200)).await.unwrap();
+    b.set(&k, b"v".to_vec(), Duration::from_millis(200))
+        .await
+        .unwrap();
     let ttl = b.pttl(&k).await.unwrap().unwrap();
-    assert!(ttl > Duration::ZERO && ttl <= Duration::from_millis(200), "{ttl:?}");
+    assert!(
+        ttl > Duration::ZERO && ttl <= Duration::from_millis(200),
+        "{ttl:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.get(&k).await.unwrap(), None);
     assert_eq!(b.pttl(&k).await.unwrap(), None);
@@ -50,8 +68,14 @@ async fn get_or_lock_reads_or_takes_the_lock_exclusively(kind: Kind) {
     let b = client.__backend();
     let (k, lock) = (key(&client, "k"), format!("{}:lock", key(&client, "k")));
     let ttl = Duration::from_secs(10);
-    assert_eq!(b.get_or_lock(&k, &lock, "a", ttl).await.unwrap(), Probe::Acquired);
-    assert_eq!(b.get_or_lock(&k, &lock, "b", ttl).await.unwrap(), Probe::Held);
+    assert_eq!(
+        b.get_or_lock(&k, &lock, "a", ttl).await.unwrap(),
+        Probe::Acquired
+    );
+    assert_eq!(
+        b.get_or_lock(&k, &lock, "b", ttl).await.unwrap(),
+        Probe::Held
+    );
     assert_eq!(
         b.get_or_lock(&k, &lock, "a", ttl).await.unwrap(),
         Probe::Held,
@@ -69,11 +93,17 @@ async fn locks_expire_with_their_ttl(kind: Kind) {
     let b = client.__backend();
     let (k, lock) = (key(&client, "k"), format!("{}:lock", key(&client, "k")));
     let short = Duration::from_millis(150);
-    assert_eq!(b.get_or_lock(&k, &lock, "a", short).await.unwrap(), Probe::Acquired);
+    assert_eq!(
+        b.get_or_lock(&k, &lock, "a", short).await.unwrap(),
+        Probe::Acquired
+    );
     let ttl = b.pttl(&lock).await.unwrap().unwrap();
     assert!(ttl <= short, "{ttl:?}");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(b.get_or_lock(&k, &lock, "b", short).await.unwrap(), Probe::Acquired);
+    assert_eq!(
+        b.get_or_lock(&k, &lock, "b", short).await.unwrap(),
+        Probe::Acquired
+    );
 }
 
 async fn unlock_only_releases_the_owners_lock(kind: Kind) {
@@ -83,10 +113,16 @@ async fn unlock_only_releases_the_owners_lock(kind: Kind) {
     let ttl = Duration::from_secs(10);
     b.get_or_lock(&k, &lock, "owner", ttl).await.unwrap();
     assert!(!b.unlock(&lock, "intruder").await.unwrap());
-    assert_eq!(b.get_or_lock(&k, &lock, "x", ttl).await.unwrap(), Probe::Held);
+    assert_eq!(
+        b.get_or_lock(&k, &lock, "x", ttl).await.unwrap(),
+        Probe::Held
+    );
     assert!(b.unlock(&lock, "owner").await.unwrap());
     assert!(!b.unlock(&lock, "owner").await.unwrap(), "already released");
-    assert_eq!(b.get_or_lock(&k, &lock, "x", ttl).await.unwrap(), Probe::Acquired);
+    assert_eq!(
+        b.get_or_lock(&k, &lock, "x", ttl).await.unwrap(),
+        Probe::Acquired
+    );
 }
 
 async fn set_and_unlock_stores_and_releases_only_its_own_lock(kind: Kind) {
@@ -102,15 +138,27 @@ async fn set_and_unlock_stores_and_releases_only_its_own_lock(kind: Kind) {
         .unwrap();
     assert!(!released);
     assert_eq!(b.get(&k).await.unwrap(), Some(Bytes::from_static(b"v")));
-    assert!(b.pttl(&lock).await.unwrap().is_some(), "the other owner's lock survives");
+    assert!(
+        b.pttl(&lock).await.unwrap().is_some(),
+        "the other owner's lock survives"
+    );
     let released = b
-        .set_and_unlock(&k, b"w".to_vec(), Duration::from_millis(500), &lock, "new-owner")
+        .set_and_unlock(
+            &k,
+            b"w".to_vec(),
+            Duration::from_millis(500),
+            &lock,
+            "new-owner",
+        )
         .await
         .unwrap();
     assert!(released);
     assert_eq!(b.pttl(&lock).await.unwrap(), None);
     let ttl = b.pttl(&k).await.unwrap().unwrap();
-    assert!(ttl <= Duration::from_millis(500), "the value got the new TTL: {ttl:?}");
+    assert!(
+        ttl <= Duration::from_millis(500),
+        "the value got the new TTL: {ttl:?}"
+    );
 }
 
 async fn independent_clients_share_one_store(kind: Kind) {
@@ -120,11 +168,19 @@ async fn independent_clients_share_one_store(kind: Kind) {
     let lock = format!("{k}:lock");
     let ttl = Duration::from_secs(10);
     assert_eq!(
-        clients[0].__backend().get_or_lock(&k, &lock, "a", ttl).await.unwrap(),
+        clients[0]
+            .__backend()
+            .get_or_lock(&k, &lock, "a", ttl)
+            .await
+            .unwrap(),
         Probe::Acquired
     );
     assert_eq!(
-        clients[1].__backend().get_or_lock(&k, &lock, "b", ttl).await.unwrap(),
+        clients[1]
+            .__backend()
+            .get_or_lock(&k, &lock, "b", ttl)
+            .await
+            .unwrap(),
         Probe::Held
     );
 }
@@ -147,7 +203,11 @@ async fn redis_keys_of_one_call_share_a_hash_slot() {
     let client = common::client(Kind::Redis, "slots");
     let k = key(&client, "product:42");
     let mut slot = |key: &str| -> i64 {
-        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut conn).unwrap()
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)
+            .unwrap()
     };
     let (value, lock, bare) = (slot(&k), slot(&format!("{k}:lock")), slot("{product:42}"));
     assert_eq!(value, lock);

@@ -71,7 +71,10 @@ async fn entries_expire_after_their_ttl(kind: Kind) {
         .await
         .unwrap()
         .expect("the entry has a TTL");
-    assert!(ttl <= Duration::from_millis(300) && ttl > Duration::ZERO, "{ttl:?}");
+    assert!(
+        ttl <= Duration::from_millis(300) && ttl > Duration::ZERO,
+        "{ttl:?}"
+    );
     short_lived(&client, &calls, 1).await;
     assert_eq!(calls.get(), 1);
     tokio::time::sleep(Duration::from_millis(450)).await;
@@ -82,17 +85,31 @@ async fn entries_expire_after_their_ttl(kind: Kind) {
 #[cached(key = "flaky:<id>", ttl = "1m", client = client, skip(calls, fail))]
 async fn flaky(client: &Client, calls: &Calls, id: u32, fail: bool) -> Result<u32, String> {
     calls.hit();
-    if fail { Err(format!("db down for {id}")) } else { Ok(id) }
+    if fail {
+        Err(format!("db down for {id}"))
+    } else {
+        Ok(id)
+    }
 }
 
 async fn only_ok_results_are_cached(kind: Kind) {
     let client = common::client(kind, "result");
     let calls = Calls::default();
-    assert_eq!(flaky(&client, &calls, 1, true).await, Err("db down for 1".into()));
-    assert_eq!(flaky(&client, &calls, 1, true).await, Err("db down for 1".into()));
+    assert_eq!(
+        flaky(&client, &calls, 1, true).await,
+        Err("db down for 1".into())
+    );
+    assert_eq!(
+        flaky(&client, &calls, 1, true).await,
+        Err("db down for 1".into())
+    );
     assert_eq!(calls.get(), 2, "errors are not cached");
     assert_eq!(flaky(&client, &calls, 1, false).await, Ok(1));
-    assert_eq!(flaky(&client, &calls, 1, true).await, Ok(1), "the Ok value is served");
+    assert_eq!(
+        flaky(&client, &calls, 1, true).await,
+        Ok(1),
+        "the Ok value is served"
+    );
     assert_eq!(calls.get(), 3);
 }
 
@@ -123,13 +140,21 @@ async fn only_some_is_cached_unless_cache_none(kind: Kind) {
 
     let calls = Calls::default();
     assert_eq!(find_caching_none(&client, &calls, "b", false).await, None);
-    assert_eq!(find_caching_none(&client, &calls, "b", true).await, None, "None is cached");
+    assert_eq!(
+        find_caching_none(&client, &calls, "b", true).await,
+        None,
+        "None is cached"
+    );
     assert_eq!(calls.get(), 1);
 }
 
 #[cache_evict(key = "product:<id>", client = client)]
 async fn rename_product(client: &Client, id: u64, ok: bool) -> Result<(), String> {
-    if ok { Ok(()) } else { Err(format!("cannot rename {id}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("cannot rename {id}"))
+    }
 }
 
 #[cache_put(key = "product:<product.id>", ttl = "1m", client = client)]
@@ -154,7 +179,11 @@ async fn evict_deletes_after_success_and_put_writes_through(kind: Kind) {
     };
     save_product(&client, saved.clone()).await.unwrap();
     assert_eq!(product(&client, &calls, 2).await.unwrap(), saved);
-    assert_eq!(calls.get(), 2, "the put value is served without running the body");
+    assert_eq!(
+        calls.get(),
+        2,
+        "the put value is served without running the body"
+    );
 }
 
 async fn companions_give_the_key_invalidate_and_refresh(kind: Kind) {
@@ -163,14 +192,21 @@ async fn companions_give_the_key_invalidate_and_refresh(kind: Kind) {
     let ns = client.namespace().unwrap().to_owned();
     assert_eq!(product_key(&client, 5), format!("{ns}:{{product:5}}"));
 
-    assert!(!product_invalidate(&client, 5).await.unwrap(), "nothing stored yet");
+    assert!(
+        !product_invalidate(&client, 5).await.unwrap(),
+        "nothing stored yet"
+    );
     product(&client, &calls, 5).await.unwrap();
     assert!(product_invalidate(&client, 5).await.unwrap());
     product(&client, &calls, 5).await.unwrap();
     assert_eq!(calls.get(), 2);
 
     product_refresh(&client, &calls, 5).await.unwrap();
-    assert_eq!(calls.get(), 3, "refresh runs the body even though the value is cached");
+    assert_eq!(
+        calls.get(),
+        3,
+        "refresh runs the body even though the value is cached"
+    );
     product(&client, &calls, 5).await.unwrap();
     assert_eq!(calls.get(), 3, "and stores what it computed");
 }
@@ -181,8 +217,31 @@ async fn pair(client: &Client, a: &str, b: &str) -> (String, String) {
 }
 
 const ADVERSARIAL: &[&str] = &[
-    "", "a", "a:b", ":", "a%3Ab", "%", "~", "{", "}", "}{", "a}b", "*", "?", "[x]", " ", "\n",
-    "\r\n", "é", "%C3%A9", "\u{1F600}", "pair:a", "a:b:c", "{pair:a}", "\\", "\0",
+    "",
+    "a",
+    "a:b",
+    ":",
+    "a%3Ab",
+    "%",
+    "~",
+    "{",
+    "}",
+    "}{",
+    "a}b",
+    "*",
+    "?",
+    "[x]",
+    " ",
+    "\n",
+    "\r\n",
+    "é",
+    "%C3%A9",
+    "\u{1F600}",
+    "pair:a",
+    "a:b:c",
+    "{pair:a}",
+    "\\",
+    "\0",
 ];
 
 async fn adversarial_arguments_never_share_or_escape_a_key(kind: Kind) {
@@ -193,14 +252,24 @@ async fn adversarial_arguments_never_share_or_escape_a_key(kind: Kind) {
         for b in ADVERSARIAL {
             assert_eq!(pair(&client, a, b).await, (a.to_string(), b.to_string()));
             let key = pair_key(&client, a, b);
-            assert!(keys.insert(key.clone()), "({a:?}, {b:?}) shares the key {key}");
+            assert!(
+                keys.insert(key.clone()),
+                "({a:?}, {b:?}) shares the key {key}"
+            );
             // One hash tag spanning the whole rendered template: same slot for value and lock.
             let tag = key
                 .strip_prefix(&format!("{ns}:{{"))
                 .and_then(|k| k.strip_suffix('}'))
                 .unwrap_or_else(|| panic!("{key} is not `ns:{{…}}`"));
-            assert!(!tag.contains(['{', '}', '*', '?', '[', ']', ' ', '\n', '\r', '\0']), "{key}");
-            assert_eq!(tag.matches(':').count(), 2, "{key}: a value added a segment");
+            assert!(
+                !tag.contains(['{', '}', '*', '?', '[', ']', ' ', '\n', '\r', '\0']),
+                "{key}"
+            );
+            assert_eq!(
+                tag.matches(':').count(),
+                2,
+                "{key}: a value added a segment"
+            );
             assert!(key.is_ascii(), "{key}");
         }
     }
@@ -243,7 +312,11 @@ async fn undecodable_values_are_misses_and_get_overwritten(kind: Kind) {
     assert_eq!(calls.get(), 2, "the new value replaced the old one");
 
     // Foreign bytes under the key.
-    for garbage in [&b"not an envelope"[..], b"", b"\xFE\x01\x01\x00garbage-header"] {
+    for garbage in [
+        &b"not an envelope"[..],
+        b"",
+        b"\xFE\x01\x01\x00garbage-header",
+    ] {
         let key = product_key(&client, 4);
         client
             .__backend()
@@ -299,7 +372,10 @@ async fn lock_mode_runs_the_body_once_across_clients(kind: Kind) {
     }
     assert_eq!(calls.get(), 1, "4 clients x 50 callers on one cold key");
     let waits: u64 = clients.iter().map(|c| c.cache_stats().lock_waits).sum();
-    assert_eq!(waits, 3, "the three clients that lost the lock waited for the value");
+    assert_eq!(
+        waits, 3,
+        "the three clients that lost the lock waited for the value"
+    );
 }
 
 #[cached(key = "long:<id>", ttl = "1m", stampede = "lock", lock_wait = "100ms", client = client, skip(calls))]
@@ -350,7 +426,11 @@ async fn a_crashed_lock_holder_is_replaced_after_lock_ttl(kind: Kind) {
     assert_eq!(orphaned(&client, &calls, 1).await, 1);
     assert_eq!(calls.get(), 1);
     let stats = client.cache_stats();
-    assert_eq!((stats.lock_waits, stats.lock_timeouts), (1, 0), "it waited for the lock to expire");
+    assert_eq!(
+        (stats.lock_waits, stats.lock_timeouts),
+        (1, 0),
+        "it waited for the lock to expire"
+    );
 }
 
 #[cached(key = "xfetch:<id>", ttl = "1s", stampede = "early", beta = 20.0, client = client, skip(calls))]

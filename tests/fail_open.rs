@@ -63,7 +63,10 @@ async fn a_server_stopped_mid_test_fails_open_and_caching_resumes_on_restart() {
         bounded(client.connect()).await,
         Err(e) if e.is_connection_failure()
     ));
-    assert!(bounded(user_invalidate(&client, 1)).await.is_err(), "explicit calls report the failure");
+    assert!(
+        bounded(user_invalidate(&client, 1)).await.is_err(),
+        "explicit calls report the failure"
+    );
 
     server.restart();
     // The connection comes back by itself (after the reconnect backoff).
@@ -79,7 +82,11 @@ async fn a_server_stopped_mid_test_fails_open_and_caching_resumes_on_restart() {
     let hits_before = client.cache_stats().hits;
     bounded(user(&client, 2)).await.unwrap();
     bounded(user(&client, 2)).await.unwrap();
-    assert_eq!(client.cache_stats().hits, hits_before + 1, "caching resumed");
+    assert_eq!(
+        client.cache_stats().hits,
+        hits_before + 1,
+        "caching resumed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +99,10 @@ async fn an_unreachable_server_fails_open_and_then_fails_fast() {
         .port();
     let client = client_for(&format!("redis://127.0.0.1:{port}"), "unreachable");
     for id in 0..20 {
-        assert_eq!(bounded(user(&client, id)).await.unwrap(), format!("user {id}"));
+        assert_eq!(
+            bounded(user(&client, id)).await.unwrap(),
+            format!("user {id}")
+        );
     }
     assert_eq!(client.cache_stats().backend_errors, 20);
     // After a few failures the breaker answers at once instead of dialling again.
@@ -112,7 +122,11 @@ async fn a_server_slower_than_the_command_timeout_fails_open() {
     let url = server.url();
     let blocker = std::thread::spawn(move || {
         let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-        redis::cmd("DEBUG").arg("SLEEP").arg(1).query::<()>(&mut conn).unwrap();
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1)
+            .query::<()>(&mut conn)
+            .unwrap();
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = std::time::Instant::now();

@@ -49,13 +49,6 @@ impl Kind {
     }
 }
 
-/// A duration with the span of the token it came from.
-#[derive(Clone, Copy)]
-pub struct Millis {
-    pub ms: u64,
-    pub span: Span,
-}
-
 pub enum StampedeMode {
     None,
     Lock,
@@ -64,12 +57,13 @@ pub enum StampedeMode {
 
 pub struct Args {
     pub key: Option<LitStr>,
-    pub ttl: Option<Millis>,
+    /// Durations are in milliseconds.
+    pub ttl_ms: Option<u64>,
     pub ttl_jitter: Option<u32>,
     pub stampede: StampedeMode,
     pub beta: Option<f64>,
-    pub lock_ttl: Option<Millis>,
-    pub lock_wait: Option<Millis>,
+    pub lock_ttl_ms: Option<u64>,
+    pub lock_wait_ms: Option<u64>,
     pub cache_none: Option<Span>,
     pub skip: Vec<Ident>,
     pub client: Option<Expr>,
@@ -81,12 +75,12 @@ pub const STAMPEDE_MODES: &str = "`none`, `lock`, `early`";
 pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args {
         key: None,
-        ttl: None,
+        ttl_ms: None,
         ttl_jitter: None,
         stampede: StampedeMode::None,
         beta: None,
-        lock_ttl: None,
-        lock_wait: None,
+        lock_ttl_ms: None,
+        lock_wait_ms: None,
         cache_none: None,
         skip: Vec::new(),
         client: None,
@@ -99,8 +93,9 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
             return args;
         }
     };
-    let mut seen: Vec<String> = Vec::new();
-    let mut stampede_span = None;
+    // Each option given, with where it was written: for duplicates, and for errors about
+    // options that do not go together.
+    let mut given: Vec<(String, Span)> = Vec::new();
     for meta in metas {
         let path = meta.path();
         let name = path
@@ -112,39 +107,45 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
             })
             .unwrap_or_else(|| path.to_token_stream().to_string());
         if !kind.options().contains(&name.as_str()) {
-            let hint = crate::errors::did_you_mean(&name, kind.options().iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("; expected one of {}", list(kind.options())));
+            let message = if Kind::Cached.options().contains(&name.as_str()) {
+                format!(
+                    "`{name}` is an option of #[cached] only; #[{}] accepts {}",
+                    kind.name(),
+                    list(kind.options())
+                )
+            } else {
+                let hint = crate::errors::did_you_mean(&name, kind.options().iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("; expected one of {}", list(kind.options())));
+                format!("unknown option `{name}` for #[{}]{hint}", kind.name())
+            };
+            errors.push(syn::Error::new_spanned(path, message));
+            continue;
+        }
+        if given.iter().any(|(g, _)| *g == name) {
             errors.push(syn::Error::new_spanned(
                 path,
-                format!("unknown option `{name}` for #[{}]{hint}", kind.name()),
+                format!("`{name}` is given twice; keep one"),
             ));
             continue;
         }
-        if seen.contains(&name) {
-            errors.push(syn::Error::new_spanned(
-                path,
-                format!("duplicate option `{name}`"),
-            ));
-            continue;
-        }
-        seen.push(name.clone());
+        given.push((name.clone(), path.span()));
         match name.as_str() {
             "key" => args.key = string(&meta, errors),
-            "ttl" => args.ttl = duration_value(&meta, errors, "ttl", false),
-            "lock_ttl" => args.lock_ttl = duration_value(&meta, errors, "lock_ttl", false),
-            "lock_wait" => args.lock_wait = duration_value(&meta, errors, "lock_wait", true),
+            "ttl" => args.ttl_ms = duration_value(&meta, errors, "ttl", false),
+            "lock_ttl" => args.lock_ttl_ms = duration_value(&meta, errors, "lock_ttl", false),
+            "lock_wait" => args.lock_wait_ms = duration_value(&meta, errors, "lock_wait", true),
             "ttl_jitter" => {
                 if let Some(lit) = string(&meta, errors) {
                     match duration::parse_permille(&lit.value()) {
                         Ok(p) => args.ttl_jitter = Some(p),
-                        Err(e) => errors.push(syn::Error::new(lit.span(), e)),
+                        Err(e) => errors
+                            .push(syn::Error::new(lit.span(), format!("invalid `ttl_jitter`: {e}"))),
                     }
                 }
             }
             "stampede" => {
                 if let Some(lit) = string(&meta, errors) {
-                    stampede_span = Some(lit.span());
                     match lit.value().as_str() {
                         "none" => args.stampede = StampedeMode::None,
                         "lock" => args.stampede = StampedeMode::Lock,
@@ -212,7 +213,8 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
         }
     }
 
-    if kind != Kind::CacheEvict && args.ttl.is_none() {
+    // A `ttl` that was given but is invalid has its own error already.
+    if kind != Kind::CacheEvict && !given.iter().any(|(g, _)| g == "ttl") {
         errors.push(syn::Error::new(
             Span::call_site(),
             format!(
@@ -234,20 +236,20 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
             "#[cache_put] needs the `key` to store under, e.g. `key = \"product:<id>\"`",
         ));
     }
-    if !matches!(args.stampede, StampedeMode::Early) && args.beta.is_some() {
-        errors.push(syn::Error::new(
-            stampede_span.unwrap_or_else(Span::call_site),
-            "`beta` tunes `stampede = \"early\"`; set that mode or remove `beta`",
-        ));
-    }
-    if !matches!(args.stampede, StampedeMode::Lock) {
-        for (name, value) in [("lock_ttl", args.lock_ttl), ("lock_wait", args.lock_wait)] {
-            if let Some(v) = value {
-                errors.push(syn::Error::new(
-                    v.span,
-                    format!("`{name}` only applies to `stampede = \"lock\"`"),
-                ));
-            }
+    let tuned_mode = |option: &str| match option {
+        "beta" => Some(("early", matches!(args.stampede, StampedeMode::Early))),
+        "lock_ttl" | "lock_wait" => Some(("lock", matches!(args.stampede, StampedeMode::Lock))),
+        _ => None,
+    };
+    for (name, span) in &given {
+        if let Some((mode, false)) = tuned_mode(name) {
+            errors.push(syn::Error::new(
+                *span,
+                format!(
+                    "`{name}` tunes `stampede = \"{mode}\"`; add `stampede = \"{mode}\"` or \
+                     remove `{name}`"
+                ),
+            ));
         }
     }
     args
@@ -282,16 +284,22 @@ fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
         }) => Some(s.clone()),
         other => {
             let name = meta.path().to_token_stream().to_string();
+            let example = match name.as_str() {
+                "key" => "\"product:<id>\"",
+                "ttl_jitter" => "\"10%\"",
+                "stampede" => "\"lock\"",
+                _ => "\"::redis_patterns\"",
+            };
             errors.push(syn::Error::new_spanned(
                 other,
-                format!("`{name}` takes a string literal"),
+                format!("`{name}` takes a string literal, e.g. `{name} = {example}`"),
             ));
             None
         }
     }
 }
 
-fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -> Option<Millis> {
+fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -> Option<u64> {
     let expr = value(meta, errors)?;
     let span = expr.span();
     let parsed = match expr {
@@ -303,20 +311,38 @@ fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -
             .and_then(|s| s.checked_mul(1000).ok_or_else(|| "too large".to_owned())),
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => duration::parse_millis(&s.value()),
-        _ => Err(format!(
-            "`{name}` takes whole seconds (`300`) or a duration string (`\"5m\"`)"
-        )),
+        }) => {
+            let text = s.value();
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+                Err(format!(
+                    "`\"{text}\"` has no unit; write `{name} = {text}` for seconds, or a \
+                     duration string such as `\"{text}s\"`"
+                ))
+            } else {
+                duration::parse_millis(&text)
+            }
+        }
+        _ => {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{name}` takes whole seconds (`300`) or a duration string (`\"5m\"`, \
+                     `\"1500ms\"`)"
+                ),
+            ));
+            return None;
+        }
     };
     match parsed {
         Ok(0) if !zero_ok => {
+            let example = if name == "ttl" { "5m" } else { "10s" };
             errors.push(syn::Error::new(
                 span,
-                format!("`{name}` must be greater than zero"),
+                format!("`{name}` must be greater than zero, e.g. `{name} = \"{example}\"`"),
             ));
             None
         }
-        Ok(ms) => Some(Millis { ms, span }),
+        Ok(ms) => Some(ms),
         Err(e) => {
             errors.push(syn::Error::new(span, format!("invalid `{name}`: {e}")));
             None

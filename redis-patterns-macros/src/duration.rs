@@ -8,6 +8,12 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
     if text.is_empty() {
         return Err(format!("empty duration; {hint}"));
     }
+    if text.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{text}` contains a space; write durations without spaces, such as `\"500ms\"`, \
+             `\"5m\"` or `\"1h30m\"`"
+        ));
+    }
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {

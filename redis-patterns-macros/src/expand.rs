@@ -2,7 +2,7 @@
 //! block awaited in place; the generated code only names the runtime through
 //! `<crate>::__private`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
@@ -26,6 +26,8 @@ struct Key {
     /// Span of the user's key literal, or the attribute for a default key.
     span: Span,
     explicit: bool,
+    /// False when the template has errors (already reported): its placeholders are unknown.
+    valid: bool,
 }
 
 pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
@@ -43,32 +45,6 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
             return err;
         }
     };
-
-    if func.sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
-            func.sig.fn_token,
-            format!(
-                "#[{}] requires an `async fn`: the cache is read and written asynchronously",
-                kind.name()
-            ),
-        ));
-    }
-    if kind == Kind::Cached {
-        match &func.sig.output {
-            ReturnType::Default => errors.push(syn::Error::new_spanned(
-                &func.sig.ident,
-                "a #[cached] function must return the value to cache",
-            )),
-            ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)) => {
-                errors.push(syn::Error::new_spanned(
-                    ty,
-                    "a #[cached] function must return a concrete type (the cache rebuilds it \
-                     with `serde::Deserialize`), not `impl Trait`",
-                ))
-            }
-            ReturnType::Type(..) => {}
-        }
-    }
 
     let has_self = func
         .sig
@@ -92,16 +68,47 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
         })
         .collect();
 
+    // After the options' own errors: the key and `skip` (which need the parameters), then the
+    // `fn` token, the parameters and the return type, so that the errors read top to bottom.
     let key = key_of(kind, &args, &func, &params, &mut errors);
-    check_placeholders(&key, &params, has_self, &mut errors);
+    let (placeholders_known, mut misspelled) =
+        check_placeholders(&key, &params, has_self, &mut errors);
     if kind == Kind::Cached {
-        check_every_param_is_keyed_or_skipped(&args, &key, &params, &mut errors);
+        misspelled.extend(check_skip(&args, &key, &params, &mut errors));
     }
-
-    if !errors.is_empty() {
-        let mut out = errors.into_compile_errors();
-        out.extend(quote!(#func));
-        return out;
+    if func.sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            func.sig.fn_token,
+            format!(
+                "#[{}] requires an `async fn`: the cache is read and written asynchronously",
+                kind.name()
+            ),
+        ));
+    }
+    if kind == Kind::Cached {
+        check_every_param_is_keyed(&args, &key, &params, &misspelled, &mut errors);
+    }
+    match &func.sig.output {
+        ReturnType::Default if kind == Kind::Cached => errors.push(syn::Error::new_spanned(
+            &func.sig.ident,
+            "a #[cached] function must return the value to cache: add a return type \
+             (`-> T`, `-> Option<T>` or `-> Result<T, E>`)",
+        )),
+        ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)) => {
+            let why = match kind {
+                Kind::Cached => "the cache rebuilds it with `serde::Deserialize`",
+                Kind::CachePut => "the cache stores it with `serde::Serialize`",
+                Kind::CacheEvict => "the attribute checks whether the call succeeded",
+            };
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "a #[{}] function must return a concrete type ({why}), not `impl Trait`",
+                    kind.name()
+                ),
+            ))
+        }
+        _ => {}
     }
 
     let generated = Generated {
@@ -115,6 +122,17 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
         params: &params,
         has_self,
     };
+    if !errors.is_empty() {
+        let mut out = errors.into_compile_errors();
+        out.extend(quote!(#func));
+        // Calls of the companions elsewhere should not add errors either, as long as their
+        // signatures are known.
+        let concrete_return = matches!(&func.sig.output, ReturnType::Type(_, ty) if !matches!(**ty, Type::ImplTrait(_)));
+        if kind == Kind::Cached && key.valid && placeholders_known && concrete_return {
+            out.extend(generated.companion_stubs());
+        }
+        return out;
+    }
     match kind {
         Kind::Cached => generated.cached(),
         Kind::CacheEvict => generated.evict(),
@@ -129,6 +147,7 @@ fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut
                 segments,
                 span: lit.span(),
                 explicit: true,
+                valid: true,
             },
             Err(messages) => {
                 for m in messages {
@@ -138,13 +157,22 @@ fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut
                     segments: Vec::new(),
                     span: lit.span(),
                     explicit: true,
+                    valid: false,
                 }
             }
         };
     }
-    // Default key (only #[cached] gets here): the function path, then every parameter that
-    // is not skipped. The module path is filled in by `module_path!()` at the call site.
-    debug_assert_eq!(kind, Kind::Cached);
+    if kind != Kind::Cached {
+        // #[cache_evict] and #[cache_put] require a key; its absence is already reported.
+        return Key {
+            segments: Vec::new(),
+            span: Span::call_site(),
+            explicit: true,
+            valid: false,
+        };
+    }
+    // Default key: the function path, then every parameter that is not skipped. The module
+    // path is filled in by `module_path!()` at the call site.
     let mut segments = vec![Segment::Literal(format!("::{}", func.sig.ident))];
     let client_idents = client_idents(args);
     for p in params {
@@ -163,10 +191,21 @@ fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut
         segments,
         span: Span::call_site(),
         explicit: false,
+        valid: true,
     }
 }
 
-fn check_placeholders(key: &Key, params: &[Param], has_self: bool, errors: &mut Errors) {
+/// Reports placeholders that name no parameter. Returns whether every placeholder names one,
+/// and the parameters suggested instead, which are then not also reported as missing from the
+/// key.
+fn check_placeholders(
+    key: &Key,
+    params: &[Param],
+    has_self: bool,
+    errors: &mut Errors,
+) -> (bool, Vec<String>) {
+    let mut all_known = true;
+    let mut suggested = Vec::new();
     let names: Vec<String> = params
         .iter()
         .filter_map(|p| p.name.as_ref().map(ToString::to_string))
@@ -180,10 +219,17 @@ fn check_placeholders(key: &Key, params: &[Param], has_self: bool, errors: &mut 
         if names.iter().any(|n| n == root) {
             continue;
         }
+        all_known = false;
         let message = if root == "self" {
-            "`<self.…>` needs a method with a `self` receiver".to_owned()
+            format!(
+                "placeholder `<{}>` needs a method with a `self` receiver; in a free function, \
+                 take the value as a parameter",
+                path.join(".")
+            )
         } else {
-            let hint = did_you_mean(root, &names)
+            let suggestion = did_you_mean(root, &names);
+            suggested.extend(suggestion.clone());
+            let hint = suggestion
                 .map(|s| format!("; did you mean `<{s}>`?"))
                 .unwrap_or_else(|| {
                     if names.is_empty() {
@@ -206,36 +252,50 @@ fn check_placeholders(key: &Key, params: &[Param], has_self: bool, errors: &mut 
         };
         errors.push(syn::Error::new(key.span, message));
     }
+    (all_known, suggested)
 }
 
-fn check_every_param_is_keyed_or_skipped(
-    args: &Args,
-    key: &Key,
-    params: &[Param],
-    errors: &mut Errors,
-) {
-    let in_key = |name: &str| {
-        key.segments
-            .iter()
-            .any(|s| matches!(s, Segment::Placeholder(p) if p[0] == name))
-    };
+fn in_key(key: &Key, name: &str) -> bool {
+    key.segments
+        .iter()
+        .any(|s| matches!(s, Segment::Placeholder(p) if p[0] == name))
+}
+
+/// Reports `skip(...)` entries that name no parameter or one the key uses; returns the
+/// parameters suggested for misspelled entries.
+fn check_skip(args: &Args, key: &Key, params: &[Param], errors: &mut Errors) -> Vec<String> {
+    let mut suggested = Vec::new();
     for skipped in &args.skip {
         let name = skipped.to_string();
         if !params.iter().any(|p| p.name.as_ref() == Some(skipped)) {
-            let hint = did_you_mean(&name, params.iter().filter_map(|p| p.name.as_ref()))
+            let suggestion = did_you_mean(&name, params.iter().filter_map(|p| p.name.as_ref()));
+            suggested.extend(suggestion.clone());
+            let hint = suggestion
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
             errors.push(syn::Error::new_spanned(
                 skipped,
                 format!("`skip` names no parameter `{name}`{hint}"),
             ));
-        } else if key.explicit && in_key(&name) {
+        } else if key.valid && key.explicit && in_key(key, &name) {
             errors.push(syn::Error::new_spanned(
                 skipped,
                 format!("`{name}` is used in the key; remove it from `skip(...)`"),
             ));
         }
     }
+    suggested
+}
+
+/// Reports parameters that are neither in the key, nor skipped, nor the client's.
+/// `misspelled`: parameters already suggested for a misspelled placeholder or `skip` entry.
+fn check_every_param_is_keyed(
+    args: &Args,
+    key: &Key,
+    params: &[Param],
+    misspelled: &[String],
+    errors: &mut Errors,
+) {
     let client_idents = client_idents(args);
     for p in params {
         let Some(name) = &p.name else {
@@ -247,7 +307,12 @@ fn check_every_param_is_keyed_or_skipped(
             continue;
         };
         let text = name.to_string();
-        if !in_key(&text) && !args.skip.iter().any(|s| s == name) && !client_idents.contains(&text)
+        // With an invalid template the key's placeholders are unknown.
+        if key.valid
+            && !in_key(key, &text)
+            && !args.skip.iter().any(|s| s == name)
+            && !client_idents.contains(&text)
+            && !misspelled.contains(&text)
         {
             errors.push(syn::Error::new_spanned(
                 name,
@@ -259,6 +324,21 @@ fn check_every_param_is_keyed_or_skipped(
             ));
         }
     }
+}
+
+/// `tokens` with every span set to `span`: a path the macro writes (the crate path) placed at a
+/// user's token, so that an error about the expression it starts is reported there.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                tt = TokenTree::Group(Group::new(g.delimiter(), respan(g.stream(), span)));
+            }
+            tt.set_span(span);
+            tt
+        })
+        .collect()
 }
 
 /// Every identifier in the `client = …` expression: parameters it names are the client's, not
@@ -304,6 +384,17 @@ impl Generated<'_> {
         }
     }
 
+    /// `check_cacheable::<R, _>(__rp_kind)` at the return type, so that a missing
+    /// `Serialize`/`Deserialize` is reported there (once: the runtime's own bounds on the same
+    /// types are then not reported again).
+    fn check(&self) -> TokenStream {
+        let krate = &self.krate;
+        let ret = self.ret();
+        quote_spanned! {self.ret_span()=>
+            let __rp_kind = #krate::__private::check_cacheable::<#ret, _>(__rp_kind);
+        }
+    }
+
     /// `let __rp_client: &Client = …;`
     fn client(&self) -> TokenStream {
         let krate = &self.krate;
@@ -314,7 +405,7 @@ impl Generated<'_> {
             Some(expr) => quote_spanned! {expr.span()=>
                 let __rp_client_source = &(#expr);
                 let __rp_client: &#krate::__private::Client =
-                    ::core::convert::AsRef::<#krate::__private::Client>::as_ref(__rp_client_source);
+                    #krate::__private::AsClient::as_client(__rp_client_source);
             },
         }
     }
@@ -397,7 +488,7 @@ impl Generated<'_> {
 
     fn ttl(&self) -> (TokenStream, u32) {
         let krate = &self.krate;
-        let ms = self.args.ttl.map_or(0, |t| t.ms);
+        let ms = self.args.ttl_ms.unwrap_or(0);
         (
             quote!(#krate::__private::Duration::from_millis(#ms)),
             self.args.ttl_jitter.unwrap_or(0),
@@ -409,20 +500,19 @@ impl Generated<'_> {
         let ItemFn {
             attrs, vis, sig, ..
         } = self.func;
-        let (client, key, kind, body, name, ret) = (
+        let (client, key, kind, body, name) = (
             self.client(),
             self.key(),
             self.kind(),
             self.body(),
             self.name(),
-            self.ret(),
         );
         let (ttl, jitter) = self.ttl();
         let stampede = match self.args.stampede {
             StampedeMode::None => quote!(#krate::__private::Stampede::None),
             StampedeMode::Lock => {
-                let lock_ttl = self.args.lock_ttl.map_or(10_000, |t| t.ms);
-                let lock_wait = self.args.lock_wait.map_or(3_000, |t| t.ms);
+                let lock_ttl = self.args.lock_ttl_ms.unwrap_or(10_000);
+                let lock_wait = self.args.lock_wait_ms.unwrap_or(3_000);
                 quote!(#krate::__private::Stampede::Lock {
                     lock_ttl: #krate::__private::Duration::from_millis(#lock_ttl),
                     lock_wait: #krate::__private::Duration::from_millis(#lock_wait),
@@ -433,12 +523,12 @@ impl Generated<'_> {
                 quote!(#krate::__private::Stampede::Early { beta: #beta })
             }
         };
+        // Spanned at the flag, crate path included, so that rustc underlines only `cache_none`.
         let cache_none = self.args.cache_none.map(|span| {
+            let krate = respan(quote!(#krate), span);
             quote_spanned!(span=> let __rp_kind = #krate::__private::CacheNone::cache_none(__rp_kind);)
         });
-        let check = quote_spanned! {self.ret_span()=>
-            let __rp_kind = #krate::__private::check_cacheable::<#ret, _>(__rp_kind);
-        };
+        let check = self.check();
         let companions = self.companions();
         quote! {
             #(#attrs)*
@@ -500,9 +590,7 @@ impl Generated<'_> {
             self.ret(),
         );
         let (ttl, jitter) = self.ttl();
-        let check = quote_spanned! {self.ret_span()=>
-            let __rp_kind = #krate::__private::check_cacheable::<#ret, _>(__rp_kind);
-        };
+        let check = self.check();
         quote! {
             #(#attrs)*
             #vis #sig {
@@ -522,6 +610,16 @@ impl Generated<'_> {
 
     /// `<fn>_key(..)`, `<fn>_invalidate(..)` and `<fn>_refresh(..)`.
     fn companions(&self) -> TokenStream {
+        self.companion_fns(false)
+    }
+
+    /// The companions' signatures with bodies that never run: emitted, next to the errors,
+    /// for a function whose attribute is wrong.
+    fn companion_stubs(&self) -> TokenStream {
+        self.companion_fns(true)
+    }
+
+    fn companion_fns(&self, stub: bool) -> TokenStream {
         let krate = &self.krate;
         let func = self.func;
         let vis = &func.vis;
@@ -531,7 +629,6 @@ impl Generated<'_> {
         let invalidate_ident = format_ident!("{}_invalidate", ident);
         let refresh_ident = format_ident!("{}_refresh", ident);
         let ret = self.ret();
-        let (client, key, name) = (self.client(), self.key(), self.name());
 
         // Key companions take the parameters the key uses, and `self` when the key or the
         // client expression needs it.
@@ -561,7 +658,8 @@ impl Generated<'_> {
         });
         let key_params: Vec<TokenStream> = key_params.collect();
 
-        // `_refresh` forwards every argument to the function itself.
+        // `_refresh` forwards every argument to the function itself. A parameter named like a
+        // free function would shadow it in the call, so it is renamed.
         let mut refresh_params = Vec::new();
         let mut forwarded = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
@@ -569,6 +667,7 @@ impl Generated<'_> {
             let arg = p
                 .name
                 .clone()
+                .filter(|name| self.has_self || name != ident)
                 .unwrap_or_else(|| format_ident!("__rp_arg{}", i));
             refresh_params.push(quote!(#arg: #ty));
             forwarded.push(arg);
@@ -586,6 +685,26 @@ impl Generated<'_> {
         let doc_refresh = format!(
             " Runs [`{ident}`] without reading the cache, stores the fresh result, and returns it."
         );
+        if stub {
+            let unreachable = quote!(::core::unreachable!());
+            return quote! {
+                #[allow(dead_code, unused_variables, clippy::needless_lifetimes)]
+                #vis fn #key_ident #generics (#key_receiver #(#key_params),*) -> ::std::string::String #where_clause {
+                    #unreachable
+                }
+                #[allow(dead_code, unused_variables, clippy::needless_lifetimes)]
+                #vis async fn #invalidate_ident #generics (#key_receiver #(#key_params),*)
+                    -> ::core::result::Result<bool, #krate::Error> #where_clause
+                {
+                    #unreachable
+                }
+                #[allow(dead_code, unused_variables, clippy::needless_lifetimes)]
+                #vis async fn #refresh_ident #generics (#refresh_receiver #(#refresh_params),*) -> #ret #where_clause {
+                    #unreachable
+                }
+            };
+        }
+        let (client, key, name) = (self.client(), self.key(), self.name());
         quote! {
             #[doc = #doc_key]
             #[allow(dead_code, clippy::needless_lifetimes)]

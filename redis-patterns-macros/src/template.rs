@@ -41,13 +41,15 @@ pub fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
             let after = &rest[end + 1..];
             if !literal.is_empty() && !literal.ends_with(':') {
                 errors.push(format!(
-                    "placeholder `<{inner}>` must follow a `:` (e.g. `…:<{inner}>`): values are \
-                     escaped so they never contain `:`, which keeps keys unambiguous"
+                    "placeholder `<{inner}>` must follow a `:`, as in `\"{}\"`: {WHY_SEPARATORS}",
+                    with_separators(template)
                 ));
             }
             if !(after.is_empty() || after.starts_with(':')) {
                 errors.push(format!(
-                    "placeholder `<{inner}>` must be followed by `:` or end the template"
+                    "placeholder `<{inner}>` must be followed by `:` or end the template, as in \
+                     `\"{}\"`: {WHY_SEPARATORS}",
+                    with_separators(template)
                 ));
             }
             match parse_path(inner) {
@@ -81,6 +83,38 @@ pub fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+const WHY_SEPARATORS: &str =
+    "values are escaped so they never contain `:`, which keeps keys unambiguous";
+
+/// `template` with a `:` added wherever a placeholder lacks one before or after it, to show
+/// the user the template they probably meant.
+fn with_separators(template: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 4);
+    let (mut in_placeholder, mut after_placeholder) = (false, false);
+    for c in template.chars() {
+        if in_placeholder {
+            out.push(c);
+            if c == '>' {
+                in_placeholder = false;
+                after_placeholder = true;
+            }
+            continue;
+        }
+        if after_placeholder && c != ':' {
+            out.push(':');
+        }
+        after_placeholder = false;
+        if c == '<' {
+            if !out.is_empty() && !out.ends_with(':') {
+                out.push(':');
+            }
+            in_placeholder = true;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn parse_path(inner: &str) -> Result<Vec<String>, String> {
@@ -175,6 +209,16 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn suggests_the_template_with_separators() {
+        assert_eq!(with_separators("a:<x><y>"), "a:<x>:<y>");
+        assert_eq!(with_separators("a<id>"), "a:<id>");
+        assert_eq!(with_separators("a:<id>x"), "a:<id>:x");
+        assert_eq!(with_separators("a:<id>:b"), "a:<id>:b");
+        let message = &parse("a:<x><y>").unwrap_err()[0];
+        assert!(message.contains("`\"a:<x>:<y>\"`"), "{message}");
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub trait CacheNone {
     fn cache_none(self) -> Self;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T> CacheNone for OptionKind<T> {
     fn cache_none(self) -> Self {
         OptionKind::cache_none(self)

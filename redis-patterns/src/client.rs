@@ -208,6 +208,48 @@ impl AsRef<Client> for Client {
     }
 }
 
+/// What a `client = …` attribute option may give: a [`Client`], a reference to one, or one
+/// behind `Arc`, `Box`, `Rc` or a `LazyLock` static.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`client = …` must give a `redis_patterns::Client`, not `{Self}`",
+    label = "expected a `Client`, `&Client`, `Arc<Client>` or `LazyLock<Client>`",
+    note = "build one with `redis_patterns::Client::new(url)`"
+)]
+pub trait AsClient {
+    fn as_client(&self) -> &Client;
+}
+
+impl AsClient for Client {
+    fn as_client(&self) -> &Client {
+        self
+    }
+}
+
+macro_rules! as_client_through {
+    ($($t:ty),*) => {$(
+        #[diagnostic::do_not_recommend]
+        impl AsClient for $t {
+            fn as_client(&self) -> &Client {
+                self
+            }
+        }
+    )*};
+}
+as_client_through!(
+    std::sync::Arc<Client>,
+    Box<Client>,
+    std::rc::Rc<Client>,
+    std::sync::LazyLock<Client>
+);
+
+#[diagnostic::do_not_recommend]
+impl<T: AsClient + ?Sized> AsClient for &T {
+    fn as_client(&self) -> &Client {
+        (**self).as_client()
+    }
+}
+
 /// Connects with `config`, checks the server answers, and makes the client the process-wide
 /// default for the attributes: the one line a service runs at start-up.
 ///

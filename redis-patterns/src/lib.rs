@@ -78,7 +78,7 @@ pub mod __private {
         CacheNone, CacheSpec, Cacheable, ReturnKind, Select, SelectOption, SelectResult,
         SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put, refresh,
     };
-    pub use crate::client::Client;
+    pub use crate::client::{AsClient, Client};
     pub use crate::key::{KeyBuilder, KeyPart};
     pub use crate::stats::FunctionCounters;
     pub use core::time::Duration;

@@ -1,6 +1,12 @@
 use redis_patterns::cached;
 
-#[cached(key = "catalog:<region>:<page>", ttl = "5m", stampede = "lock", lock_ttl = "5s", lock_wait = "2s")]
+#[cached(
+    key = "catalog:<region>:<page>",
+    ttl = "5m",
+    stampede = "lock",
+    lock_ttl = "5s",
+    lock_wait = "2s"
+)]
 async fn catalog(region: String, page: u32) -> Result<Vec<String>, String> {
     Ok(vec![format!("{region}:{page}")])
 }

@@ -1,7 +1,7 @@
 use redis_patterns::{cache_evict, cache_put, cached};
 
 #[cached(key = "n:<n>", ttl = 60, crate = "::redis_patterns")]
-async fn n(n: u64) -> u64 {
+async fn number(n: u64) -> u64 {
     n
 }
 
@@ -16,7 +16,7 @@ async fn store(n: u64) -> u64 {
 }
 
 fn main() {
-    let _ = n(1);
+    let _ = number(1);
     let _ = forget(1);
     let _ = store(1);
 }

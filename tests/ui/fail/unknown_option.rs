@@ -1,0 +1,13 @@
+use redis_patterns::cached;
+
+#[cached(key = "product:<id>", ttl = "5m", stampde = "lock")]
+async fn product(id: u64) -> Option<String> {
+    Some(id.to_string())
+}
+
+#[cached(key = "price:<id>", ttl = "5m", expire_after = 60)]
+async fn price(id: u64) -> u64 {
+    id
+}
+
+fn main() {}
