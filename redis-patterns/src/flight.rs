@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use foldhash::fast::RandomState;
+
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -29,9 +31,13 @@ type Slot = watch::Sender<Option<Shared>>;
 /// common case — a hit nobody else is waiting for — costs one map insert and one removal.
 type Entry = Option<Arc<Slot>>;
 
+/// Keys carry user input, so the hash is seeded per process (foldhash, hashbrown's default):
+/// fast, and not open to precomputed collisions.
+type Map = HashMap<String, Entry, RandomState>;
+
 pub(crate) struct Flights {
-    shards: [Mutex<HashMap<String, Entry>>; SHARDS],
-    hasher: std::hash::RandomState,
+    shards: [Mutex<Map>; SHARDS],
+    hasher: RandomState,
 }
 
 pub(crate) enum Join<'a> {
@@ -43,12 +49,12 @@ impl Flights {
     pub(crate) fn new() -> Self {
         Flights {
             shards: Default::default(),
-            hasher: Default::default(),
+            hasher: RandomState::default(),
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+    fn shard(&self, key: &str) -> MutexGuard<'_, Map> {
+        let i = (self.hasher.hash_one(key) >> 59) as usize % SHARDS;
         self.shards[i]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

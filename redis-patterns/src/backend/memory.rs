@@ -11,6 +11,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::{Probe, hash_tag};
@@ -29,12 +30,12 @@ pub struct MemoryBackend {
 #[derive(Default)]
 struct Store {
     shards: [Mutex<Shard>; SHARDS],
-    hasher: std::hash::RandomState,
+    hasher: RandomState,
 }
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<String, Entry>,
+    map: HashMap<String, Entry, RandomState>,
     writes_since_sweep: usize,
 }
 
@@ -71,7 +72,7 @@ impl MemoryBackend {
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         let mut h = self.store.hasher.build_hasher();
         h.write(hash_tag(key).as_bytes());
-        lock(&self.store.shards[(h.finish() as usize) % SHARDS])
+        lock(&self.store.shards[(h.finish() >> 59) as usize % SHARDS])
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {

@@ -1,17 +1,19 @@
-//! The Redis backend: one multiplexed connection (redis-rs's `ConnectionManager`, which
-//! reconnects by itself), a per-command timeout, and a circuit breaker that turns a dead
-//! server into fast errors with capped exponential backoff and jitter.
+//! The Redis backend: one multiplexed connection shared by all calls and replaced when it
+//! breaks (see `connection.rs`), redis-rs's connection and response timeouts, and a circuit
+//! breaker that turns a dead server into fast errors with capped exponential backoff and
+//! jitter.
 
 use std::future::Future;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, RedisResult, Script, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult, Script, Value};
 
 use super::Probe;
+use super::connection::SharedConnection;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 
@@ -24,10 +26,7 @@ static UNLOCK: LazyLock<Script> =
 
 #[doc(hidden)]
 pub struct RedisBackend {
-    client: redis::Client,
-    manager_config: ConnectionManagerConfig,
-    /// Created on first use, inside the runtime (redis-rs needs one to create it).
-    conn: OnceLock<ConnectionManager>,
+    conn: SharedConnection,
     command_timeout: Duration,
     breaker: Breaker,
 }
@@ -46,40 +45,46 @@ impl RedisBackend {
             settings = settings.set_password(&password.0);
         }
         let client = redis::Client::open(info.set_redis_settings(settings))?;
-        let manager_config = ConnectionManagerConfig::new()
+        let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            // Backoff between attempts is the breaker's job, so that callers are never
-            // parked behind the manager's own retry loop.
-            .set_number_of_retries(0);
+            .set_response_timeout(Some(config.command_timeout));
         Ok(RedisBackend {
-            client,
-            manager_config,
-            conn: OnceLock::new(),
+            conn: SharedConnection::new(client, connection_config),
             command_timeout: config.command_timeout,
             breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
         })
     }
 
-    /// Runs one command behind the breaker. redis-rs bounds it: the connection (if one must
-    /// be made first) by `connect_timeout`, the answer by `command_timeout`; a second timer
-    /// here would only add cost to every call.
+    /// Runs one command behind the breaker. redis-rs bounds it: dialling (when there is no
+    /// connection) by `connect_timeout`, the answer by `command_timeout`; a second timer here
+    /// would only add cost to every call.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         self.breaker.check()?;
-        match f(self.connection()?).await {
+        let (generation, conn) = match self.conn.get().await {
+            Ok(current) => current,
+            Err(e) => {
+                self.breaker.failed();
+                return Err(Error::Redis(e));
+            }
+        };
+        match f(conn).await {
             Ok(value) => {
                 self.breaker.succeeded();
                 Ok(value)
             }
             Err(e) if e.is_timeout() => {
+                // A slow answer does not mean a broken connection: keep it.
                 self.breaker.failed();
                 Err(Error::Timeout(self.command_timeout))
             }
             Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    self.conn.discard(generation);
+                }
                 let e = Error::Redis(e);
                 if e.is_connection_failure() {
                     self.breaker.failed();
@@ -87,25 +92,6 @@ impl RedisBackend {
                 Err(e)
             }
         }
-    }
-
-    fn connection(&self) -> Result<ConnectionManager> {
-        if let Some(conn) = self.conn.get() {
-            return Ok(conn.clone());
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "redis-patterns talks to Redis from a tokio runtime; call it from async code \
-                 running on tokio"
-                    .into(),
-            ));
-        }
-        let conn = ConnectionManager::new_lazy_with_config(
-            self.client.clone(),
-            self.manager_config.clone(),
-        )?;
-        // If another task won the race, its manager is used and this one is dropped unused.
-        Ok(self.conn.get_or_init(|| conn).clone())
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
