@@ -72,6 +72,53 @@ pub struct Args {
 
 pub const STAMPEDE_MODES: &str = "`none`, `lock`, `early`";
 
+/// Splits an attribute's arguments into `(name, meta)` pairs, reporting syntax errors, unknown
+/// options (with a did-you-mean) and duplicates. Used by the attributes other than the cache
+/// ones, which add their own messages.
+#[allow(dead_code)] // used by the attributes added next
+pub fn options(
+    tokens: TokenStream,
+    attribute: &str,
+    allowed: &[&str],
+    errors: &mut Errors,
+) -> Vec<(String, Meta)> {
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+        Ok(metas) => metas,
+        Err(e) => {
+            errors.push(e);
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<(String, Meta)> = Vec::new();
+    for meta in metas {
+        let name = option_name(meta.path());
+        if !allowed.contains(&name.as_str()) {
+            let hint = crate::errors::did_you_mean(&name, allowed.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("; expected one of {}", list(allowed)));
+            errors.push(syn::Error::new_spanned(
+                meta.path(),
+                format!("unknown option `{name}` for #[{attribute}]{hint}"),
+            ));
+        } else if out.iter().any(|(given, _)| *given == name) {
+            errors.push(syn::Error::new_spanned(
+                meta.path(),
+                format!("`{name}` is given twice; keep one"),
+            ));
+        } else {
+            out.push((name, meta));
+        }
+    }
+    out
+}
+
+#[allow(dead_code)]
+fn option_name(path: &syn::Path) -> String {
+    path.get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| path.to_token_stream().to_string())
+}
+
 pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args {
         key: None,
@@ -139,8 +186,10 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
                 if let Some(lit) = string(&meta, errors) {
                     match duration::parse_permille(&lit.value()) {
                         Ok(p) => args.ttl_jitter = Some(p),
-                        Err(e) => errors
-                            .push(syn::Error::new(lit.span(), format!("invalid `ttl_jitter`: {e}"))),
+                        Err(e) => errors.push(syn::Error::new(
+                            lit.span(),
+                            format!("invalid `ttl_jitter`: {e}"),
+                        )),
                     }
                 }
             }
@@ -151,9 +200,10 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
                         "lock" => args.stampede = StampedeMode::Lock,
                         "early" => args.stampede = StampedeMode::Early,
                         other => {
-                            let hint = crate::errors::did_you_mean(other, ["none", "lock", "early"])
-                                .map(|s| format!(" (did you mean `{s}`?)"))
-                                .unwrap_or_default();
+                            let hint =
+                                crate::errors::did_you_mean(other, ["none", "lock", "early"])
+                                    .map(|s| format!(" (did you mean `{s}`?)"))
+                                    .unwrap_or_default();
                             errors.push(syn::Error::new(
                                 lit.span(),
                                 format!("no stampede mode `{other}`{hint}; expected one of {STAMPEDE_MODES}"),
@@ -166,7 +216,9 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
             "cache_none" => match &meta {
                 Meta::Path(p) => args.cache_none = Some(p.span()),
                 Meta::NameValue(nv) => match &nv.value {
-                    Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Bool(b), ..
+                    }) => {
                         args.cache_none = b.value.then(|| b.span());
                     }
                     other => errors.push(syn::Error::new_spanned(
@@ -191,24 +243,8 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
                     "write `skip(param, …)` with the parameters to leave out of the key",
                 )),
             },
-            "client" => match meta {
-                Meta::NameValue(nv) => args.client = Some(nv.value),
-                other => errors.push(syn::Error::new_spanned(
-                    other,
-                    "write `client = <expression>` giving a `redis_patterns::Client` (or a reference to one)",
-                )),
-            },
-            "crate" => {
-                if let Some(lit) = string(&meta, errors) {
-                    match lit.parse::<syn::Path>() {
-                        Ok(path) => args.krate = Some(path),
-                        Err(_) => errors.push(syn::Error::new(
-                            lit.span(),
-                            "`crate` takes a path such as `\"::my_reexport::redis_patterns\"`",
-                        )),
-                    }
-                }
-            }
+            "client" => args.client = client(meta, errors),
+            "crate" => args.krate = crate_path(&meta, errors),
             _ => unreachable!("option list and match arms agree"),
         }
     }
@@ -255,7 +291,36 @@ pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Args {
     args
 }
 
-fn list(options: &[&str]) -> String {
+/// `client = <expression>`.
+pub fn client(meta: Meta, errors: &mut Errors) -> Option<Expr> {
+    match meta {
+        Meta::NameValue(nv) => Some(nv.value),
+        other => {
+            errors.push(syn::Error::new_spanned(
+                other,
+                "write `client = <expression>` giving a `redis_patterns::Client` (or a reference to one)",
+            ));
+            None
+        }
+    }
+}
+
+/// `crate = "path"`.
+pub fn crate_path(meta: &Meta, errors: &mut Errors) -> Option<syn::Path> {
+    let lit = string(meta, errors)?;
+    match lit.parse::<syn::Path>() {
+        Ok(path) => Some(path),
+        Err(_) => {
+            errors.push(syn::Error::new(
+                lit.span(),
+                "`crate` takes a path such as `\"::my_reexport::redis_patterns\"`",
+            ));
+            None
+        }
+    }
+}
+
+pub fn list(options: &[&str]) -> String {
     options
         .iter()
         .map(|o| format!("`{o}`"))
@@ -263,7 +328,7 @@ fn list(options: &[&str]) -> String {
         .join(", ")
 }
 
-fn value<'m>(meta: &'m Meta, errors: &mut Errors) -> Option<&'m Expr> {
+pub fn value<'m>(meta: &'m Meta, errors: &mut Errors) -> Option<&'m Expr> {
     match meta {
         Meta::NameValue(nv) => Some(&nv.value),
         other => {
@@ -277,7 +342,7 @@ fn value<'m>(meta: &'m Meta, errors: &mut Errors) -> Option<&'m Expr> {
     }
 }
 
-fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
+pub fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
     match value(meta, errors)? {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
@@ -299,7 +364,7 @@ fn string(meta: &Meta, errors: &mut Errors) -> Option<LitStr> {
     }
 }
 
-fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -> Option<u64> {
+pub fn duration_value(meta: &Meta, errors: &mut Errors, name: &str, zero_ok: bool) -> Option<u64> {
     let expr = value(meta, errors)?;
     let span = expr.span();
     let parsed = match expr {

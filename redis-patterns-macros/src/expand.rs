@@ -12,46 +12,45 @@ use crate::errors::{Errors, did_you_mean};
 use crate::template::{self, Segment};
 
 /// A parameter of the annotated function.
-struct Param {
+pub(crate) struct Param {
     /// `None` for a pattern that is not a plain name (`(a, b): (u8, u8)`).
-    name: Option<Ident>,
-    pat: Pat,
-    ty: Type,
+    pub name: Option<Ident>,
+    pub pat: Pat,
+    pub ty: Type,
 }
 
 /// The key of the annotated function: its segments, where they came from, and whether the
 /// template was written by the user.
-struct Key {
-    segments: Vec<Segment>,
+pub(crate) struct Key {
+    pub segments: Vec<Segment>,
     /// Span of the user's key literal, or the attribute for a default key.
-    span: Span,
-    explicit: bool,
+    pub span: Span,
+    pub explicit: bool,
     /// False when the template has errors (already reported): its placeholders are unknown.
-    valid: bool,
+    pub valid: bool,
 }
 
-pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
-    let args = attr::parse(kind, args, &mut errors);
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(f) => f,
-        Err(e) => {
-            let mut err = syn::Error::new(
-                e.span(),
-                format!("#[{}] applies to `async fn` items", kind.name()),
-            )
-            .to_compile_error();
-            err.extend(item);
-            return err;
-        }
-    };
+/// Parses the annotated item as a function, or returns the error to emit (with the item).
+pub(crate) fn parse_fn(item: TokenStream, attribute: &str) -> Result<ItemFn, TokenStream> {
+    syn::parse2(item.clone()).map_err(|e| {
+        let mut err = syn::Error::new(
+            e.span(),
+            format!("#[{attribute}] applies to `async fn` items"),
+        )
+        .to_compile_error();
+        err.extend(item);
+        err
+    })
+}
 
+/// Whether the function has a `self` receiver, and its other parameters.
+pub(crate) fn params_of(func: &ItemFn) -> (bool, Vec<Param>) {
     let has_self = func
         .sig
         .inputs
         .iter()
         .any(|a| matches!(a, FnArg::Receiver(_)));
-    let params: Vec<Param> = func
+    let params = func
         .sig
         .inputs
         .iter()
@@ -67,6 +66,131 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
             FnArg::Receiver(_) => None,
         })
         .collect();
+    (has_self, params)
+}
+
+/// A key template the user wrote; its errors are reported at the literal.
+pub(crate) fn explicit_key(lit: &syn::LitStr, errors: &mut Errors) -> Key {
+    match template::parse(&lit.value()) {
+        Ok(segments) => Key {
+            segments,
+            span: lit.span(),
+            explicit: true,
+            valid: true,
+        },
+        Err(messages) => {
+            for m in messages {
+                errors.push(syn::Error::new(lit.span(), m));
+            }
+            Key {
+                segments: Vec::new(),
+                span: lit.span(),
+                explicit: true,
+                valid: false,
+            }
+        }
+    }
+}
+
+/// The declared return type (`()` when there is none).
+pub(crate) fn ret_tokens(func: &ItemFn) -> TokenStream {
+    match &func.sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    }
+}
+
+/// Where errors about the return type go.
+pub(crate) fn ret_span(func: &ItemFn) -> Span {
+    match &func.sig.output {
+        ReturnType::Default => func.sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    }
+}
+
+/// `let __rp_client: &Client = …;`
+pub(crate) fn client_tokens(krate: &syn::Path, client: Option<&syn::Expr>) -> TokenStream {
+    match client {
+        None => quote! {
+            let __rp_client: &#krate::__private::Client = #krate::__private::default_client();
+        },
+        Some(expr) => quote_spanned! {expr.span()=>
+            let __rp_client_source = &(#expr);
+            let __rp_client: &#krate::__private::Client =
+                #krate::__private::AsClient::as_client(__rp_client_source);
+        },
+    }
+}
+
+/// The template as text, for logs and statistics.
+pub(crate) fn name_tokens(key: &Key) -> TokenStream {
+    let rendered = template::render(&key.segments);
+    if key.explicit {
+        quote!(#rendered)
+    } else {
+        quote!(::core::concat!(::core::module_path!(), #rendered))
+    }
+}
+
+/// `let __rp_key: String = …;` — placeholders become the user's own names, spanned at the
+/// key literal so that a missing `KeyPart` impl underlines the template.
+pub(crate) fn key_tokens(krate: &syn::Path, key: &Key) -> TokenStream {
+    let span = key.span;
+    let steps = key
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, segment)| match segment {
+            Segment::Literal(text) if i == 0 && !key.explicit => {
+                quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
+            }
+            Segment::Literal(text) => quote!(__rp_k.literal(#text);),
+            Segment::Placeholder(path) => {
+                let idents = path.iter().map(|p| {
+                    if p == "self" {
+                        quote_spanned!(span=> self)
+                    } else {
+                        let ident = Ident::new(p, span);
+                        quote!(#ident)
+                    }
+                });
+                quote_spanned!(span=> __rp_k.part(&#(#idents).*);)
+            }
+        });
+    quote! {
+        let __rp_key: ::std::string::String = {
+            let mut __rp_k = #krate::__private::key_builder(__rp_client);
+            #(#steps)*
+            __rp_k.finish()
+        };
+    }
+}
+
+/// The original body as an `async move` block whose output type is pinned to the return
+/// type, so `?` and `return` keep their meaning.
+pub(crate) fn body_tokens(func: &ItemFn) -> TokenStream {
+    let ret = ret_tokens(func);
+    let stmts = &func.block.stmts;
+    quote! {
+        async move {
+            #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+            if false {
+                let __rp_unreachable: #ret = loop {};
+                return __rp_unreachable;
+            }
+            #(#stmts)*
+        }
+    }
+}
+
+pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = attr::parse(kind, args, &mut errors);
+    let func = match parse_fn(item, kind.name()) {
+        Ok(f) => f,
+        Err(tokens) => return tokens,
+    };
+    let (has_self, params) = params_of(&func);
 
     // After the options' own errors: the key and `skip` (which need the parameters), then the
     // `fn` token, the parameters and the return type, so that the errors read top to bottom.
@@ -142,25 +266,7 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut Errors) -> Key {
     if let Some(lit) = &args.key {
-        return match template::parse(&lit.value()) {
-            Ok(segments) => Key {
-                segments,
-                span: lit.span(),
-                explicit: true,
-                valid: true,
-            },
-            Err(messages) => {
-                for m in messages {
-                    errors.push(syn::Error::new(lit.span(), m));
-                }
-                Key {
-                    segments: Vec::new(),
-                    span: lit.span(),
-                    explicit: true,
-                    valid: false,
-                }
-            }
-        };
+        return explicit_key(lit, errors);
     }
     if kind != Kind::Cached {
         // #[cache_evict] and #[cache_put] require a key; its absence is already reported.
@@ -198,7 +304,7 @@ fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut
 /// Reports placeholders that name no parameter. Returns whether every placeholder names one,
 /// and the parameters suggested instead, which are then not also reported as missing from the
 /// key.
-fn check_placeholders(
+pub(crate) fn check_placeholders(
     key: &Key,
     params: &[Param],
     has_self: bool,
@@ -343,7 +449,12 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 
 /// Every identifier in the `client = …` expression: parameters it names are the client's, not
 /// key data, and the key companions must take them too.
-fn client_idents(args: &Args) -> Vec<String> {
+pub(crate) fn client_idents(args: &Args) -> Vec<String> {
+    idents_in(args.client.as_ref())
+}
+
+/// Every identifier in an expression.
+pub(crate) fn idents_in(expr: Option<&syn::Expr>) -> Vec<String> {
     fn walk(tokens: TokenStream, out: &mut Vec<String>) {
         for tt in tokens {
             match tt {
@@ -354,7 +465,7 @@ fn client_idents(args: &Args) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Some(expr) = &args.client {
+    if let Some(expr) = expr {
         walk(quote!(#expr), &mut out);
     }
     out
@@ -371,17 +482,11 @@ struct Generated<'a> {
 
 impl Generated<'_> {
     fn ret(&self) -> TokenStream {
-        match &self.func.sig.output {
-            ReturnType::Default => quote!(()),
-            ReturnType::Type(_, ty) => quote!(#ty),
-        }
+        ret_tokens(self.func)
     }
 
     fn ret_span(&self) -> Span {
-        match &self.func.sig.output {
-            ReturnType::Default => self.func.sig.ident.span(),
-            ReturnType::Type(_, ty) => ty.span(),
-        }
+        ret_span(self.func)
     }
 
     /// `check_cacheable::<R, _>(__rp_kind)` at the return type, so that a missing
@@ -395,65 +500,16 @@ impl Generated<'_> {
         }
     }
 
-    /// `let __rp_client: &Client = …;`
     fn client(&self) -> TokenStream {
-        let krate = &self.krate;
-        match &self.args.client {
-            None => quote! {
-                let __rp_client: &#krate::__private::Client = #krate::__private::default_client();
-            },
-            Some(expr) => quote_spanned! {expr.span()=>
-                let __rp_client_source = &(#expr);
-                let __rp_client: &#krate::__private::Client =
-                    #krate::__private::AsClient::as_client(__rp_client_source);
-            },
-        }
+        client_tokens(&self.krate, self.args.client.as_ref())
     }
 
-    /// The template as text, for logs and statistics.
     fn name(&self) -> TokenStream {
-        let rendered = template::render(&self.key.segments);
-        if self.key.explicit {
-            quote!(#rendered)
-        } else {
-            quote!(::core::concat!(::core::module_path!(), #rendered))
-        }
+        name_tokens(self.key)
     }
 
-    /// `let __rp_key: String = …;` — placeholders become the user's own names, spanned at the
-    /// key literal so that a missing `KeyPart` impl underlines the template.
     fn key(&self) -> TokenStream {
-        let krate = &self.krate;
-        let span = self.key.span;
-        let steps = self
-            .key
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(i, segment)| match segment {
-                Segment::Literal(text) if i == 0 && !self.key.explicit => {
-                    quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
-                }
-                Segment::Literal(text) => quote!(__rp_k.literal(#text);),
-                Segment::Placeholder(path) => {
-                    let idents = path.iter().map(|p| {
-                        if p == "self" {
-                            quote_spanned!(span=> self)
-                        } else {
-                            let ident = Ident::new(p, span);
-                            quote!(#ident)
-                        }
-                    });
-                    quote_spanned!(span=> __rp_k.part(&#(#idents).*);)
-                }
-            });
-        quote! {
-            let __rp_key: ::std::string::String = {
-                let mut __rp_k = #krate::__private::key_builder(__rp_client);
-                #(#steps)*
-                __rp_k.finish()
-            };
-        }
+        key_tokens(&self.krate, self.key)
     }
 
     /// The return kind (`Result`, `Option` or a plain value), chosen by type.
@@ -469,21 +525,8 @@ impl Generated<'_> {
         }
     }
 
-    /// The original body as an `async move` block whose output type is pinned to the return
-    /// type, so `?` and `return` keep their meaning.
     fn body(&self) -> TokenStream {
-        let ret = self.ret();
-        let stmts = &self.func.block.stmts;
-        quote! {
-            async move {
-                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-                if false {
-                    let __rp_unreachable: #ret = loop {};
-                    return __rp_unreachable;
-                }
-                #(#stmts)*
-            }
-        }
+        body_tokens(self.func)
     }
 
     fn ttl(&self) -> (TokenStream, u32) {

@@ -5,6 +5,7 @@
 //! one shard mutex. Expired entries are invisible at once and are swept when a shard has seen
 //! more writes than half its size since the last sweep (amortised O(1) per write).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
@@ -27,10 +28,21 @@ pub struct MemoryBackend {
     store: Arc<Store>,
 }
 
-#[derive(Default)]
 struct Store {
     shards: [Mutex<Shard>; SHARDS],
     hasher: RandomState,
+    /// Zero of the store's clock (see [`Txn::clock`]).
+    origin: Instant,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            shards: Default::default(),
+            hasher: RandomState::default(),
+            origin: Instant::now(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -40,8 +52,15 @@ struct Shard {
 }
 
 struct Entry {
-    value: Bytes,
+    value: Value,
     expires_at: Option<Instant>,
+}
+
+/// What a key holds: bytes (what `GET`/`SET` see), or a feature's own structure (a rate
+/// limiter's log, a fencing counter), as Redis keys hold strings, sorted sets or counters.
+enum Value {
+    Bytes(Bytes),
+    State(Box<dyn Any + Send>),
 }
 
 impl Entry {
@@ -140,14 +159,100 @@ impl MemoryBackend {
         self.shard(lock_key)
             .remove_if_owned(lock_key, token, Instant::now())
     }
+
+    /// Runs `f` atomically on the shard of `key`'s hash tag: every key with that tag can be
+    /// read and written in one step, as a Lua script does on Redis.
+    pub(crate) fn atomically<T>(&self, key: &str, f: impl FnOnce(&mut Txn<'_>) -> T) -> T {
+        let mut shard = self.shard(key);
+        let mut txn = Txn {
+            shard: &mut shard,
+            now: Instant::now(),
+            origin: self.store.origin,
+        };
+        f(&mut txn)
+    }
+}
+
+/// Atomic access to one shard; see [`MemoryBackend::atomically`].
+pub(crate) struct Txn<'a> {
+    shard: &'a mut Shard,
+    now: Instant,
+    origin: Instant,
+}
+
+#[allow(dead_code)] // The primitives are shared by the features built on this backend.
+impl Txn<'_> {
+    /// The store's clock: time since the store was created. Every client of a store reads the
+    /// same clock, as every client of a Redis server reads its `TIME`.
+    pub(crate) fn clock(&self) -> Duration {
+        self.now - self.origin
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Bytes> {
+        self.shard.get(key, self.now)
+    }
+
+    pub(crate) fn set(&mut self, key: &str, value: Bytes, ttl: Option<Duration>) {
+        self.shard.set(key, value, ttl, self.now);
+    }
+
+    /// `true` when a live key was deleted.
+    pub(crate) fn del(&mut self, key: &str) -> bool {
+        let now = self.now;
+        self.shard.map.remove(key).is_some_and(|e| e.live(now))
+    }
+
+    pub(crate) fn pttl(&self, key: &str) -> Option<Duration> {
+        let entry = self.shard.map.get(key).filter(|e| e.live(self.now))?;
+        entry.expires_at.map(|t| t - self.now)
+    }
+
+    /// `PEXPIRE`: sets a live key's TTL; `false` when the key does not exist.
+    pub(crate) fn expire(&mut self, key: &str, ttl: Duration) -> bool {
+        let now = self.now;
+        match self.shard.map.get_mut(key).filter(|e| e.live(now)) {
+            Some(entry) => {
+                entry.expires_at = Some(now + ttl);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The structure stored under `key`, created with `T::default()` (and no TTL) when the
+    /// key is missing, expired, or holds something else.
+    pub(crate) fn state<T: Any + Send + Default>(&mut self, key: &str) -> &mut T {
+        let now = self.now;
+        let fresh = !matches!(
+            self.shard.map.get(key),
+            Some(e) if e.live(now) && matches!(&e.value, Value::State(s) if s.is::<T>())
+        );
+        if fresh {
+            self.shard
+                .insert(key, Value::State(Box::<T>::default()), None, now);
+        }
+        match self.shard.map.get_mut(key).map(|e| &mut e.value) {
+            Some(Value::State(state)) => state
+                .downcast_mut::<T>()
+                .expect("the state was just checked or created with this type"),
+            _ => unreachable!("the state was just checked or created"),
+        }
+    }
 }
 
 impl Shard {
     fn get(&self, key: &str, now: Instant) -> Option<&Bytes> {
-        self.map.get(key).filter(|e| e.live(now)).map(|e| &e.value)
+        match self.map.get(key).filter(|e| e.live(now)).map(|e| &e.value) {
+            Some(Value::Bytes(bytes)) => Some(bytes),
+            _ => None,
+        }
     }
 
     fn set(&mut self, key: &str, value: Bytes, ttl: Option<Duration>, now: Instant) {
+        self.insert(key, Value::Bytes(value), ttl, now);
+    }
+
+    fn insert(&mut self, key: &str, value: Value, ttl: Option<Duration>, now: Instant) {
         let entry = Entry {
             value,
             expires_at: ttl.map(|ttl| now + ttl),
@@ -205,6 +310,29 @@ mod tests {
         }
         let total: usize = m.store.shards.iter().map(|s| lock(s).map.len()).sum();
         assert!(total < 15_000, "expired entries were not swept: {total}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transactions_see_typed_state_and_expiry() {
+        let m = MemoryBackend::new(None);
+        m.atomically("{t}", |txn| {
+            *txn.state::<u64>("{t}:n") += 5;
+            assert!(txn.expire("{t}:n", Duration::from_secs(1)));
+            assert!(txn.get("{t}:n").is_none(), "a structure is not bytes");
+        });
+        assert_eq!(m.atomically("{t}", |txn| *txn.state::<u64>("{t}:n")), 5);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            m.atomically("{t}", |txn| *txn.state::<u64>("{t}:n")),
+            0,
+            "expired"
+        );
+        let before = m.atomically("{t}", |txn| txn.clock());
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert_eq!(
+            m.atomically("{t}", |txn| txn.clock()) - before,
+            Duration::from_millis(250)
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 
-pub(crate) use self::memory::MemoryBackend;
+#[allow(unused_imports)] // used by the features added next
+pub(crate) use self::memory::{MemoryBackend, Txn};
 pub(crate) use self::redis::RedisBackend;
 
 /// What [`Backend::get_or_lock`] found.
@@ -45,7 +46,7 @@ impl Backend {
         })
     }
 
-    fn unusable(why: &str) -> Error {
+    pub(crate) fn unusable(why: &str) -> Error {
         Error::Config(why.to_owned())
     }
 

@@ -94,6 +94,16 @@ impl RedisBackend {
         }
     }
 
+    /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) behind the breaker.
+    #[allow(dead_code)] // used by the features added next
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T> {
+        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await
+    }
+
     pub(crate) async fn ping(&self) -> Result<()> {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
             .await
