@@ -6,6 +6,7 @@ mod duration;
 mod errors;
 mod expand;
 mod template;
+mod with_lock;
 
 use proc_macro::TokenStream;
 
@@ -25,4 +26,10 @@ pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(attr::Kind::CachePut, args.into(), item.into()).into()
+}
+
+/// Runs the function while holding a distributed lock. See `redis_patterns::with_lock`.
+#[proc_macro_attribute]
+pub fn with_lock(args: TokenStream, item: TokenStream) -> TokenStream {
+    with_lock::expand(args.into(), item.into()).into()
 }

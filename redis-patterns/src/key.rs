@@ -232,6 +232,21 @@ impl<T: KeyPart + ToOwned + ?Sized> KeyPart for Cow<'_, T> {
     }
 }
 
+/// The key of a lock (or other object) named by the program, e.g. `"report:daily"`:
+/// `namespace:{name}`, with the name's `:` kept and everything that could break the hash tag
+/// or match a glob escaped as in placeholder values.
+pub(crate) fn name_key(namespace: Option<&str>, name: &str) -> String {
+    let mut key = KeyBuilder::new(namespace);
+    for b in name.bytes() {
+        if b == b':' {
+            key.buf.push(':');
+        } else {
+            push_escaped(&mut key.buf, b);
+        }
+    }
+    key.finish()
+}
+
 /// Builds the full Redis key of one call: `namespace:{literal part literal …}`.
 ///
 /// Used by generated code; the literals come from a template validated at compile time.
@@ -324,6 +339,13 @@ mod tests {
         let texts: HashSet<String> = values.iter().map(key_part_to_string).collect();
         assert_eq!(texts.len(), values.len(), "{texts:?}");
         assert_eq!(key_part_to_string(&Some(Some("x"))), "x");
+    }
+
+    #[test]
+    fn lock_names_keep_colons_and_escape_the_rest() {
+        assert_eq!(name_key(Some("ns"), "report:daily"), "ns:{report:daily}");
+        assert_eq!(name_key(None, "a}{b c"), "{a%7D%7Bb%20c}");
+        assert_ne!(name_key(None, "a%7D"), name_key(None, "a}"));
     }
 
     #[test]

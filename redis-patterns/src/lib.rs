@@ -50,12 +50,14 @@ mod envelope;
 mod error;
 mod flight;
 mod key;
+pub mod lock;
 mod stats;
 
 pub use client::{Client, IntoConfig, init, init_from_env};
 pub use config::{Config, DEFAULT_URL, REDIS_URL_ENV};
 pub use error::{Error, Result};
 pub use key::{KeyPart, KeyWriter, key_part_to_string};
+pub use lock::{Lock, LockError};
 pub use stats::{CacheStats, cache_stats_by_function};
 
 /// Caches an async function's result: `#[cached(key = "product:<id>", ttl = "5m")]`.
@@ -65,6 +67,13 @@ pub use redis_patterns_macros::cached;
 
 /// Deletes a cache entry after the function succeeds: `#[cache_evict(key = "product:<id>")]`.
 pub use redis_patterns_macros::cache_evict;
+
+/// Runs the function while holding a distributed lock:
+/// `#[with_lock(key = "payment:<order_id>", ttl = "10s", wait = "2s")]`.
+///
+/// The function must return `Result<T, E>` with `E: From<LockError>`. See [`lock`] and the
+/// README for every option.
+pub use redis_patterns_macros::with_lock;
 
 /// Stores the function's result as a cache entry (write-through):
 /// `#[cache_put(key = "product:<id>", ttl = "5m")]`.
@@ -80,6 +89,7 @@ pub mod __private {
     };
     pub use crate::client::{AsClient, Client};
     pub use crate::key::{KeyBuilder, KeyPart};
+    pub use crate::lock::{LockReturn, LockSpec, OnLost, check_lock_return, with_lock};
     pub use crate::stats::FunctionCounters;
     pub use core::time::Duration;
 

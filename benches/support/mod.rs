@@ -1,0 +1,134 @@
+//! What the benchmarks share: the server they measure against, the runtime, and [`Pair`],
+//! which measures a baseline and its `redis-patterns` counterpart under the same conditions.
+
+#![allow(dead_code)] // each benchmark uses a subset
+
+#[path = "../../tests/common/mod.rs"]
+pub mod common;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use tokio::runtime::Runtime;
+
+/// Concurrent callers in the throughput benchmarks.
+pub const CONCURRENCY: u64 = 64;
+
+/// A redis-server started by the test harness (free loopback port, killed with the process).
+pub fn server() -> &'static common::RedisServer {
+    static SERVER: OnceLock<common::RedisServer> = OnceLock::new();
+    SERVER.get_or_init(common::RedisServer::start)
+}
+
+/// One client thread: on a 2-core machine the other core belongs to redis-server, so both
+/// sides run without being descheduled and run-to-run noise stays low. Baseline and
+/// redis-patterns run on identical runtimes.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime")
+}
+
+/// Both sides of a comparison, measured under the same conditions: every sample of either
+/// benchmark runs the baseline and redis-patterns back to back for the same number of
+/// operations, alternating which goes first, and reports its own side's time. (Run one after
+/// the other, whichever ran second was measurably penalised on the 2-core VMs this was
+/// developed on.)
+pub struct Pair<A, B> {
+    pub baseline: A,
+    pub ours: B,
+    baseline_first: AtomicBool,
+}
+
+impl<A, B> Pair<A, B>
+where
+    A: Fn(&Runtime, u64) -> Duration,
+    B: Fn(&Runtime, u64) -> Duration,
+{
+    pub fn new(baseline: A, ours: B) -> Self {
+        Pair {
+            baseline,
+            ours,
+            baseline_first: AtomicBool::new(true),
+        }
+    }
+
+    fn run(&self, rt: &Runtime, iters: u64) -> (Duration, Duration) {
+        if self.baseline_first.fetch_xor(true, Ordering::Relaxed) {
+            let a = (self.baseline)(rt, iters);
+            (a, (self.ours)(rt, iters))
+        } else {
+            let b = (self.ours)(rt, iters);
+            ((self.baseline)(rt, iters), b)
+        }
+    }
+
+    /// Benchmarks `baseline_name` and `ours_name` in `group`; with `parameter`, as
+    /// throughput per element.
+    pub fn bench(
+        &self,
+        c: &mut Criterion,
+        rt: &Runtime,
+        group: &str,
+        (baseline_name, ours_name): (&str, &str),
+        parameter: Option<u64>,
+    ) {
+        let mut group = c.benchmark_group(group);
+        if parameter.is_some() {
+            group.throughput(Throughput::Elements(1));
+        }
+        let id = |name: &str| match parameter {
+            Some(p) => BenchmarkId::new(name, p),
+            None => BenchmarkId::from_parameter(name),
+        };
+        group.bench_function(id(baseline_name), |b| {
+            b.iter_custom(|iters| self.run(rt, iters).0)
+        });
+        group.bench_function(id(ours_name), |b| {
+            b.iter_custom(|iters| self.run(rt, iters).1)
+        });
+        group.finish();
+    }
+}
+
+/// Times `iters` sequential calls of `op`.
+pub fn sequential<Fut: Future>(rt: &Runtime, iters: u64, mut op: impl FnMut() -> Fut) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(op().await);
+        }
+        start.elapsed()
+    })
+}
+
+/// Runs `iters` operations spread over [`CONCURRENCY`] tasks (task `i` calls `op(i)`) and
+/// returns the wall time.
+pub fn concurrent<F, Fut>(rt: &Runtime, iters: u64, op: F) -> Duration
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    rt.block_on(async {
+        let per_task = iters.div_ceil(CONCURRENCY);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..CONCURRENCY)
+            .map(|task| {
+                let op = op.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        op(task).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("benchmark task");
+        }
+        start.elapsed()
+    })
+}

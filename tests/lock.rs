@@ -1,0 +1,414 @@
+//! Distributed locks (`Lock`, `#[with_lock]`, `Redlock`) on a real redis-server and on
+//! `mem://`. Each `on_both_backends!` test runs as `on_redis::…` and `on_memory::…`.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{Kind, RedisServer};
+use redis_patterns::lock::{Lock, LockError, Redlock, fencing_token, lease_lost};
+use redis_patterns::{Client, with_lock};
+
+#[derive(Debug)]
+enum JobError {
+    Lock(LockError),
+    #[allow(dead_code)] // shown through Debug when an assertion fails
+    Storage(redis_patterns::Error),
+}
+
+impl From<LockError> for JobError {
+    fn from(e: LockError) -> Self {
+        JobError::Lock(e)
+    }
+}
+
+impl From<redis_patterns::Error> for JobError {
+    fn from(e: redis_patterns::Error) -> Self {
+        JobError::Storage(e)
+    }
+}
+
+/// A non-atomic read-modify-write of a counter stored in the backend: GET, pause, SET.
+#[with_lock(key = "counter:<name>", ttl = "5s", wait = "60s", retry = "2ms", client = client)]
+async fn increment(client: &Client, name: &str) -> Result<(), JobError> {
+    let backend = client.__backend();
+    let key = format!("{}:counter-value:{name}", client.namespace().unwrap());
+    let current: u64 = match backend.get(&key).await? {
+        Some(bytes) => std::str::from_utf8(&bytes).unwrap().parse().unwrap(),
+        None => 0,
+    };
+    tokio::time::sleep(Duration::from_micros(500)).await;
+    let next = (current + 1).to_string().into_bytes();
+    backend.set(&key, next, Duration::from_secs(600)).await?;
+    Ok(())
+}
+
+async fn the_lock_makes_read_modify_write_exclusive_across_clients(kind: Kind) {
+    let ns = common::namespace("mutual-exclusion");
+    let clients = common::clients(kind, &ns, 4);
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..25 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    increment(&client, "shared").await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored = clients[0]
+        .__backend()
+        .get(&format!("{ns}:counter-value:shared"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&stored).unwrap(),
+        "1000",
+        "4 clients x 25 tasks x 10 increments"
+    );
+}
+
+async fn a_holder_whose_lease_expired_cannot_release_the_next_holders_lock(kind: Kind) {
+    let client = common::client(kind, "release-safety");
+    let first = Lock::new("job")
+        .client(&client)
+        .ttl(Duration::from_millis(100))
+        .acquire()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = Lock::new("job")
+        .client(&client)
+        .ttl(Duration::from_secs(10))
+        .acquire()
+        .await
+        .unwrap();
+    assert!(matches!(first.release().await, Err(LockError::Lost)));
+    // The second holder still holds it.
+    let third = Lock::new("job").client(&client).acquire().await;
+    assert!(matches!(third, Err(LockError::Timeout { .. })), "{third:?}");
+    assert!(second.fencing_token() > 0);
+    second.release().await.unwrap();
+}
+
+async fn a_crashed_holder_is_replaced_after_its_ttl_with_a_greater_fencing_token(kind: Kind) {
+    let client = common::client(kind, "crash");
+    let crashed = Lock::new("job")
+        .client(&client)
+        .ttl(Duration::from_millis(300))
+        .acquire()
+        .await
+        .unwrap();
+    let crashed_token = crashed.fencing_token();
+    // A crash: the process is gone, nothing releases the lock.
+    std::mem::forget(crashed);
+    let next = Lock::new("job")
+        .client(&client)
+        .wait(Duration::from_secs(5))
+        .acquire()
+        .await
+        .unwrap();
+    assert!(next.fencing_token() > crashed_token);
+    next.release().await.unwrap();
+}
+
+async fn fencing_tokens_increase_strictly(kind: Kind) {
+    let client = common::client(kind, "fencing");
+    let mut last = 0;
+    for _ in 0..20 {
+        let guard = Lock::new("ledger").client(&client).acquire().await.unwrap();
+        assert!(guard.fencing_token() > last);
+        last = guard.fencing_token();
+        guard.release().await.unwrap();
+    }
+}
+
+#[with_lock(key = "long:<id>", ttl = "300ms", client = client)]
+async fn long_job(client: &Client, id: u32, ran: &AtomicBool) -> Result<u64, JobError> {
+    let _ = id;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    ran.store(true, Ordering::SeqCst);
+    Ok(fencing_token().expect("the body sees its fencing token"))
+}
+
+async fn a_body_running_three_ttls_keeps_the_lock_the_whole_time(kind: Kind) {
+    let ns = common::namespace("extension");
+    let clients = common::clients(kind, &ns, 2);
+    let ran = Arc::new(AtomicBool::new(false));
+    let job = {
+        let (client, ran) = (clients[0].clone(), ran.clone());
+        tokio::spawn(async move { long_job(&client, 1, &ran).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut attempts = 0;
+    while !ran.load(Ordering::SeqCst) {
+        let intruder = Lock::new("long:1").client(&clients[1]).acquire().await;
+        assert!(
+            matches!(intruder, Err(LockError::Timeout { .. })),
+            "another owner got in while the body ran: {intruder:?}"
+        );
+        attempts += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        attempts > 20,
+        "the intruder kept trying during the whole body: {attempts}"
+    );
+    assert!(job.await.unwrap().unwrap() > 0);
+}
+
+#[with_lock(key = "fragile:<id>", ttl = "300ms", client = client)]
+async fn fragile_job(client: &Client, id: u32, finished: &AtomicBool) -> Result<(), JobError> {
+    let _ = id;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    finished.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+async fn deleting_the_lock_from_outside_aborts_the_body_with_lost(kind: Kind) {
+    let client = common::client(kind, "lease-loss");
+    let finished = AtomicBool::new(false);
+    let key = format!("{}:{{fragile:1}}:mutex", client.namespace().unwrap());
+    let call = fragile_job(&client, 1, &finished);
+    let steal = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            client.__backend().del(&key).await.unwrap(),
+            "the lock key exists"
+        );
+        tokio::time::Instant::now()
+    };
+    let (result, stolen_at) = tokio::join!(call, steal);
+    assert!(
+        matches!(result, Err(JobError::Lock(LockError::Lost))),
+        "{result:?}"
+    );
+    assert!(!finished.load(Ordering::SeqCst), "the body was dropped");
+    // Detected at the next renewal (every ttl / 3 = 100 ms), well before the body's 5 s.
+    assert!(stolen_at.elapsed() < Duration::from_secs(2));
+}
+
+#[with_lock(key = "careful:<id>", ttl = "300ms", on_lost = "continue", client = client)]
+async fn careful_job(client: &Client, id: u32) -> Result<bool, JobError> {
+    let _ = id;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    Ok(lease_lost())
+}
+
+async fn on_lost_continue_lets_the_body_finish_and_tells_it(kind: Kind) {
+    let client = common::client(kind, "on-lost-continue");
+    let key = format!("{}:{{careful:1}}:mutex", client.namespace().unwrap());
+    let steal = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        client.__backend().del(&key).await.unwrap();
+    };
+    let (result, ()) = tokio::join!(careful_job(&client, 1), steal);
+    assert!(result.unwrap(), "the body finished and saw the loss");
+}
+
+async fn dropping_the_call_releases_the_lock_promptly(kind: Kind) {
+    let ns = common::namespace("cancellation");
+    let clients = common::clients(kind, &ns, 2);
+    let finished = AtomicBool::new(false);
+    // ttl is 300 ms but renewed; the call is cancelled after 100 ms.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        fragile_job(&clients[0], 7, &finished),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    let started = tokio::time::Instant::now();
+    let next = Lock::new("fragile:7")
+        .client(&clients[1])
+        .wait(Duration::from_secs(5))
+        .retry(Duration::from_millis(5))
+        .acquire()
+        .await
+        .unwrap();
+    next.release().await.unwrap();
+    // Released by the dropped call (a background task), not by a lease running out.
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+async fn waiting_gives_up_with_timeout(kind: Kind) {
+    let client = common::client(kind, "timeout");
+    let held = Lock::new("busy").client(&client).acquire().await.unwrap();
+    let err = Lock::new("busy")
+        .client(&client)
+        .wait(Duration::from_millis(150))
+        .acquire()
+        .await
+        .unwrap_err();
+    match err {
+        LockError::Timeout { waited } => assert!(waited >= Duration::from_millis(150)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(err_message_says_what_to_do());
+    held.release().await.unwrap();
+}
+
+fn err_message_says_what_to_do() -> bool {
+    let text = LockError::Timeout {
+        waited: Duration::from_millis(1),
+    }
+    .to_string();
+    text.contains("retry later") && text.contains("wait")
+}
+
+async fn adversarial_lock_names_stay_in_their_hash_tag(kind: Kind) {
+    let client = common::client(kind, "adversarial-locks");
+    let names = ["a", "a}", "a{", "a b", "a*", "a%7D", "é", "a:b"];
+    let mut guards = Vec::new();
+    for name in names {
+        // Every name is a different lock: all can be held at once.
+        guards.push(Lock::new(name).client(&client).acquire().await.unwrap());
+    }
+    let listing = format!("{guards:?}");
+    assert!(
+        !listing.contains("a b") && !listing.contains("a}}"),
+        "{listing}"
+    );
+    for guard in guards {
+        guard.release().await.unwrap();
+    }
+}
+
+on_both_backends!(
+    the_lock_makes_read_modify_write_exclusive_across_clients,
+    a_holder_whose_lease_expired_cannot_release_the_next_holders_lock,
+    a_crashed_holder_is_replaced_after_its_ttl_with_a_greater_fencing_token,
+    fencing_tokens_increase_strictly,
+    a_body_running_three_ttls_keeps_the_lock_the_whole_time,
+    deleting_the_lock_from_outside_aborts_the_body_with_lost,
+    on_lost_continue_lets_the_body_finish_and_tells_it,
+    dropping_the_call_releases_the_lock_promptly,
+    waiting_gives_up_with_timeout,
+    adversarial_lock_names_stay_in_their_hash_tag,
+);
+
+static RAN: AtomicU32 = AtomicU32::new(0);
+
+#[with_lock(key = "payment:<order_id>", ttl = "10s", client = client)]
+async fn pay(client: &Client, order_id: u64) -> Result<(), JobError> {
+    let _ = order_id;
+    RAN.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_fail_closed_when_redis_is_down() {
+    let mut server = RedisServer::start();
+    let client = Client::new(
+        redis_patterns::Config::from_url(&server.url())
+            .unwrap()
+            .namespace(common::namespace("fail-closed"))
+            .connect_timeout(Duration::from_millis(200))
+            .command_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    pay(&client, 1).await.unwrap();
+    assert_eq!(RAN.load(Ordering::SeqCst), 1);
+    server.stop();
+    let result = tokio::time::timeout(Duration::from_secs(5), pay(&client, 1))
+        .await
+        .expect("no hang past the timeouts");
+    assert!(
+        matches!(result, Err(JobError::Lock(LockError::Backend(_)))),
+        "{result:?}"
+    );
+    assert_eq!(
+        RAN.load(Ordering::SeqCst),
+        1,
+        "the body did not run unprotected"
+    );
+}
+
+fn redlock_clients(servers: &[RedisServer], ns: &str) -> Vec<Client> {
+    servers
+        .iter()
+        .map(|s| {
+            Client::new(
+                redis_patterns::Config::from_url(&s.url())
+                    .unwrap()
+                    .namespace(ns)
+                    .connect_timeout(Duration::from_millis(100))
+                    .command_timeout(Duration::from_millis(100)),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redlock_needs_a_majority_of_three_servers() {
+    let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let ns = common::namespace("redlock");
+    let redlock = Redlock::new(redlock_clients(&servers, &ns)).ttl(Duration::from_secs(10));
+
+    let guard = redlock.acquire("invoice:1").await.unwrap();
+    assert!(guard.validity() > Duration::from_secs(9));
+    // A second owner cannot get a majority while the first holds it.
+    let competitor = Redlock::new(redlock_clients(&servers, &ns))
+        .acquire("invoice:1")
+        .await;
+    assert!(
+        matches!(competitor, Err(LockError::Timeout { .. })),
+        "{competitor:?}"
+    );
+    guard.release().await;
+
+    servers[0].stop();
+    let guard = redlock
+        .acquire("invoice:2")
+        .await
+        .expect("two of three servers are a majority");
+    guard.release().await;
+
+    servers[1].stop();
+    let result = redlock
+        .clone()
+        .wait(Duration::from_millis(300))
+        .acquire("invoice:3")
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(LockError::Backend(_)) | Err(LockError::Timeout { .. })
+        ),
+        "one server of three is not a majority: {result:?}"
+    );
+}
+
+#[tokio::test]
+async fn redlock_releases_partial_grants_so_others_are_not_blocked() {
+    let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let ns = common::namespace("redlock-partial");
+    let clients = redlock_clients(&servers, &ns);
+    // Somebody holds the lock on two servers directly: no majority for anyone else.
+    let mut blockers = Vec::new();
+    for client in &clients[..2] {
+        blockers.push(Lock::new("report").client(client).acquire().await.unwrap());
+    }
+    let result = Redlock::new(clients.clone()).acquire("report").await;
+    assert!(
+        matches!(result, Err(LockError::Timeout { .. })),
+        "{result:?}"
+    );
+    // The failed round released its grant on the third server.
+    let third = Lock::new("report").client(&clients[2]).acquire().await;
+    assert!(third.is_ok(), "{third:?}");
+    for guard in blockers {
+        guard.release().await.unwrap();
+    }
+}
