@@ -14,7 +14,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use redis_patterns::{Client, Config, cached};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use support::{CONCURRENCY, Pair, concurrent, runtime, sequential, server};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,10 +137,7 @@ fn mem_hit(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(50);
+    config = support::criterion();
     targets = hit_latency, hit_throughput_64, mem_hit
 }
 criterion_main!(benches);

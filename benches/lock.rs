@@ -97,10 +97,7 @@ fn acquire_release(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(50);
+    config = support::criterion();
     targets = acquire_release
 }
 criterion_main!(benches);

@@ -14,6 +14,14 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
+/// The criterion settings every benchmark uses: short warm-up, 4 s of samples.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(50)
+}
+
 /// Concurrent callers in the throughput benchmarks.
 pub const CONCURRENCY: u64 = 64;
 

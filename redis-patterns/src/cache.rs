@@ -596,17 +596,13 @@ struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            crate::backend::unlock_in_background(
+                &self.backend,
+                self.lock_key.to_owned(),
+                self.token.to_owned(),
+            );
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let backend = Arc::clone(&self.backend);
-        let (lock_key, token) = (self.lock_key.to_owned(), self.token.to_owned());
-        runtime.spawn(async move {
-            let _ = backend.unlock(&lock_key, &token).await;
-        });
     }
 }
 

@@ -6,6 +6,7 @@ mod connection;
 mod memory;
 mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -139,6 +140,21 @@ impl Backend {
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
     }
+}
+
+/// Releases `lock_key` (if `token` still holds it) from a background task: for guards dropped
+/// by cancellation or a panic, so that others need not wait for the lease to run out. Outside
+/// a tokio runtime nothing can be spawned, and the lease expires as usual.
+pub(crate) fn unlock_in_background(backend: &Arc<Backend>, lock_key: String, token: String) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let backend = Arc::clone(backend);
+    runtime.spawn(async move {
+        if let Err(error) = backend.unlock(&lock_key, &token).await {
+            tracing::warn!(target: "redis_patterns", %error, "releasing a dropped lock failed; it expires with its lease");
+        }
+    });
 }
 
 /// The slot-determining part of a key: the text between the first `{` and the next `}`, as

@@ -209,22 +209,13 @@ impl std::fmt::Debug for LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            crate::backend::unlock_in_background(
+                &self.backend,
+                std::mem::take(&mut self.lock_key),
+                std::mem::take(&mut self.token),
+            );
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let backend = Arc::clone(&self.backend);
-        let (lock_key, token) = (
-            std::mem::take(&mut self.lock_key),
-            std::mem::take(&mut self.token),
-        );
-        runtime.spawn(async move {
-            if let Err(error) = backend.unlock(&lock_key, &token).await {
-                tracing::warn!(target: "redis_patterns", %error, "releasing a dropped lock failed; it expires with its lease");
-            }
-        });
     }
 }
 
