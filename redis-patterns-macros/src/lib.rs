@@ -5,6 +5,7 @@ mod attr;
 mod duration;
 mod errors;
 mod expand;
+mod rate_limited;
 mod template;
 mod with_lock;
 
@@ -32,4 +33,10 @@ pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn with_lock(args: TokenStream, item: TokenStream) -> TokenStream {
     with_lock::expand(args.into(), item.into()).into()
+}
+
+/// Admits a call only within a rate limit. See `redis_patterns::rate_limited`.
+#[proc_macro_attribute]
+pub fn rate_limited(args: TokenStream, item: TokenStream) -> TokenStream {
+    rate_limited::expand(args.into(), item.into()).into()
 }

@@ -32,7 +32,11 @@
 //! * [`Client`] and [`Config`]: where the cache lives (`redis://`, `rediss://` with feature
 //!   `tls`, or `mem://`), timeouts, namespace; [`init`] installs the process-wide default.
 //! * [`KeyPart`]: what may stand in a key template's placeholder.
+//! * [`RateLimiter`]: the limits of [`rate_limited`] applied by key at run time, and with
+//!   feature `tower`, `tower::RateLimitLayer` for HTTP (429, `Retry-After`, `RateLimit-*`).
 //! * [`CacheStats`]: hit rates per client and per function.
+//! * [`lock`]: [`Lock`] (owner and fencing tokens, lease extension) and
+//!   [`Redlock`](lock::Redlock), also behind [`with_lock`].
 //!
 //! Failure policy: caching fails open. If Redis is unreachable, slower than the command
 //! timeout, or answers with an error, the function runs and its result is returned; the
@@ -51,6 +55,7 @@ mod error;
 mod flight;
 mod key;
 pub mod lock;
+mod rate_limit;
 mod stats;
 
 pub use client::{Client, IntoConfig, init, init_from_env};
@@ -58,6 +63,13 @@ pub use config::{Config, DEFAULT_URL, REDIS_URL_ENV};
 pub use error::{Error, Result};
 pub use key::{KeyPart, KeyWriter, key_part_to_string};
 pub use lock::{Lock, LockError};
+/// HTTP rate limiting for tower and axum (feature `tower`): see [`tower::RateLimitLayer`].
+#[cfg(feature = "tower")]
+pub use rate_limit::tower;
+pub use rate_limit::{
+    Algorithm, Decision, DenyReason, OnError, RateLimitStats, RateLimited, RateLimiter,
+    rate_limit_stats,
+};
 pub use stats::{CacheStats, cache_stats_by_function};
 
 /// Caches an async function's result: `#[cached(key = "product:<id>", ttl = "5m")]`.
@@ -75,6 +87,39 @@ pub use redis_patterns_macros::cache_evict;
 /// README for every option.
 pub use redis_patterns_macros::with_lock;
 
+/// Admits a call only within a rate limit:
+/// `#[rate_limited(key = "api:<user_id>", limit = 100, window = "1m")]`.
+///
+/// The function must return `Result<T, E>` with `E: From<RateLimited>`; a denied call returns
+/// `Err(RateLimited.into())` without running the body. Attributes stack (all must admit; a
+/// denied call consumes nothing). See [`RateLimiter`] and the README for every option.
+///
+/// ```
+/// use redis_patterns::{RateLimited, rate_limited};
+///
+/// #[derive(Debug)]
+/// enum ApiError { Busy(RateLimited) }
+/// impl From<RateLimited> for ApiError {
+///     fn from(e: RateLimited) -> Self { ApiError::Busy(e) }
+/// }
+///
+/// #[rate_limited(key = "report:<user>", limit = 2, window = "1m", algorithm = "gcra", burst = 2)]
+/// async fn report(user: &str) -> Result<String, ApiError> {
+///     Ok(format!("report for {user}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # redis_patterns::init("mem://").await.unwrap();
+/// assert!(report("alice").await.is_ok());
+/// assert!(report("alice").await.is_ok());
+/// let Err(ApiError::Busy(denied)) = report("alice").await else { panic!("denied") };
+/// assert_eq!(denied.name, "report:<user>");
+/// assert!(report("bob").await.is_ok(), "a limit per user");
+/// # }
+/// ```
+pub use redis_patterns_macros::rate_limited;
+
 /// Stores the function's result as a cache entry (write-through):
 /// `#[cache_put(key = "product:<id>", ttl = "5m")]`.
 pub use redis_patterns_macros::cache_put;
@@ -90,6 +135,10 @@ pub mod __private {
     pub use crate::client::{AsClient, Client};
     pub use crate::key::{KeyBuilder, KeyPart};
     pub use crate::lock::{LockReturn, LockSpec, OnLost, check_lock_return, with_lock};
+    pub use crate::rate_limit::{
+        Algorithm as RateAlgorithm, OnError as RateOnError, RateCheck, RateLimitedReturn, RateSpec,
+        rate_limited,
+    };
     pub use crate::stats::FunctionCounters;
     pub use core::time::Duration;
 

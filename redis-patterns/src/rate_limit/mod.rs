@@ -1,0 +1,512 @@
+//! Rate limiting: what `#[rate_limited]` expands to, and [`RateLimiter`] for direct use.
+//!
+//! Every decision is one atomic step on the backend: one Lua script (one round trip) on Redis,
+//! reading the server's clock with `TIME` so that instances with skewed clocks agree, or one
+//! critical section on the shard of the key's hash tag for `mem://`, on the store's clock.
+//! The state of `ns:{api:alice}` lives under `ns:{api:alice}:<algorithm>:<window>`: inside
+//! the same hash tag (Cluster-safe) and with a TTL tied to the window.
+
+mod algorithm;
+mod attribute;
+mod stats;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::Backend;
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::key::KeyBuilder;
+
+pub use self::algorithm::Algorithm;
+use self::algorithm::{Outcome, Policy};
+pub use self::attribute::{RateCheck, RateLimitedReturn, RateSpec, rate_limited};
+use self::stats::TemplateCounters;
+use self::stats::{Counters, Event};
+pub use self::stats::{RateLimitStats, rate_limit_stats};
+
+/// What one rate limit check decided.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// use std::time::Duration;
+/// use redis_patterns::{Client, RateLimiter};
+///
+/// let limiter = RateLimiter::fixed_window(2, Duration::from_secs(60)).client(Client::new("mem://")?);
+/// let first = limiter.check("api:alice", 1).await?;
+/// assert!(first.allowed);
+/// assert_eq!((first.limit, first.remaining), (2, 1));
+/// limiter.check("api:alice", 1).await?;
+/// let third = limiter.check("api:alice", 1).await?;
+/// assert!(!third.allowed);
+/// assert!(third.retry_after > Duration::ZERO && third.retry_after <= Duration::from_secs(60));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Decision {
+    /// Whether the units were admitted (and consumed).
+    pub allowed: bool,
+    /// The limit: units per window, or the capacity (`burst`) of `token_bucket` and `gcra`, as
+    /// redis-cell's `CL.THROTTLE` reports it.
+    pub limit: u64,
+    /// Units that could still be admitted right now, after this decision.
+    pub remaining: u64,
+    /// Time until the limiter is back to its full `limit` if nothing else is admitted.
+    pub reset_after: Duration,
+    /// When denied, the time until a request of the same cost can be admitted (a cost above
+    /// the capacity is never admitted; its `retry_after` is the whole window). Zero when
+    /// allowed.
+    pub retry_after: Duration,
+    /// The backend's clock when it decided: Redis `TIME` since the Unix epoch, or for
+    /// `mem://` the time since the store was created. Decisions of one backend are ordered by
+    /// it, whichever process made them.
+    pub at: Duration,
+}
+
+/// What to do when the limit cannot be checked because the backend is unreachable, slow
+/// (past `command_timeout`) or failing. Either way the event is logged (`tracing`, target
+/// `redis_patterns`) and counted in [`RateLimitStats::backend_errors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Admit the call (fail open): an outage of Redis does not become an outage of the API.
+    #[default]
+    Allow,
+    /// Deny the call with [`RateLimited`] ([`RateLimited::reason`] is
+    /// [`DenyReason::BackendUnavailable`]).
+    Deny,
+}
+
+/// Why a call was denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// The limit is reached.
+    LimitExceeded,
+    /// The limit could not be checked and the policy is [`OnError::Deny`].
+    BackendUnavailable,
+}
+
+/// The error of a denied call: `#[rate_limited]` functions return it through `E:
+/// From<RateLimited>`, and [`RateLimiter::admit`] returns it.
+///
+/// It names the limit by its key template (`"api:<user_id>"`) or limiter name, never by the
+/// rendered key, which may hold personal data such as a user id or an IP address.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// use std::time::Duration;
+/// use redis_patterns::{Client, RateLimited, RateLimiter};
+///
+/// let limiter = RateLimiter::sliding_window(1, Duration::from_secs(10))
+///     .name("login")
+///     .client(Client::new("mem://")?);
+/// limiter.admit("login:10.0.0.1", 1).await.unwrap();
+/// let denied: RateLimited = limiter.admit("login:10.0.0.1", 1).await.unwrap_err();
+/// assert_eq!(denied.name, "login");
+/// assert_eq!(denied.limit, 1);
+/// assert!(denied.retry_after <= Duration::from_secs(10));
+/// assert!(!denied.to_string().contains("10.0.0.1"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimited {
+    /// The key template (`#[rate_limited]`) or the limiter's name.
+    pub name: Cow<'static, str>,
+    /// The limit that denied the call (see [`Decision::limit`]).
+    pub limit: u64,
+    /// Units still available (fewer than the call's cost).
+    pub remaining: u64,
+    /// Time until a call of the same cost can be admitted.
+    pub retry_after: Duration,
+    /// Time until the limit is full again.
+    pub reset_after: Duration,
+    /// Why the call was denied.
+    pub reason: DenyReason,
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            DenyReason::LimitExceeded => write!(
+                f,
+                "rate limit `{}` exceeded (limit {}); retry in {:?}",
+                self.name, self.limit, self.retry_after
+            ),
+            DenyReason::BackendUnavailable => write!(
+                f,
+                "rate limit `{}` could not be checked because the backend is unavailable, and \
+                 its policy is to deny (`on_error = \"deny\"`); retry in {:?}",
+                self.name, self.retry_after
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RateLimited {}
+
+impl RateLimited {
+    fn exceeded(name: Cow<'static, str>, d: &Decision) -> Self {
+        RateLimited {
+            name,
+            limit: d.limit,
+            remaining: d.remaining,
+            retry_after: d.retry_after,
+            reset_after: d.reset_after,
+            reason: DenyReason::LimitExceeded,
+        }
+    }
+
+    fn unavailable(name: Cow<'static, str>, limit: u64, error: &Error) -> Self {
+        let retry_after = match error {
+            Error::Unavailable { retry_in } => *retry_in,
+            _ => Duration::from_secs(1),
+        };
+        RateLimited {
+            name,
+            limit,
+            remaining: 0,
+            retry_after,
+            reset_after: retry_after,
+            reason: DenyReason::BackendUnavailable,
+        }
+    }
+}
+
+/// A rate limit applied by key: `limiter.check("api:alice", 1)`. The same limits as
+/// `#[rate_limited]`, for code that decides at run time what to limit (an HTTP layer, a job
+/// queue). Cheap to clone; clones share their counters.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// use std::time::Duration;
+/// use redis_patterns::{Client, RateLimiter};
+///
+/// let client = Client::new("mem://")?; // or redis://…; without `.client(…)`, the default client
+/// let limiter = RateLimiter::sliding_window(100, Duration::from_secs(60)).client(client);
+/// let d = limiter.check("api:alice", 1).await?;
+/// assert!(d.allowed);
+/// assert_eq!(d.remaining, 99);
+/// # Ok(()) }
+/// ```
+///
+/// Keys are escaped like placeholder values, except that `:` separates segments:
+/// `"api:alice"` is stored as `ns:{api:alice}:sw:60000`, and no key can leave its braces.
+#[derive(Clone)]
+pub struct RateLimiter {
+    settings: Arc<Settings>,
+    counters: Arc<Counters>,
+}
+
+/// Shared by clones, so that cloning a limiter per request costs two reference counts.
+#[derive(Clone)]
+struct Settings {
+    policy: Policy,
+    client: Option<Client>,
+    on_error: OnError,
+    name: Cow<'static, str>,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("RateLimiter")
+            .field("name", &s.name)
+            .field("algorithm", &s.policy.algorithm)
+            .field("limit", &s.policy.limit)
+            .field("window", &s.policy.window())
+            .field("on_error", &s.on_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    fn new(algorithm: Algorithm, limit: u64, window: Duration, burst: u64) -> Self {
+        assert!(
+            !window.is_zero(),
+            "a rate limit window must be longer than zero"
+        );
+        let policy = Policy::new(algorithm, limit, window, burst);
+        RateLimiter {
+            settings: Arc::new(Settings {
+                name: Cow::Owned(format!("{algorithm} {limit} per {window:?}")),
+                policy,
+                client: None,
+                on_error: OnError::Allow,
+            }),
+            counters: Arc::new(Counters::new()),
+        }
+    }
+
+    /// At most `limit` units in any interval of length `window`, exactly: a log of admitted
+    /// units in a sorted set. Memory grows with `limit`.
+    ///
+    /// # Panics
+    /// If `window` is zero.
+    ///
+    /// ```
+    /// let limiter = redis_patterns::RateLimiter::sliding_window(100, std::time::Duration::from_secs(60));
+    /// assert_eq!(limiter.limit(), 100);
+    /// ```
+    pub fn sliding_window(limit: u64, window: Duration) -> Self {
+        Self::new(Algorithm::SlidingWindow, limit, window, limit)
+    }
+
+    /// At most `limit` units per window of the clock (windows start at multiples of `window`
+    /// on the server clock). One counter; up to `2 × limit` across a window edge.
+    ///
+    /// # Panics
+    /// If `window` is zero.
+    ///
+    /// ```
+    /// let limiter = redis_patterns::RateLimiter::fixed_window(100, std::time::Duration::from_secs(60));
+    /// assert_eq!(limiter.algorithm(), redis_patterns::Algorithm::FixedWindow);
+    /// ```
+    pub fn fixed_window(limit: u64, window: Duration) -> Self {
+        Self::new(Algorithm::FixedWindow, limit, window, limit)
+    }
+
+    /// About `limit` units per sliding `window`, estimated from two fixed-window counters
+    /// (the previous window's weighted by its overlap). O(1) memory per key.
+    ///
+    /// # Panics
+    /// If `window` is zero.
+    ///
+    /// ```
+    /// let limiter = redis_patterns::RateLimiter::sliding_window_counter(100, std::time::Duration::from_secs(60));
+    /// assert_eq!(limiter.window(), std::time::Duration::from_secs(60));
+    /// ```
+    pub fn sliding_window_counter(limit: u64, window: Duration) -> Self {
+        Self::new(Algorithm::SlidingWindowCounter, limit, window, limit)
+    }
+
+    /// A bucket of `burst` tokens, full at first, refilled at `limit` per `window` (one token
+    /// every `window / limit`); a call takes `cost` tokens.
+    ///
+    /// # Panics
+    /// If `window` is zero.
+    ///
+    /// ```
+    /// let limiter = redis_patterns::RateLimiter::token_bucket(10, std::time::Duration::from_secs(1), 20);
+    /// assert_eq!(limiter.burst(), 20);
+    /// ```
+    pub fn token_bucket(limit: u64, window: Duration, burst: u64) -> Self {
+        Self::new(Algorithm::TokenBucket, limit, window, burst)
+    }
+
+    /// GCRA: `limit` per `window`, evenly spaced, with up to `burst` at once from idle. The
+    /// outputs match redis-cell's `CL.THROTTLE` with `max_burst = burst - 1`.
+    ///
+    /// # Panics
+    /// If `window` is zero.
+    ///
+    /// ```
+    /// let limiter = redis_patterns::RateLimiter::gcra(100, std::time::Duration::from_secs(60), 10);
+    /// assert_eq!((limiter.limit(), limiter.burst()), (100, 10));
+    /// ```
+    pub fn gcra(limit: u64, window: Duration, burst: u64) -> Self {
+        Self::new(Algorithm::Gcra, limit, window, burst)
+    }
+
+    /// Uses `client` (and its namespace) instead of the process-wide default client.
+    pub fn client(mut self, client: Client) -> Self {
+        Arc::make_mut(&mut self.settings).client = Some(client);
+        self
+    }
+
+    /// What [`admit`](Self::admit) does when the backend fails; [`OnError::Allow`] by default.
+    ///
+    /// ```
+    /// use redis_patterns::{OnError, RateLimiter};
+    /// let strict = RateLimiter::fixed_window(5, std::time::Duration::from_secs(60)).on_error(OnError::Deny);
+    /// ```
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        Arc::make_mut(&mut self.settings).on_error = policy;
+        self
+    }
+
+    /// The name in [`RateLimited`] errors and logs (default: the algorithm and limit, such as
+    /// `"sliding_window 100 per 60s"`). It should not contain personal data.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        Arc::make_mut(&mut self.settings).name = name.into();
+        self
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.settings.policy.algorithm
+    }
+
+    /// Units per window.
+    pub fn limit(&self) -> u64 {
+        self.settings.policy.limit
+    }
+
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.settings.policy.window()
+    }
+
+    /// The capacity of `token_bucket` and `gcra` (the `limit` for the other algorithms).
+    pub fn burst(&self) -> u64 {
+        self.settings.policy.burst
+    }
+
+    fn resolved_client(&self) -> &Client {
+        match &self.settings.client {
+            Some(client) => client,
+            None => Client::default_client(),
+        }
+    }
+
+    /// The backend key base of `key`: `ns:{…}`, each `:`-separated segment escaped.
+    fn base(&self, key: &str) -> String {
+        let mut builder = KeyBuilder::new(self.resolved_client().namespace());
+        for (i, segment) in key.split(':').enumerate() {
+            if i > 0 {
+                builder.literal(":");
+            }
+            builder.part(segment);
+        }
+        builder.finish()
+    }
+
+    /// Takes `cost` units for `key` if they are available, in one atomic step, and says
+    /// what was decided. A denied call consumes nothing. Backend failures are returned.
+    ///
+    /// `cost = 0` only reads the state (and is always allowed).
+    pub async fn check(&self, key: &str, cost: u64) -> Result<Decision> {
+        let client = self.resolved_client();
+        let outcome = algorithm::take(
+            &client.inner().backend,
+            &self.base(key),
+            &self.settings.policy,
+            cost,
+        )
+        .await?;
+        let event = if outcome.decision.allowed {
+            Event::Allowed
+        } else {
+            Event::Denied
+        };
+        self.counters.count(event);
+        Ok(outcome.decision)
+    }
+
+    /// Like [`check`](Self::check), but a denial is an error, so that `?` turns it into the
+    /// caller's error type; and a backend failure follows the [`on_error`](Self::on_error)
+    /// policy: with [`OnError::Allow`] the call is admitted and `Ok(None)` says that no
+    /// decision was made.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use redis_patterns::{Client, RateLimiter};
+    ///
+    /// let limiter = RateLimiter::token_bucket(1, Duration::from_secs(60), 3).client(Client::new("mem://")?);
+    /// let decision = limiter.admit("export:alice", 3).await?; // three tokens at once
+    /// assert_eq!(decision.map(|d| d.remaining), Some(0));
+    /// assert!(limiter.admit("export:alice", 1).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn admit(&self, key: &str, cost: u64) -> Result<Option<Decision>, RateLimited> {
+        let client = self.resolved_client();
+        let sink = Sink::Limiter {
+            counters: &self.counters,
+            name: &self.settings.name,
+        };
+        let admission = enforce(
+            &client.inner().backend,
+            &self.base(key),
+            &self.settings.policy,
+            cost,
+            self.settings.on_error,
+            &sink,
+        )
+        .await?;
+        sink.count(Event::Allowed);
+        Ok(admission.map(|taken| taken.decision))
+    }
+
+    /// Counters of this limiter and its clones.
+    pub fn stats(&self) -> RateLimitStats {
+        self.counters.snapshot()
+    }
+}
+
+/// Where a decision is counted, and the name it is reported under.
+enum Sink<'a> {
+    Limiter {
+        counters: &'a Counters,
+        name: &'a Cow<'static, str>,
+    },
+    Template(&'static TemplateCounters),
+}
+
+impl Sink<'_> {
+    fn count(&self, event: Event) {
+        match self {
+            Sink::Limiter { counters, .. } => counters.count(event),
+            Sink::Template(t) => t.count(event),
+        }
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        match self {
+            Sink::Limiter { name, .. } => (*name).clone(),
+            Sink::Template(t) => Cow::Borrowed(t.name()),
+        }
+    }
+}
+
+/// One take under a failure policy: `Ok(Some)` admitted, `Ok(None)` admitted because the
+/// backend failed and the policy allows, `Err` denied. Counts denials and failures.
+async fn enforce(
+    backend: &Backend,
+    base: &str,
+    policy: &Policy,
+    cost: u64,
+    on_error: OnError,
+    sink: &Sink<'_>,
+) -> Result<Option<Outcome>, RateLimited> {
+    match algorithm::take(backend, base, policy, cost).await {
+        Ok(outcome) if outcome.decision.allowed => Ok(Some(outcome)),
+        Ok(denied) => {
+            sink.count(Event::Denied);
+            Err(RateLimited::exceeded(sink.name(), &denied.decision))
+        }
+        Err(error) => {
+            sink.count(Event::BackendError);
+            let name = sink.name();
+            match on_error {
+                OnError::Allow => {
+                    tracing::warn!(
+                        target: "redis_patterns",
+                        rate_limit = &*name,
+                        %error,
+                        "rate limit could not be checked; admitting the call (on_error = allow)"
+                    );
+                    Ok(None)
+                }
+                OnError::Deny => {
+                    tracing::warn!(
+                        target: "redis_patterns",
+                        rate_limit = &*name,
+                        %error,
+                        "rate limit could not be checked; denying the call (on_error = deny)"
+                    );
+                    Err(RateLimited::unavailable(name, policy.limit, &error))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+use redis_patterns::{RateLimited, rate_limited};
+
+// Every mistake of every stacked attribute is reported in one build.
+#[rate_limited(key = "api:<user>", limit = 10, window = "1s", algorithm = "gcra", burst = 0)]
+#[rate_limited(key = "api:<usr>", window = "1h", on_error = "ignore", limt = 5)]
+fn handle(user: &str) -> Result<(), RateLimited> {
+    let _ = user;
+    Ok(())
+}
+
+fn main() {}

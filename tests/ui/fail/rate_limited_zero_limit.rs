@@ -1,0 +1,9 @@
+use redis_patterns::{RateLimited, rate_limited};
+
+#[rate_limited(key = "api:<user_id>", limit = 0, window = "1m")]
+async fn handle(user_id: &str) -> Result<(), RateLimited> {
+    let _ = user_id;
+    Ok(())
+}
+
+fn main() {}
