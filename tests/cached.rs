@@ -4,26 +4,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::Duration;
 
-use common::Kind;
+use common::{Calls, Kind};
 use redis_patterns::{Client, cache_evict, cache_put, cached};
 use serde::{Deserialize, Serialize};
-
-/// Counts body runs per test (each test passes its own counter).
-#[derive(Clone, Default)]
-struct Calls(Arc<AtomicU32>);
-
-impl Calls {
-    fn hit(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn get(&self) -> u32 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Product {

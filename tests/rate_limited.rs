@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Kind, RedisServer};
+use common::{Calls, Kind, RedisServer};
 use redis_patterns::{Client, Config, DenyReason, RateLimited, RateLimiter, rate_limited};
 
 #[derive(Debug)]
@@ -27,19 +25,6 @@ impl ApiError {
         match self {
             ApiError::Limited(e) => e,
         }
-    }
-}
-
-/// Counts body runs per test.
-#[derive(Clone, Default)]
-struct Calls(Arc<AtomicU32>);
-
-impl Calls {
-    fn hit(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn get(&self) -> u32 {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

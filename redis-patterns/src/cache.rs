@@ -71,7 +71,7 @@ impl CacheSpec {
     }
 
     fn name(&self) -> &'static str {
-        self.counters.name
+        self.counters.name()
     }
 
     fn ttl(&self) -> Duration {
@@ -642,7 +642,7 @@ pub async fn evict(client: &Client, counters: &'static FunctionCounters, key: St
         Err(error) => {
             client.inner().counters.count(Event::BackendError);
             counters.count(Event::BackendError);
-            tracing::warn!(target: "redis_patterns", cache = counters.name, %error, "cache eviction failed");
+            tracing::warn!(target: "redis_patterns", cache = counters.name(), %error, "cache eviction failed");
         }
     }
 }

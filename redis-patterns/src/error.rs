@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// Cached functions never return this error: caching fails open (the function body runs and
 /// its result is returned). It is returned by the explicit APIs — [`Client::connect`],
-/// companions such as `product_invalidate(..)`, [`Client::get_raw`] — so callers can decide.
+/// companions such as `product_invalidate(..)` — so callers can decide.
 ///
 /// ```
 /// use redis_patterns::{Client, Error};
@@ -17,7 +17,6 @@ use std::time::Duration;
 /// ```
 ///
 /// [`Client::connect`]: crate::Client::connect
-/// [`Client::get_raw`]: crate::Client::get_raw
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -65,68 +65,139 @@ pub(crate) enum Event {
     Eviction,
 }
 
-/// Live counters.
-#[derive(Default)]
+/// One relaxed atomic per kind of event.
 #[doc(hidden)]
-pub struct Counters([AtomicU64; 10]);
+pub struct Tally<const N: usize>([AtomicU64; N]);
 
-impl Counters {
+impl<const N: usize> Tally<N> {
     pub(crate) const fn new() -> Self {
-        Counters([const { AtomicU64::new(0) }; 10])
+        Tally([const { AtomicU64::new(0) }; N])
     }
 
     #[inline]
-    pub(crate) fn count(&self, event: Event) {
-        self.0[event as usize].fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn add(&self, event: usize) {
+        self.0[event].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> CacheStats {
-        let get = |e: Event| self.0[e as usize].load(Ordering::Relaxed);
-        CacheStats {
-            hits: get(Event::Hit),
-            misses: get(Event::Miss),
-            undecodable: get(Event::Undecodable),
-            computations: get(Event::Computation),
-            writes: get(Event::Write),
-            backend_errors: get(Event::BackendError),
-            lock_waits: get(Event::LockWait),
-            lock_timeouts: get(Event::LockTimeout),
-            early_recomputations: get(Event::EarlyRecomputation),
-            evictions: get(Event::Eviction),
-        }
+    pub(crate) fn get(&self, event: usize) -> u64 {
+        self.0[event].load(Ordering::Relaxed)
     }
 }
 
-/// Per-function counters, registered on first use so they can be listed.
+/// The counters of one attribute (one `#[cached]` function, one `#[rate_limited]` template),
+/// listed in its registry on first use.
 #[doc(hidden)]
-pub struct FunctionCounters {
-    pub(crate) name: &'static str,
-    pub(crate) counters: Counters,
+pub struct Registered<const N: usize> {
+    name: &'static str,
+    tally: Tally<N>,
     registered: AtomicBool,
+    registry: &'static Registry<N>,
 }
 
-static REGISTRY: Mutex<Vec<&'static FunctionCounters>> = Mutex::new(Vec::new());
-
-impl FunctionCounters {
-    pub const fn new(name: &'static str) -> Self {
-        FunctionCounters {
+impl<const N: usize> Registered<N> {
+    pub(crate) const fn new(name: &'static str, registry: &'static Registry<N>) -> Self {
+        Registered {
             name,
-            counters: Counters::new(),
+            tally: Tally::new(),
             registered: AtomicBool::new(false),
+            registry,
         }
     }
 
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     #[inline]
-    pub(crate) fn count(&'static self, event: Event) {
+    pub(crate) fn add(&'static self, event: usize) {
         if !self.registered.load(Ordering::Relaxed)
             && !self.registered.swap(true, Ordering::Relaxed)
         {
-            REGISTRY
+            self.registry
+                .0
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .push(self);
         }
-        self.counters.count(event);
+        self.tally.add(event);
+    }
+}
+
+/// Every [`Registered`] of one kind used so far.
+#[doc(hidden)]
+pub struct Registry<const N: usize>(Mutex<Vec<&'static Registered<N>>>);
+
+impl<const N: usize> Registry<N> {
+    pub(crate) const fn new() -> Self {
+        Registry(Mutex::new(Vec::new()))
+    }
+
+    /// Each registered attribute's name and snapshot.
+    pub(crate) fn snapshots<S>(&self, snapshot: impl Fn(&Tally<N>) -> S) -> Vec<(&'static str, S)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|r| (r.name, snapshot(&r.tally)))
+            .collect()
+    }
+}
+
+const CACHE_EVENTS: usize = 10;
+
+/// Live cache counters of a client.
+#[doc(hidden)]
+pub struct Counters(Tally<CACHE_EVENTS>);
+
+impl Counters {
+    pub(crate) const fn new() -> Self {
+        Counters(Tally::new())
+    }
+
+    #[inline]
+    pub(crate) fn count(&self, event: Event) {
+        self.0.add(event as usize);
+    }
+
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        snapshot(&self.0)
+    }
+}
+
+fn snapshot(tally: &Tally<CACHE_EVENTS>) -> CacheStats {
+    let get = |e: Event| tally.get(e as usize);
+    CacheStats {
+        hits: get(Event::Hit),
+        misses: get(Event::Miss),
+        undecodable: get(Event::Undecodable),
+        computations: get(Event::Computation),
+        writes: get(Event::Write),
+        backend_errors: get(Event::BackendError),
+        lock_waits: get(Event::LockWait),
+        lock_timeouts: get(Event::LockTimeout),
+        early_recomputations: get(Event::EarlyRecomputation),
+        evictions: get(Event::Eviction),
+    }
+}
+
+static FUNCTIONS: Registry<CACHE_EVENTS> = Registry::new();
+
+/// Per-function cache counters.
+#[doc(hidden)]
+pub struct FunctionCounters(Registered<CACHE_EVENTS>);
+
+impl FunctionCounters {
+    pub const fn new(name: &'static str) -> Self {
+        FunctionCounters(Registered::new(name, &FUNCTIONS))
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    #[inline]
+    pub(crate) fn count(&'static self, event: Event) {
+        self.0.add(event as usize);
     }
 }
 
@@ -139,10 +210,5 @@ impl FunctionCounters {
 /// }
 /// ```
 pub fn cache_stats_by_function() -> Vec<(&'static str, CacheStats)> {
-    REGISTRY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .iter()
-        .map(|f| (f.name, f.counters.snapshot()))
-        .collect()
+    FUNCTIONS.snapshots(snapshot)
 }

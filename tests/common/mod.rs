@@ -223,6 +223,20 @@ pub fn namespace(test: &str) -> String {
     )
 }
 
+/// Counts how often a function body ran; each test passes its own.
+#[derive(Clone, Default)]
+pub struct Calls(std::sync::Arc<AtomicU64>);
+
+impl Calls {
+    pub fn hit(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> u32 {
+        u32::try_from(self.0.load(Ordering::SeqCst)).expect("few calls")
+    }
+}
+
 /// Which backend a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -1,7 +1,6 @@
 //! Counters of rate limit decisions, per limiter and per `#[rate_limited]` template.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::stats::{Registered, Registry, Tally};
 
 /// A snapshot of rate limit counters: per [`RateLimiter`](crate::RateLimiter)
 /// ([`RateLimiter::stats`](crate::RateLimiter::stats)) or per `#[rate_limited]` key template
@@ -31,63 +30,52 @@ pub(crate) enum Event {
     BackendError,
 }
 
-/// Live counters.
+const EVENTS: usize = 3;
+
+/// Live counters of a limiter.
 #[doc(hidden)]
-#[derive(Default)]
-pub struct Counters([AtomicU64; 3]);
+pub struct Counters(Tally<EVENTS>);
 
 impl Counters {
     pub(crate) const fn new() -> Self {
-        Counters([const { AtomicU64::new(0) }; 3])
+        Counters(Tally::new())
     }
 
     pub(crate) fn count(&self, event: Event) {
-        self.0[event as usize].fetch_add(1, Ordering::Relaxed);
+        self.0.add(event as usize);
     }
 
     pub(crate) fn snapshot(&self) -> RateLimitStats {
-        let get = |e: Event| self.0[e as usize].load(Ordering::Relaxed);
-        RateLimitStats {
-            allowed: get(Event::Allowed),
-            denied: get(Event::Denied),
-            backend_errors: get(Event::BackendError),
-        }
+        snapshot(&self.0)
     }
 }
 
-/// Counters of one `#[rate_limited]` attribute, registered on first use so they can be listed.
-#[doc(hidden)]
-pub struct TemplateCounters {
-    name: &'static str,
-    counters: Counters,
-    registered: AtomicBool,
+fn snapshot(tally: &Tally<EVENTS>) -> RateLimitStats {
+    let get = |e: Event| tally.get(e as usize);
+    RateLimitStats {
+        allowed: get(Event::Allowed),
+        denied: get(Event::Denied),
+        backend_errors: get(Event::BackendError),
+    }
 }
 
-static REGISTRY: Mutex<Vec<&'static TemplateCounters>> = Mutex::new(Vec::new());
+static TEMPLATES: Registry<EVENTS> = Registry::new();
+
+/// Counters of one `#[rate_limited]` attribute.
+#[doc(hidden)]
+pub struct TemplateCounters(Registered<EVENTS>);
 
 impl TemplateCounters {
     pub const fn new(name: &'static str) -> Self {
-        TemplateCounters {
-            name,
-            counters: Counters::new(),
-            registered: AtomicBool::new(false),
-        }
+        TemplateCounters(Registered::new(name, &TEMPLATES))
     }
 
     pub(crate) fn name(&self) -> &'static str {
-        self.name
+        self.0.name()
     }
 
     pub(crate) fn count(&'static self, event: Event) {
-        if !self.registered.load(Ordering::Relaxed)
-            && !self.registered.swap(true, Ordering::Relaxed)
-        {
-            REGISTRY
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(self);
-        }
-        self.counters.count(event);
+        self.0.add(event as usize);
     }
 }
 
@@ -101,10 +89,5 @@ impl TemplateCounters {
 /// }
 /// ```
 pub fn rate_limit_stats() -> Vec<(&'static str, RateLimitStats)> {
-    REGISTRY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .iter()
-        .map(|t| (t.name, t.counters.snapshot()))
-        .collect()
+    TEMPLATES.snapshots(snapshot)
 }
