@@ -70,11 +70,21 @@ async fn cached_client(url: &str) -> Client {
     client
 }
 
-fn hit_latency(c: &mut Criterion) {
+/// A runtime, the baseline's connection and a warmed-up client, both on the bench server.
+fn setup() -> (
+    tokio::runtime::Runtime,
+    redis::aio::MultiplexedConnection,
+    Client,
+) {
     let rt = runtime();
     let url = server().url();
     let conn = rt.block_on(baseline_setup(&url));
     let client = rt.block_on(cached_client(&url));
+    (rt, conn, client)
+}
+
+fn hit_latency(c: &mut Criterion) {
+    let (rt, conn, client) = setup();
     Pair::new(
         |rt: &tokio::runtime::Runtime, iters| {
             sequential(rt, iters, || {
@@ -94,10 +104,7 @@ fn hit_latency(c: &mut Criterion) {
 }
 
 fn hit_throughput_64(c: &mut Criterion) {
-    let rt = runtime();
-    let url = server().url();
-    let conn = rt.block_on(baseline_setup(&url));
-    let client = rt.block_on(cached_client(&url));
+    let (rt, conn, client) = setup();
     Pair::new(
         |rt: &tokio::runtime::Runtime, iters| {
             let conn = conn.clone();

@@ -540,16 +540,7 @@ impl Generated<'_> {
 
     fn cached(&self) -> TokenStream {
         let krate = &self.krate;
-        let ItemFn {
-            attrs, vis, sig, ..
-        } = self.func;
-        let (client, key, kind, body, name) = (
-            self.client(),
-            self.key(),
-            self.kind(),
-            self.body(),
-            self.name(),
-        );
+        let (body, name) = (self.body(), self.name());
         let (ttl, jitter) = self.ttl();
         let stampede = match self.args.stampede {
             StampedeMode::None => quote!(#krate::__private::Stampede::None),
@@ -572,83 +563,63 @@ impl Generated<'_> {
             quote_spanned!(span=> let __rp_kind = #krate::__private::CacheNone::cache_none(__rp_kind);)
         });
         let check = self.check();
-        let companions = self.companions();
+        let mut out = self.wrap(quote! {
+            static __RP_SPEC: #krate::__private::CacheSpec =
+                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede);
+            #cache_none
+            #check
+            #krate::__private::cached(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+        });
+        out.extend(self.companions());
+        out
+    }
+
+    /// The function with its original signature and a body that resolves the client, builds
+    /// the key, selects the return kind, then does `rest`.
+    fn wrap(&self, rest: TokenStream) -> TokenStream {
+        let ItemFn {
+            attrs, vis, sig, ..
+        } = self.func;
+        let (client, key, kind) = (self.client(), self.key(), self.kind());
         quote! {
             #(#attrs)*
             #vis #sig {
                 #client
                 #key
-                static __RP_SPEC: #krate::__private::CacheSpec =
-                    #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede);
                 #kind
-                #cache_none
-                #check
-                #krate::__private::cached(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+                #rest
             }
-            #companions
         }
     }
 
     fn evict(&self) -> TokenStream {
         let krate = &self.krate;
-        let ItemFn {
-            attrs, vis, sig, ..
-        } = self.func;
-        let (client, key, kind, body, name, ret) = (
-            self.client(),
-            self.key(),
-            self.kind(),
-            self.body(),
-            self.name(),
-            self.ret(),
-        );
-        quote! {
-            #(#attrs)*
-            #vis #sig {
-                #client
-                #key
-                #kind
-                let __rp_ret: #ret = #body.await;
-                if #krate::__private::ReturnKind::succeeded(&__rp_kind, &__rp_ret) {
-                    static __RP_COUNTERS: #krate::__private::FunctionCounters =
-                        #krate::__private::FunctionCounters::new(#name);
-                    #krate::__private::evict(__rp_client, &__RP_COUNTERS, __rp_key).await;
-                }
-                __rp_ret
+        let (body, name, ret) = (self.body(), self.name(), self.ret());
+        self.wrap(quote! {
+            let __rp_ret: #ret = #body.await;
+            if #krate::__private::ReturnKind::succeeded(&__rp_kind, &__rp_ret) {
+                static __RP_COUNTERS: #krate::__private::FunctionCounters =
+                    #krate::__private::FunctionCounters::new(#name);
+                #krate::__private::evict(__rp_client, &__RP_COUNTERS, __rp_key).await;
             }
-        }
+            __rp_ret
+        })
     }
 
     fn put(&self) -> TokenStream {
         let krate = &self.krate;
-        let ItemFn {
-            attrs, vis, sig, ..
-        } = self.func;
-        let (client, key, kind, body, name, ret) = (
-            self.client(),
-            self.key(),
-            self.kind(),
-            self.body(),
-            self.name(),
-            self.ret(),
-        );
+        let (body, name, ret) = (self.body(), self.name(), self.ret());
         let (ttl, jitter) = self.ttl();
         let check = self.check();
-        quote! {
-            #(#attrs)*
-            #vis #sig {
-                #client
-                #key
-                #kind
-                #check
-                let __rp_ret: #ret = #body.await;
-                static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
-                    #name, #ttl, #jitter, #krate::__private::Stampede::None,
-                );
-                #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
-                __rp_ret
-            }
-        }
+        self.wrap(quote! {
+            #check
+            let __rp_ret: #ret = #body.await;
+            static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
+                #name, #ttl, #jitter, #krate::__private::Stampede::None,
+            );
+            #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
+            __rp_ret
+        })
     }
 
     /// `<fn>_key(..)`, `<fn>_invalidate(..)` and `<fn>_refresh(..)`.
