@@ -112,6 +112,38 @@ async fn an_unreachable_server_fails_open_and_then_fails_fast() {
     ));
 }
 
+static SLOW_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "report:<id>", ttl = "1m", client = client)]
+async fn slow_report(client: &Client, id: u32) -> Result<String, String> {
+    SLOW_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(format!("report {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_concurrent_calls_in_a_process_still_compute_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = client_for(&format!("redis://127.0.0.1:{port}"), "down-single-flight");
+    let calls = (0..30).map(|_| slow_report(&client, 1));
+    let results = bounded(futures::future::join_all(calls)).await;
+    assert!(results.iter().all(|r| r.as_deref() == Ok("report 1")));
+    assert_eq!(
+        SLOW_CALLS.load(Ordering::SeqCst),
+        1,
+        "one origin call for 30 callers"
+    );
+    assert_eq!(
+        client.cache_stats().backend_errors,
+        1,
+        "one failed read for the flight"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_slower_than_the_command_timeout_fails_open() {
     let server = RedisServer::start();

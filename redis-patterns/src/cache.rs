@@ -377,9 +377,11 @@ impl Call<'_> {
             }
             Ok(None) => self.count(Event::Miss),
             Err(e) => {
+                // Fail open, but still one computation for this process's concurrent callers:
+                // an outage is when the origin needs the protection most.
                 self.backend_failed("read", &e);
-                leader.finish(|| Shared::NotShareable);
-                return self.compute(body).await;
+                let mut leader = leader;
+                return self.compute_and_share(kind, body, &mut leader).await;
             }
         }
         let mut leader = leader;
@@ -478,8 +480,7 @@ impl Call<'_> {
                 }
                 Err(e) => {
                     self.backend_failed("lock", &e);
-                    leader.publish(|| Shared::NotShareable);
-                    return self.compute(body).await;
+                    return self.compute_and_share(kind, body, leader).await;
                 }
             }
         }
@@ -523,6 +524,17 @@ impl Call<'_> {
                 None => Shared::NotShareable,
             });
         }
+    }
+
+    /// Runs the body and hands the result to the flight's followers, without storing it.
+    async fn compute_and_share<R, K, F>(&self, kind: &K, body: F, leader: &mut Leader<'_>) -> R
+    where
+        K: Cacheable<R>,
+        F: Future<Output = R>,
+    {
+        let (ret, encoded) = self.run_body(kind, body).await;
+        Self::share(Some(leader), encoded.as_ref());
+        ret
     }
 
     async fn compute_and_store<R, K, F>(
