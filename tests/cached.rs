@@ -473,7 +473,34 @@ async fn methods_key_on_self_fields(kind: Kind) {
     assert_eq!(eu.page(1).await, vec!["eu-1"]);
     assert_eq!(eu.calls.get(), 2);
     assert!(eu.page_key(1).ends_with("{catalog:eu:1}"));
+    assert_eq!(eu.page_refresh(1).await, vec!["eu-1"]);
+    assert_eq!(eu.calls.get(), 3, "refresh ran the body");
     assert!(eu.page_invalidate(1).await.unwrap());
+}
+
+struct Inventory;
+
+impl Inventory {
+    /// An associated function without `self`: its companions are associated functions too.
+    #[cached(key = "stock:<sku>", ttl = "1m", client = client, skip(calls))]
+    async fn stock(client: &Client, calls: &Calls, sku: &str) -> u32 {
+        calls.hit();
+        u32::try_from(sku.len()).unwrap()
+    }
+}
+
+async fn associated_functions_without_self_have_companions(kind: Kind) {
+    let client = common::client(kind, "associated");
+    let calls = Calls::default();
+    assert_eq!(Inventory::stock(&client, &calls, "lamp").await, 4);
+    assert_eq!(Inventory::stock(&client, &calls, "lamp").await, 4);
+    assert_eq!(calls.get(), 1);
+    assert_eq!(Inventory::stock_refresh(&client, &calls, "lamp").await, 4);
+    assert_eq!(calls.get(), 2, "refresh ran the body");
+    assert_eq!(Inventory::stock(&client, &calls, "lamp").await, 4);
+    assert_eq!(calls.get(), 2, "and stored its result");
+    assert!(Inventory::stock_key(&client, "lamp").ends_with("{stock:lamp}"));
+    assert!(Inventory::stock_invalidate(&client, "lamp").await.unwrap());
 }
 
 #[cached(ttl = "1m", client = client)]
@@ -511,5 +538,6 @@ on_both_backends!(
     a_crashed_lock_holder_is_replaced_after_lock_ttl,
     early_mode_recomputes_before_expiry,
     methods_key_on_self_fields,
+    associated_functions_without_self_have_companions,
     generic_functions_and_default_keys,
 );

@@ -244,7 +244,6 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
         func: &func,
         key: &key,
         params: &params,
-        has_self,
     };
     if !errors.is_empty() {
         let mut out = errors.into_compile_errors();
@@ -477,7 +476,6 @@ struct Generated<'a> {
     func: &'a ItemFn,
     key: &'a Key,
     params: &'a [Param],
-    has_self: bool,
 }
 
 impl Generated<'_> {
@@ -557,11 +555,7 @@ impl Generated<'_> {
                 quote!(#krate::__private::Stampede::Early { beta: #beta })
             }
         };
-        // Spanned at the flag, crate path included, so that rustc underlines only `cache_none`.
-        let cache_none = self.args.cache_none.map(|span| {
-            let krate = respan(quote!(#krate), span);
-            quote_spanned!(span=> let __rp_kind = #krate::__private::CacheNone::cache_none(__rp_kind);)
-        });
+        let cache_none = self.cache_none();
         let check = self.check();
         let mut out = self.wrap(quote! {
             static __RP_SPEC: #krate::__private::CacheSpec =
@@ -574,15 +568,19 @@ impl Generated<'_> {
         out
     }
 
-    /// The function with its original signature and a body that resolves the client, builds
-    /// the key, selects the return kind, then does `rest`.
+    /// The function with its original attributes and signature and a body that resolves the
+    /// client, builds the key, selects the return kind, then does `rest`.
     fn wrap(&self, rest: TokenStream) -> TokenStream {
-        let ItemFn {
-            attrs, vis, sig, ..
-        } = self.func;
+        let attrs = &self.func.attrs;
+        let with = self.with_key(&self.func.sig, rest);
+        quote!(#(#attrs)* #with)
+    }
+
+    /// `sig` (the function's signature, or a companion's) with that body.
+    fn with_key(&self, sig: &syn::Signature, rest: TokenStream) -> TokenStream {
+        let vis = &self.func.vis;
         let (client, key, kind) = (self.client(), self.key(), self.kind());
         quote! {
-            #(#attrs)*
             #vis #sig {
                 #client
                 #key
@@ -590,6 +588,35 @@ impl Generated<'_> {
                 #rest
             }
         }
+    }
+
+    /// Runs the body and stores its result (write-through): `#[cache_put]`, and the
+    /// `_refresh` companion of `#[cached]`.
+    fn store_result(&self, cache_none: Option<TokenStream>) -> TokenStream {
+        let krate = &self.krate;
+        let (body, name, ret) = (self.body(), self.name(), self.ret());
+        let (ttl, jitter) = self.ttl();
+        let check = self.check();
+        quote! {
+            #cache_none
+            #check
+            let __rp_ret: #ret = #body.await;
+            static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
+                #name, #ttl, #jitter, #krate::__private::Stampede::None,
+            );
+            #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
+            __rp_ret
+        }
+    }
+
+    /// `let __rp_kind = CacheNone::cache_none(__rp_kind);`, spanned at the flag, crate path
+    /// included, so that rustc underlines only `cache_none`.
+    fn cache_none(&self) -> Option<TokenStream> {
+        let krate = &self.krate;
+        self.args.cache_none.map(|span| {
+            let krate = respan(quote!(#krate), span);
+            quote_spanned!(span=> let __rp_kind = #krate::__private::CacheNone::cache_none(__rp_kind);)
+        })
     }
 
     fn evict(&self) -> TokenStream {
@@ -607,19 +634,7 @@ impl Generated<'_> {
     }
 
     fn put(&self) -> TokenStream {
-        let krate = &self.krate;
-        let (body, name, ret) = (self.body(), self.name(), self.ret());
-        let (ttl, jitter) = self.ttl();
-        let check = self.check();
-        self.wrap(quote! {
-            #check
-            let __rp_ret: #ret = #body.await;
-            static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
-                #name, #ttl, #jitter, #krate::__private::Stampede::None,
-            );
-            #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
-            __rp_ret
-        })
+        self.wrap(self.store_result(None))
     }
 
     /// `<fn>_key(..)`, `<fn>_invalidate(..)` and `<fn>_refresh(..)`.
@@ -642,7 +657,6 @@ impl Generated<'_> {
         let key_ident = format_ident!("{}_key", ident);
         let invalidate_ident = format_ident!("{}_invalidate", ident);
         let refresh_ident = format_ident!("{}_refresh", ident);
-        let ret = self.ret();
 
         // Key companions take the parameters the key uses, and `self` when the key or the
         // client expression needs it.
@@ -672,26 +686,11 @@ impl Generated<'_> {
         });
         let key_params: Vec<TokenStream> = key_params.collect();
 
-        // `_refresh` forwards every argument to the function itself. A parameter named like a
-        // free function would shadow it in the call, so it is renamed.
-        let mut refresh_params = Vec::new();
-        let mut forwarded = Vec::new();
-        for (i, p) in self.params.iter().enumerate() {
-            let ty = &p.ty;
-            let arg = p
-                .name
-                .clone()
-                .filter(|name| self.has_self || name != ident)
-                .unwrap_or_else(|| format_ident!("__rp_arg{}", i));
-            refresh_params.push(quote!(#arg: #ty));
-            forwarded.push(arg);
-        }
-        let refresh_receiver = receiver.map(|r| quote!(#r,));
-        let call = if self.has_self {
-            quote!(self.#ident(#(#forwarded),*))
-        } else {
-            quote!(#ident(#(#forwarded),*))
-        };
+        // `_refresh` has the function's own signature and body, and stores what the body
+        // returns. It does not call the function by name, which an associated function without
+        // `self` could not do from here.
+        let mut refresh_sig = func.sig.clone();
+        refresh_sig.ident = refresh_ident;
         let doc_key = format!(" The Redis key under which [`{ident}`] caches these arguments.");
         let doc_invalidate = format!(
             " Deletes the value [`{ident}`] cached for these arguments; `Ok(true)` if one was stored."
@@ -712,13 +711,14 @@ impl Generated<'_> {
                 {
                     #unreachable
                 }
-                #[allow(dead_code, unused_variables, clippy::needless_lifetimes)]
-                #vis async fn #refresh_ident #generics (#refresh_receiver #(#refresh_params),*) -> #ret #where_clause {
+                #[allow(dead_code, unused_variables, unused_mut, clippy::needless_lifetimes)]
+                #vis #refresh_sig {
                     #unreachable
                 }
             };
         }
         let (client, key, name) = (self.client(), self.key(), self.name());
+        let refresh = self.with_key(&refresh_sig, self.store_result(self.cache_none()));
         quote! {
             #[doc = #doc_key]
             #[allow(dead_code, clippy::needless_lifetimes)]
@@ -740,9 +740,7 @@ impl Generated<'_> {
 
             #[doc = #doc_refresh]
             #[allow(dead_code, clippy::needless_lifetimes)]
-            #vis async fn #refresh_ident #generics (#refresh_receiver #(#refresh_params),*) -> #ret #where_clause {
-                #krate::__private::refresh(#call).await
-            }
+            #refresh
         }
     }
 }

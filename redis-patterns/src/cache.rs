@@ -11,7 +11,6 @@
 //!    its value — and stores it with the TTL;
 //! 4. any backend failure makes the call run the function and return its result (fail open).
 
-use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -269,23 +268,6 @@ pub fn check_cacheable<R, K: Cacheable<R>>(kind: K) -> K {
     kind
 }
 
-tokio::task_local! {
-    static REFRESH: Cell<bool>;
-}
-
-/// Runs `call` (a call of a cached function) so that it skips the read, recomputes and stores.
-/// The flag is consumed by the first cached call, so cached calls inside the body read as usual.
-#[doc(hidden)]
-pub async fn refresh<F: Future>(call: F) -> F::Output {
-    REFRESH.scope(Cell::new(true), call).await
-}
-
-fn take_refresh_flag() -> bool {
-    REFRESH
-        .try_with(|flag| flag.replace(false))
-        .unwrap_or(false)
-}
-
 /// The cached call: see the module documentation.
 #[doc(hidden)]
 pub async fn cached<R, K, F>(
@@ -304,9 +286,6 @@ where
         spec,
         key: &key,
     };
-    if take_refresh_flag() {
-        return call.compute_and_store(&kind, body, None).await;
-    }
     loop {
         match client.inner().flights.join(&key) {
             Join::Leader(leader) => return call.lead(&kind, body, leader).await,
