@@ -159,7 +159,8 @@ async fn every_state_key_has_a_ttl_tied_to_the_window(kind: Kind) {
     for algorithm in ALGORITHMS {
         let client = common::client(kind, &format!("ttl-{algorithm}"));
         let limiter = limiter(algorithm, 10, window).client(client.clone());
-        assert!(limiter.check("api:alice", 1).await.unwrap().allowed);
+        let decision = limiter.check("api:alice", 1).await.unwrap();
+        assert!(decision.allowed);
         let key = state_key(&client, "api:alice", algorithm, window);
         let ttl = client
             .__backend()
@@ -173,9 +174,21 @@ async fn every_state_key_has_a_ttl_tied_to_the_window(kind: Kind) {
             Algorithm::TokenBucket | Algorithm::Gcra => window / 10,
             _ => window,
         };
+        assert!(ttl <= bound, "{algorithm}: {ttl:?} > {bound:?}");
+        // Nor shorter than the state is needed: a key that expired early would forget admitted
+        // units and over-admit. (Millisecond TTLs and the time between the check and the PTTL
+        // read allow a few ms of slack.)
+        let needed = match algorithm {
+            // The log must keep the unit for the whole window.
+            Algorithm::SlidingWindow => window,
+            // Until the limit is full again: the end of the fixed window; for the counter, the
+            // end of the next window (the count is needed there as `previous`); for token
+            // bucket and GCRA, the refill.
+            _ => decision.reset_after,
+        };
         assert!(
-            ttl > Duration::ZERO && ttl <= bound,
-            "{algorithm}: {ttl:?} > {bound:?}"
+            ttl + Duration::from_millis(25) >= needed,
+            "{algorithm}: the state expires after {ttl:?} but is needed for {needed:?}"
         );
     }
 }
@@ -298,7 +311,38 @@ async fn admit_turns_a_denial_into_a_rate_limited_error_and_counts(kind: Kind) {
     );
 }
 
+async fn huge_costs_and_windows_are_denied_or_clamped_identically_never_overflowing(kind: Kind) {
+    for algorithm in ALGORITHMS {
+        let client = common::client(kind, &format!("huge-{algorithm}"));
+        // A cost above the limit never fits, whatever its size (a `cost` expression may come
+        // from user input).
+        let ten = limiter(algorithm, 10, LONG).client(client.clone());
+        for cost in [11, 1 << 40, u64::MAX] {
+            let d = ten.check("k", cost).await.unwrap();
+            assert!(
+                !d.allowed,
+                "{algorithm} admitted cost {cost} against a limit of 10"
+            );
+        }
+        assert!(
+            ten.check("k", 10).await.unwrap().allowed,
+            "{algorithm}: nothing was taken"
+        );
+        // Windows beyond about 35 years are clamped rather than overflowing the arithmetic.
+        let forever = limiter(algorithm, 5, Duration::MAX).client(client.clone());
+        let admitted = {
+            let mut n = 0;
+            for _ in 0..7 {
+                n += u32::from(forever.check("forever", 1).await.unwrap().allowed);
+            }
+            n
+        };
+        assert_eq!(admitted, 5, "{algorithm} with Duration::MAX");
+    }
+}
+
 on_both_backends!(
+    huge_costs_and_windows_are_denied_or_clamped_identically_never_overflowing,
     exactly_the_limit_is_admitted_across_8_clients_and_400_concurrent_calls,
     no_window_of_a_sliding_window_log_holds_more_than_the_limit,
     a_denied_call_is_admitted_once_retry_after_has_elapsed,

@@ -78,9 +78,19 @@ fn assert_limit_headers(reply: &Reply, limit: u64, remaining: u64) {
             reply.header(&format!("{prefix}ratelimit-remaining")),
             Some(remaining)
         );
-        let reset = reply.header(&format!("{prefix}ratelimit-reset")).unwrap();
-        assert!((1..=60).contains(&reset), "{reset}");
     }
+    // The IETF header counts seconds from now; the legacy one is a Unix time.
+    let reset = reply.header("ratelimit-reset").unwrap();
+    assert!((1..=60).contains(&reset), "{reset}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let reset_at = reply.header("x-ratelimit-reset").unwrap();
+    assert!(
+        (now..=now + 61).contains(&reset_at),
+        "{reset_at} vs now {now}"
+    );
 }
 
 async fn signed_in_users_get_100_requests_a_minute_then_429_with_retry_after(kind: Kind) {

@@ -114,11 +114,17 @@ pub(crate) fn client_tokens(krate: &syn::Path, client: Option<&syn::Expr>) -> To
         None => quote! {
             let __rp_client: &#krate::__private::Client = #krate::__private::default_client();
         },
-        Some(expr) => quote_spanned! {expr.span()=>
-            let __rp_client_source = &(#expr);
-            let __rp_client: &#krate::__private::Client =
-                #krate::__private::AsClient::as_client(__rp_client_source);
-        },
+        Some(expr) => {
+            // Located at the user's expression (errors land there) but resolved at the call
+            // site, so the bindings are found even when the expression comes from a
+            // `macro_rules!` fragment with other hygiene.
+            let span = expr.span().resolved_at(Span::call_site());
+            quote_spanned! {span=>
+                let __rp_client_source = &(#expr);
+                let __rp_client: &#krate::__private::Client =
+                    #krate::__private::AsClient::as_client(__rp_client_source);
+            }
+        }
     }
 }
 

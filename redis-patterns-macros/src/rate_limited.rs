@@ -335,13 +335,19 @@ fn generate(func: &ItemFn, limits: &[Limit]) -> TokenStream {
         } else {
             quote!(#krate::__private::RateOnError::Allow)
         };
-        // `u64` at the user's expression, so a wrong type is reported there.
-        let limit = l
-            .limit
-            .as_ref()
-            .map(|e| quote_spanned!(e.span()=> let __rp_limit: u64 = #e;));
+        // `u64` located at the user's expression, so a wrong type is reported there, but
+        // resolved at the call site, so the binding is found even when the expression comes
+        // from a `macro_rules!` fragment with other hygiene.
+        let at = |e: &syn::Expr| e.span().resolved_at(proc_macro2::Span::call_site());
+        let limit = l.limit.as_ref().map(|e| {
+            let span = at(e);
+            quote_spanned!(span=> let __rp_limit: u64 = #e;)
+        });
         let cost = match &l.cost {
-            Some(e) => quote_spanned!(e.span()=> let __rp_cost: u64 = #e;),
+            Some(e) => {
+                let span = at(e);
+                quote_spanned!(span=> let __rp_cost: u64 = #e;)
+            }
             None => quote!(let __rp_cost: u64 = 1;),
         };
         let spec = format_ident!("__RP_RATE_{}", i);

@@ -101,6 +101,14 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// The largest `limit`, `burst` and (effectively) `cost`: far beyond any real limit, small
+/// enough that sums of units never overflow and Lua's doubles hold them exactly.
+pub(crate) const MAX_UNITS: u64 = 1 << 40;
+
+/// The longest window, about 35 years in microseconds: below 2^53, so Lua's doubles and the
+/// server clock arithmetic stay exact.
+pub(crate) const MAX_WINDOW_US: u64 = 1 << 50;
+
 /// One limit, fully resolved: what the scripts are given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
@@ -113,12 +121,15 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
+    /// Limits and windows beyond [`MAX_UNITS`] and [`MAX_WINDOW_US`] are clamped to them.
     pub(crate) fn new(algorithm: Algorithm, limit: u64, window: Duration, burst: u64) -> Self {
         Policy {
             algorithm,
-            limit,
-            window_us: u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1),
-            burst,
+            limit: limit.min(MAX_UNITS),
+            window_us: u64::try_from(window.as_micros())
+                .unwrap_or(u64::MAX)
+                .clamp(1, MAX_WINDOW_US),
+            burst: burst.min(MAX_UNITS),
         }
     }
 
@@ -222,6 +233,9 @@ pub(crate) async fn take(
     policy: &Policy,
     cost: u64,
 ) -> Result<Outcome> {
+    // A cost above every limit is denied as "never fits" whatever its size; clamping it keeps
+    // the arithmetic in range on both backends.
+    let cost = cost.min(MAX_UNITS + 1);
     let key = policy.state_key(base);
     let nonce = fastrand::u64(..);
     match backend {
@@ -253,6 +267,7 @@ pub(crate) async fn refund(
     cost: u64,
     taken: &Outcome,
 ) -> Result<()> {
+    let cost = cost.min(MAX_UNITS + 1);
     let key = policy.state_key(base);
     match backend {
         Backend::Redis(r) => {
@@ -360,14 +375,18 @@ mod memory {
                     txn.del(key);
                 } else {
                     state.0 = Some((tokens, since));
-                    let reset = ((p.burst - tokens) * p.interval_us()).saturating_sub(now - since);
+                    let reset = (p.burst - tokens)
+                        .saturating_mul(p.interval_us())
+                        .saturating_sub(now - since);
                     txn.expire(key, ceil_ms(reset));
                 }
             }
             Algorithm::Gcra => {
                 let state = txn.state::<Tat>(key);
                 let tat = state.0.unwrap_or(now).max(now);
-                let tat = tat.saturating_sub(cost * p.interval_us()).max(now);
+                let tat = tat
+                    .saturating_sub(cost.saturating_mul(p.interval_us()))
+                    .max(now);
                 if tat > now {
                     state.0 = Some(tat);
                     txn.expire(key, ceil_ms(tat - now));
@@ -555,9 +574,15 @@ mod memory {
         } else if cost > burst {
             retry_after = -1;
         } else {
-            retry_after = signed(((cost - tokens) * interval).saturating_sub(now - since));
+            retry_after = signed(
+                (cost - tokens)
+                    .saturating_mul(interval)
+                    .saturating_sub(now - since),
+            );
         }
-        let reset_after = ((burst - tokens) * interval).saturating_sub(now - since);
+        let reset_after = (burst - tokens)
+            .saturating_mul(interval)
+            .saturating_sub(now - since);
         if allowed == 1 && reset_after > 0 {
             state.0 = Some((tokens, since));
             txn.expire(key, ceil_ms(reset_after));
@@ -581,11 +606,11 @@ mod memory {
         let state = txn.state::<Tat>(key);
         let stored = state.0;
         let tat = stored.unwrap_or(now).max(now);
-        let tolerance = interval * burst;
-        let increment = cost * interval;
-        let new_tat = tat + increment;
+        let tolerance = interval.saturating_mul(burst);
+        let increment = cost.saturating_mul(interval);
+        let new_tat = tat.saturating_add(increment);
         let (allowed, retry_after, ttl);
-        if new_tat <= now + tolerance {
+        if new_tat <= now.saturating_add(tolerance) {
             allowed = 1;
             retry_after = 0;
             ttl = new_tat - now;

@@ -3,8 +3,9 @@
 //! Each request is mapped to a limiter and a key; a denied request is answered
 //! `429 Too Many Requests` with `Retry-After` without reaching the service. Every limited
 //! response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds
-//! until the limit is full again), and the same values as `X-RateLimit-Limit`,
-//! `X-RateLimit-Remaining` and `X-RateLimit-Reset` for older clients.
+//! until the limit is full again, as the IETF draft defines it), and for older clients
+//! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` — the last one, as
+//! those clients (GitHub's convention) expect, the Unix time in seconds of that reset.
 //!
 //! ```
 //! use std::time::Duration;
@@ -294,15 +295,19 @@ fn set_headers(headers: &mut HeaderMap, d: &Decision) {
 }
 
 fn limit_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset_after: Duration) {
-    let reset = seconds(reset_after);
-    for (names, value) in [
-        (["ratelimit-limit", "x-ratelimit-limit"], limit),
-        (["ratelimit-remaining", "x-ratelimit-remaining"], remaining),
-        (["ratelimit-reset", "x-ratelimit-reset"], reset),
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|now| seconds(now + reset_after))
+        .unwrap_or(0);
+    for (name, value) in [
+        ("ratelimit-limit", limit),
+        ("x-ratelimit-limit", limit),
+        ("ratelimit-remaining", remaining),
+        ("x-ratelimit-remaining", remaining),
+        ("ratelimit-reset", seconds(reset_after)),
+        ("x-ratelimit-reset", reset_at),
     ] {
-        for name in names {
-            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
-        }
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
     }
 }
 
