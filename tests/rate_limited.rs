@@ -289,3 +289,57 @@ async fn with_the_server_stopped_on_error_allow_runs_the_body_and_deny_returns_r
     };
     assert_eq!((errors("open:<id>"), errors("closed:<id>")), (5, 5));
 }
+
+#[rate_limited(key = "first:<id>", limit = 1, window = "1000d", client = fast)]
+#[rate_limited(key = "second:<id>", limit = 1, window = "1000d", client = stalled)]
+async fn two_servers(fast: &Client, stalled: &Client, id: u32) -> Result<(), ApiError> {
+    let _ = id;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stacked_call_cancelled_between_limits_gives_back_what_it_took() {
+    let fast = common::client(Kind::Redis, "cancelled-first");
+    let server = RedisServer::start();
+    let stalled = Client::new(
+        Config::from_url(&server.url())
+            .unwrap()
+            .namespace(common::namespace("cancelled-second"))
+            .command_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    stalled.connect().await.unwrap();
+    // Stall the second limit's server, so the call is cancelled after the first limit took
+    // its unit and while the second is still deciding.
+    let url = server.url();
+    let blocker = std::thread::spawn(move || {
+        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1)
+            .query::<()>(&mut conn)
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let call = tokio::time::timeout(Duration::from_millis(300), two_servers(&fast, &stalled, 1));
+    assert!(
+        call.await.is_err(),
+        "cancelled while the second limit was stalled"
+    );
+    blocker.join().unwrap();
+    // The first limit's unit comes back from a background task.
+    let first = RateLimiter::sliding_window(1, Duration::from_secs(1000 * 86_400)).client(fast);
+    let mut given_back = false;
+    for _ in 0..100 {
+        let d = first.check("first:1", 0).await.unwrap();
+        if d.remaining == 1 {
+            given_back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        given_back,
+        "the unit taken before the cancellation was given back"
+    );
+}

@@ -1,8 +1,10 @@
 //! What `#[rate_limited]` expands to: one [`RateCheck`] per stacked attribute, decided by
 //! [`rate_limited`] before the body runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::client::Client;
 
 use super::algorithm::{self, Algorithm, Outcome, Policy};
@@ -79,19 +81,69 @@ impl<'a> RateCheck<'a> {
         .await
     }
 
-    async fn refund(&self, taken: &Outcome) {
-        let backend = &self.client.inner().backend;
-        if let Err(error) =
-            algorithm::refund(backend, &self.key, &self.policy, self.cost, taken).await
-        {
+    /// What giving back `taken` needs, owned, so that it can also be done from a guard.
+    fn refund_of(&self, taken: Outcome) -> Refund {
+        Refund {
+            backend: Arc::clone(&self.client.inner().backend),
+            name: self.spec.counters.name(),
+            key: self.key.clone(),
+            policy: self.policy,
+            cost: self.cost,
+            taken,
+        }
+    }
+}
+
+/// Units one limit took for a call that another limit then denied.
+struct Refund {
+    backend: Arc<Backend>,
+    name: &'static str,
+    key: String,
+    policy: Policy,
+    cost: u64,
+    taken: Outcome,
+}
+
+impl Refund {
+    async fn run(self) {
+        let result = algorithm::refund(
+            &self.backend,
+            &self.key,
+            &self.policy,
+            self.cost,
+            &self.taken,
+        )
+        .await;
+        if let Err(error) = result {
             tracing::warn!(
                 target: "redis_patterns",
-                rate_limit = self.spec.counters.name(),
+                rate_limit = self.name,
                 %error,
                 "could not give back units of a call another limit denied; they stay counted \
                  until they expire"
             );
         }
+    }
+}
+
+/// The refunds a stacked check still owes. If the call is dropped (cancelled) before it
+/// decided, the units taken so far are given back from a background task.
+struct Owed(Vec<Refund>);
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let owed = std::mem::take(&mut self.0);
+        runtime.spawn(async move {
+            for refund in owed.into_iter().rev() {
+                refund.run().await;
+            }
+        });
     }
 }
 
@@ -106,20 +158,22 @@ pub async fn rate_limited(checks: &[RateCheck<'_>]) -> Result<(), RateLimited> {
         only.spec.counters.count(Event::Allowed);
         return Ok(());
     }
-    let mut taken: Vec<(&RateCheck<'_>, Outcome)> = Vec::with_capacity(checks.len());
+    let mut owed = Owed(Vec::with_capacity(checks.len()));
     for check in checks {
         match check.take().await {
-            Ok(Some(outcome)) => taken.push((check, outcome)),
+            Ok(Some(outcome)) => owed.0.push(check.refund_of(outcome)),
             // The backend failed and this limit's policy admits.
             Ok(None) => {}
             Err(denied) => {
-                for (check, outcome) in taken.iter().rev() {
-                    check.refund(outcome).await;
+                while let Some(refund) = owed.0.pop() {
+                    refund.run().await;
                 }
                 return Err(denied);
             }
         }
     }
+    // Admitted by every limit: nothing is owed.
+    owed.0.clear();
     for check in checks {
         check.spec.counters.count(Event::Allowed);
     }
