@@ -151,15 +151,7 @@ async fn a_server_slower_than_the_command_timeout_fails_open() {
     bounded(client.connect()).await.unwrap();
 
     // Block the (single-threaded) server for a second from another connection.
-    let url = server.url();
-    let blocker = std::thread::spawn(move || {
-        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(1)
-            .query::<()>(&mut conn)
-            .unwrap();
-    });
+    let blocker = server.stall(1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = std::time::Instant::now();
     assert_eq!(bounded(user(&client, 9)).await.unwrap(), "user 9");

@@ -311,15 +311,7 @@ async fn a_stacked_call_cancelled_between_limits_gives_back_what_it_took() {
     stalled.connect().await.unwrap();
     // Stall the second limit's server, so the call is cancelled after the first limit took
     // its unit and while the second is still deciding.
-    let url = server.url();
-    let blocker = std::thread::spawn(move || {
-        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg(1)
-            .query::<()>(&mut conn)
-            .unwrap();
-    });
+    let blocker = server.stall(1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let call = tokio::time::timeout(Duration::from_millis(300), two_servers(&fast, &stalled, 1));
     assert!(

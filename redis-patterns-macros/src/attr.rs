@@ -75,7 +75,6 @@ pub const STAMPEDE_MODES: &str = "`none`, `lock`, `early`";
 /// Splits an attribute's arguments into `(name, meta)` pairs, reporting syntax errors, unknown
 /// options (with a did-you-mean) and duplicates. Used by the attributes other than the cache
 /// ones, which add their own messages.
-#[allow(dead_code)] // used by the attributes added next
 pub fn options(
     tokens: TokenStream,
     attribute: &str,
@@ -112,7 +111,6 @@ pub fn options(
     out
 }
 
-#[allow(dead_code)]
 fn option_name(path: &syn::Path) -> String {
     path.get_ident()
         .map(ToString::to_string)

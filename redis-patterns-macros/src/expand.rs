@@ -596,22 +596,15 @@ impl Generated<'_> {
         }
     }
 
-    /// Runs the body and stores its result (write-through): `#[cache_put]`, and the
-    /// `_refresh` companion of `#[cached]`.
-    fn store_result(&self, cache_none: Option<TokenStream>) -> TokenStream {
+    /// `static __RP_SPEC` without stampede protection: for the attributes that write.
+    fn write_spec(&self) -> TokenStream {
         let krate = &self.krate;
-        let (body, name, ret) = (self.body(), self.name(), self.ret());
+        let name = self.name();
         let (ttl, jitter) = self.ttl();
-        let check = self.check();
         quote! {
-            #cache_none
-            #check
-            let __rp_ret: #ret = #body.await;
             static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
                 #name, #ttl, #jitter, #krate::__private::Stampede::None,
             );
-            #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
-            __rp_ret
         }
     }
 
@@ -640,7 +633,15 @@ impl Generated<'_> {
     }
 
     fn put(&self) -> TokenStream {
-        self.wrap(self.store_result(None))
+        let krate = &self.krate;
+        let (body, ret, check, spec) = (self.body(), self.ret(), self.check(), self.write_spec());
+        self.wrap(quote! {
+            #check
+            let __rp_ret: #ret = #body.await;
+            #spec
+            #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
+            __rp_ret
+        })
     }
 
     /// `<fn>_key(..)`, `<fn>_invalidate(..)` and `<fn>_refresh(..)`.
@@ -724,7 +725,21 @@ impl Generated<'_> {
             };
         }
         let (client, key, name) = (self.client(), self.key(), self.name());
-        let refresh = self.with_key(&refresh_sig, self.store_result(self.cache_none()));
+        let (body, check, spec, cache_none) = (
+            self.body(),
+            self.check(),
+            self.write_spec(),
+            self.cache_none(),
+        );
+        let refresh = self.with_key(
+            &refresh_sig,
+            quote! {
+                #spec
+                #cache_none
+                #check
+                #krate::__private::refresh(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+            },
+        );
         quote! {
             #[doc = #doc_key]
             #[allow(dead_code, clippy::needless_lifetimes)]

@@ -638,6 +638,28 @@ pub async fn evict(client: &Client, counters: &'static FunctionCounters, key: St
     }
 }
 
+/// What `<fn>_refresh(..)` companions call: runs the body without reading the cache and stores
+/// its result (with its computation time, for `stampede = "early"`).
+#[doc(hidden)]
+pub async fn refresh<R, K, F>(
+    client: &Client,
+    spec: &'static CacheSpec,
+    key: String,
+    kind: K,
+    body: F,
+) -> R
+where
+    K: Cacheable<R>,
+    F: Future<Output = R>,
+{
+    let call = Call {
+        client,
+        spec,
+        key: &key,
+    };
+    call.compute_and_store(&kind, body, None).await
+}
+
 /// Stores the successful part of `ret` under `key` (write-through); failures are logged.
 #[doc(hidden)]
 pub async fn put<R, K: Cacheable<R>>(

@@ -130,7 +130,7 @@ pub mod __private {
     pub use crate::backend::{Backend, Probe};
     pub use crate::cache::{
         CacheNone, CacheSpec, Cacheable, ReturnKind, Select, SelectOption, SelectResult,
-        SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put,
+        SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put, refresh,
     };
     pub use crate::client::{AsClient, Client};
     pub use crate::key::{KeyBuilder, KeyPart};

@@ -132,13 +132,33 @@ impl<const N: usize> Registry<N> {
         Registry(Mutex::new(Vec::new()))
     }
 
-    /// Each registered attribute's name and snapshot.
-    pub(crate) fn snapshots<S>(&self, snapshot: impl Fn(&Tally<N>) -> S) -> Vec<(&'static str, S)> {
-        self.0
+    /// A snapshot per key template, in order of first use. Attributes sharing a template
+    /// (`#[cached]`, its `_refresh` companion, `#[cache_put]`, `#[cache_evict]`) add up.
+    pub(crate) fn snapshots<S>(
+        &self,
+        snapshot: impl Fn(&dyn Fn(usize) -> u64) -> S,
+    ) -> Vec<(&'static str, S)> {
+        let mut totals: Vec<(&'static str, [u64; N])> = Vec::new();
+        for r in self
+            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .map(|r| (r.name, snapshot(&r.tally)))
+        {
+            let i = match totals.iter().position(|(name, _)| *name == r.name) {
+                Some(i) => i,
+                None => {
+                    totals.push((r.name, [0; N]));
+                    totals.len() - 1
+                }
+            };
+            for (event, total) in totals[i].1.iter_mut().enumerate() {
+                *total += r.tally.get(event);
+            }
+        }
+        totals
+            .into_iter()
+            .map(|(name, counts)| (name, snapshot(&|event| counts[event])))
             .collect()
     }
 }
@@ -160,12 +180,12 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
-        snapshot(&self.0)
+        snapshot(&|event| self.0.get(event))
     }
 }
 
-fn snapshot(tally: &Tally<CACHE_EVENTS>) -> CacheStats {
-    let get = |e: Event| tally.get(e as usize);
+fn snapshot(count: &dyn Fn(usize) -> u64) -> CacheStats {
+    let get = |e: Event| count(e as usize);
     CacheStats {
         hits: get(Event::Hit),
         misses: get(Event::Miss),
@@ -202,7 +222,8 @@ impl FunctionCounters {
 }
 
 /// Counters of every cached function used so far in this process, keyed by its key template
-/// (e.g. `"product:<id>"`), across all clients.
+/// (e.g. `"product:<id>"`), across all clients. What `#[cache_put]`, `#[cache_evict]` and the
+/// `_refresh` companion do under the same template is counted there too.
 ///
 /// ```
 /// for (template, stats) in redis_patterns::cache_stats_by_function() {

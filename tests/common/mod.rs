@@ -181,6 +181,19 @@ impl RedisServer {
             .expect("restart redis-server on the same port");
     }
 
+    /// Blocks the (single-threaded) server for `seconds` with `DEBUG SLEEP`, from a thread of
+    /// its own; join the handle to wait until it answers again.
+    pub fn stall(&self, seconds: u32) -> std::thread::JoinHandle<()> {
+        let mut conn = self.redis();
+        std::thread::spawn(move || {
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg(seconds)
+                .query::<()>(&mut conn)
+                .expect("DEBUG SLEEP");
+        })
+    }
+
     /// A blocking raw connection for checks that bypass the library.
     pub fn redis(&self) -> redis::Connection {
         redis::Client::open(self.url())

@@ -180,7 +180,6 @@ pub(crate) struct Txn<'a> {
     origin: Instant,
 }
 
-#[allow(dead_code)] // The primitives are shared by the features built on this backend.
 impl Txn<'_> {
     /// The store's clock: time since the store was created. Every client of a store reads the
     /// same clock, as every client of a Redis server reads its `TIME`.

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 
-#[allow(unused_imports)] // used by the features added next
 pub(crate) use self::memory::{MemoryBackend, Txn};
 pub(crate) use self::redis::RedisBackend;
 

@@ -95,7 +95,6 @@ impl RedisBackend {
     }
 
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) behind the breaker.
-    #[allow(dead_code)] // used by the features added next
     pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,

@@ -225,26 +225,35 @@ pub(crate) enum Attempt {
     Held { remaining: Option<Duration> },
 }
 
-fn mutex_key(key: &str) -> String {
-    format!("{key}:mutex")
+/// The two keys of a lock named by `key` (`ns:{name}`), built once per acquisition.
+pub(crate) struct LockKeys {
+    /// `ns:{name}:mutex`: holds the owner token.
+    pub(crate) mutex: String,
+    /// `ns:{name}:fence`: the fencing counter.
+    fence: String,
 }
 
-fn fence_key(key: &str) -> String {
-    format!("{key}:fence")
+impl LockKeys {
+    pub(crate) fn new(key: &str) -> Self {
+        LockKeys {
+            mutex: format!("{key}:mutex"),
+            fence: format!("{key}:fence"),
+        }
+    }
 }
 
-/// One attempt at `key`'s lock with `token`.
+/// One attempt at the lock with `token`.
 pub(crate) async fn try_acquire(
     backend: &Backend,
-    key: &str,
+    keys: &LockKeys,
     token: &str,
     ttl: Duration,
 ) -> Result<Attempt, Error> {
-    let (lock, fence) = (mutex_key(key), fence_key(key));
+    let (lock, fence) = (&keys.mutex, &keys.fence);
     match backend {
         Backend::Redis(r) => {
             let reply: Value = r
-                .invoke(ACQUIRE.key(&lock).key(&fence).arg(token).arg(millis(ttl)))
+                .invoke(ACQUIRE.key(lock).key(fence).arg(token).arg(millis(ttl)))
                 .await?;
             match reply {
                 Value::Array(items) => match items.as_slice() {
@@ -259,14 +268,14 @@ pub(crate) async fn try_acquire(
                 _ => Err(unexpected_reply()),
             }
         }
-        Backend::Memory(m) => Ok(m.atomically(&lock, |txn| {
-            if txn.get(&lock).is_some() {
+        Backend::Memory(m) => Ok(m.atomically(lock, |txn| {
+            if txn.get(lock).is_some() {
                 return Attempt::Held {
-                    remaining: txn.pttl(&lock),
+                    remaining: txn.pttl(lock),
                 };
             }
-            txn.set(&lock, token.as_bytes().to_vec().into(), Some(ttl));
-            let counter = txn.state::<u64>(&fence);
+            txn.set(lock, token.as_bytes().to_vec().into(), Some(ttl));
+            let counter = txn.state::<u64>(fence);
             *counter += 1;
             Attempt::Acquired {
                 fencing_token: *counter,
@@ -324,12 +333,13 @@ pub(crate) async fn acquire_key(
     let token = new_token();
     let started = Instant::now();
     let deadline = started + wait;
+    let keys = LockKeys::new(key);
     loop {
-        match try_acquire(backend, key, &token, ttl).await? {
+        match try_acquire(backend, &keys, &token, ttl).await? {
             Attempt::Acquired { fencing_token } => {
                 return Ok(LockGuard {
                     backend: Arc::clone(backend),
-                    lock_key: mutex_key(key),
+                    lock_key: keys.mutex,
                     token,
                     fencing_token,
                     ttl,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::{Attempt, LockError, jittered, mutex_key, try_acquire};
+use super::{Attempt, LockError, LockKeys, jittered, try_acquire};
 use crate::backend::Backend;
 use crate::cache::new_token;
 use crate::client::Client;
@@ -86,10 +86,10 @@ impl Redlock {
         let deadline = started + self.wait;
         let per_server = (self.ttl / 10).max(Duration::from_millis(5));
         let drift = self.ttl / 100 + Duration::from_millis(2);
-        let keys: Vec<String> = self
+        let keys: Vec<LockKeys> = self
             .clients
             .iter()
-            .map(|c| crate::key::name_key(c.namespace(), name))
+            .map(|c| LockKeys::new(&crate::key::name_key(c.namespace(), name)))
             .collect();
         loop {
             let round = Instant::now();
@@ -124,7 +124,7 @@ impl Redlock {
                         .iter()
                         .map(|c| Arc::clone(&c.inner().backend))
                         .collect(),
-                    keys: keys.iter().map(|k| mutex_key(k)).collect(),
+                    keys: keys.into_iter().map(|k| k.mutex).collect(),
                     token,
                     validity,
                     acquired: round,
@@ -132,7 +132,7 @@ impl Redlock {
             }
             release_all(
                 self.clients.iter().map(|c| &*c.inner().backend),
-                keys.iter().map(|k| mutex_key(k)),
+                keys.iter().map(|k| k.mutex.as_str()),
                 &token,
             )
             .await;
@@ -153,11 +153,11 @@ impl Redlock {
 
 async fn release_all<'a>(
     backends: impl Iterator<Item = &'a Backend>,
-    lock_keys: impl Iterator<Item = String>,
+    lock_keys: impl Iterator<Item = &'a str>,
     token: &str,
 ) {
     join_all(backends.zip(lock_keys).map(|(backend, key)| async move {
-        let _ = backend.unlock(&key, token).await;
+        let _ = backend.unlock(key, token).await;
     }))
     .await;
 }
@@ -198,7 +198,7 @@ impl RedlockGuard {
     pub async fn release(self) {
         release_all(
             self.backends.iter().map(|b| &**b),
-            self.keys.iter().cloned(),
+            self.keys.iter().map(String::as_str),
             &self.token,
         )
         .await;

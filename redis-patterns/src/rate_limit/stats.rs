@@ -46,12 +46,12 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> RateLimitStats {
-        snapshot(&self.0)
+        snapshot(&|event| self.0.get(event))
     }
 }
 
-fn snapshot(tally: &Tally<EVENTS>) -> RateLimitStats {
-    let get = |e: Event| tally.get(e as usize);
+fn snapshot(count: &dyn Fn(usize) -> u64) -> RateLimitStats {
+    let get = |e: Event| count(e as usize);
     RateLimitStats {
         allowed: get(Event::Allowed),
         denied: get(Event::Denied),
@@ -80,8 +80,7 @@ impl TemplateCounters {
 }
 
 /// Counters of every `#[rate_limited]` attribute used so far in this process, by key template
-/// (e.g. `"api:<user_id>"`), across all clients. Two attributes with the same template are
-/// listed twice.
+/// (e.g. `"api:<user_id>"`), across all clients. Attributes with the same template add up.
 ///
 /// ```
 /// for (template, stats) in redis_patterns::rate_limit_stats() {
