@@ -51,6 +51,9 @@ pub(crate) enum Target {
     Memory(Option<String>),
 }
 
+/// The longest timeout or backoff a configuration keeps; longer ones are clamped to it.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// A string that is never printed.
 #[derive(Clone)]
 pub(crate) struct Secret(pub(crate) String);
@@ -63,7 +66,17 @@ impl fmt::Debug for Secret {
 
 impl Config {
     /// Parses a backend URL with the default timeouts (connect 1 s, command 500 ms, reconnect
-    /// backoff 50 ms doubling up to 5 s, with jitter).
+    /// probes 50 ms apart doubling up to 250 ms, with jitter). User and password may come as
+    /// URL user info (`redis://user:pass@host`) or, in the socket form, as query parameters
+    /// (`unix:///run/redis.sock?db=1&user=app&pass=…`); either way they are kept out of the
+    /// URL, and never printed.
+    ///
+    /// ```
+    /// let config = redis_patterns::Config::from_url("unix:///run/redis.sock?db=1&pass=hunter2")?;
+    /// assert_eq!(config.to_string(), "unix:///run/redis.sock?db=1&pass=***");
+    /// assert!(!format!("{config:?}").contains("hunter2"));
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
     ///
     /// ```
     /// let config = redis_patterns::Config::from_url("mem://")?;
@@ -80,7 +93,7 @@ impl Config {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(500),
             reconnect_min_backoff: Duration::from_millis(50),
-            reconnect_max_backoff: Duration::from_secs(5),
+            reconnect_max_backoff: Duration::from_millis(250),
         };
         if let Target::Redis(parsed) = &mut config.target {
             if !parsed.username().is_empty() {
@@ -93,6 +106,23 @@ impl Config {
             // builder methods can override them and printing the URL never leaks them.
             let _ = parsed.set_password(None);
             let _ = parsed.set_username("");
+            // `unix:///path?user=…&pass=…` (redis-rs's socket form) carries them as query
+            // parameters: take those out the same way.
+            let mut kept = Vec::new();
+            for (name, value) in parsed.query_pairs() {
+                match &*name {
+                    "pass" | "password" => config.password = Some(Secret(value.into_owned())),
+                    "user" | "username" => config.username = Some(value.into_owned()),
+                    _ => kept.push((name.into_owned(), value.into_owned())),
+                }
+            }
+            if parsed.query().is_some() {
+                if kept.is_empty() {
+                    parsed.set_query(None);
+                } else {
+                    parsed.query_pairs_mut().clear().extend_pairs(kept);
+                }
+            }
         }
         Ok(config)
     }
@@ -137,25 +167,29 @@ impl Config {
         self
     }
 
-    /// How long to wait for a connection to be established (default 1 s).
+    /// How long to wait for a connection to be established (default 1 s; at most an hour,
+    /// longer values are clamped; zero is rejected by [`Client::new`](crate::Client::new)).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = timeout.min(LONGEST_TIMEOUT);
         self
     }
 
-    /// How long to wait for the answer to one command or script (default 500 ms). A cached
-    /// call whose read takes longer runs the function instead.
+    /// How long to wait for the answer to one command or script (default 500 ms; at most an
+    /// hour, longer values are clamped; zero is rejected by [`Client::new`](crate::Client::new)).
+    /// A cached call whose read takes longer runs the function instead.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout;
+        self.command_timeout = timeout.min(LONGEST_TIMEOUT);
         self
     }
 
-    /// After repeated connection failures the client stops trying for a while, starting at
-    /// `min` and doubling up to `max` (with jitter), so a dead server costs callers nothing
-    /// but a fast error. Defaults: 50 ms and 5 s.
+    /// After repeated connection failures the client stops sending calls to the server (they
+    /// fail at once) and probes it in the background, `min` apart at first and doubling up to
+    /// `max` (with jitter), until it answers. So a dead server costs callers nothing but a
+    /// fast error, and a server that is back is used again within about `max`. Defaults:
+    /// 50 ms and 250 ms; both at most an hour.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.reconnect_min_backoff = min;
-        self.reconnect_max_backoff = max.max(min);
+        self.reconnect_min_backoff = min.min(LONGEST_TIMEOUT);
+        self.reconnect_max_backoff = max.max(min).min(LONGEST_TIMEOUT);
         self
     }
 
@@ -232,16 +266,7 @@ impl fmt::Display for Config {
         match &self.target {
             Target::Memory(None) => f.write_str("mem://")?,
             Target::Memory(Some(name)) => write!(f, "mem://{name}")?,
-            Target::Redis(url) => {
-                let mut shown = url.clone();
-                if let Some(user) = &self.username {
-                    let _ = shown.set_username(user);
-                }
-                if self.password.is_some() {
-                    let _ = shown.set_password(Some("***"));
-                }
-                f.write_str(shown.as_str())?;
-            }
+            Target::Redis(url) => f.write_str(&self.shown_url(url))?,
         }
         if let Some(ns) = &self.namespace {
             write!(f, " (namespace `{ns}`)")?;
@@ -250,10 +275,36 @@ impl fmt::Display for Config {
     }
 }
 
+impl Config {
+    /// The URL as given, with the user name and `***` in place of the password: as user info
+    /// for host URLs, as query parameters for the socket form.
+    fn shown_url(&self, url: &url::Url) -> String {
+        let mut shown = url.clone();
+        let as_user_info = shown.has_host() && !shown.host_str().unwrap_or_default().is_empty();
+        if as_user_info {
+            if let Some(user) = &self.username {
+                let _ = shown.set_username(user);
+            }
+            if self.password.is_some() {
+                let _ = shown.set_password(Some("***"));
+            }
+        } else {
+            let mut query = shown.query_pairs_mut();
+            if let Some(user) = &self.username {
+                query.append_pair("user", user);
+            }
+            if self.password.is_some() {
+                query.append_pair("pass", "***");
+            }
+        }
+        shown.as_str().replace("pass=%2A%2A%2A", "pass=***")
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let target = match &self.target {
-            Target::Redis(url) => url.as_str().to_owned(),
+            Target::Redis(url) => self.shown_url(url),
             Target::Memory(None) => "mem://".to_owned(),
             Target::Memory(Some(name)) => format!("mem://{name}"),
         };
@@ -293,6 +344,41 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("redis://u:***@h:1/0"), "{shown}");
+    }
+
+    #[test]
+    fn secrets_of_every_url_form_are_redacted() {
+        for (url, secret, shown) in [
+            (
+                "unix:///run/redis.sock?db=1&pass=hunter2",
+                "hunter2",
+                "unix:///run/redis.sock?db=1&pass=***",
+            ),
+            (
+                "redis+unix:///run/redis.sock?user=app&pass=s3cr%40t&db=2",
+                "s3cr",
+                "redis+unix:///run/redis.sock?db=2&user=app&pass=***",
+            ),
+            (
+                "unix:///run/redis.sock?password=pw9",
+                "pw9",
+                "unix:///run/redis.sock?pass=***",
+            ),
+            (
+                "redis://:pw7@h:1/?protocol=resp3",
+                "pw7",
+                "redis://:***@h:1/?protocol=resp3",
+            ),
+            ("redis://h:1/?password=pw8", "pw8", "redis://:***@h:1/"),
+        ] {
+            let c = Config::from_url(url).unwrap();
+            assert!(c.password.is_some(), "{url}");
+            let printed = format!("{c} {c:?} {c:#?}");
+            assert!(!printed.contains(secret), "{printed}");
+            assert_eq!(c.to_string(), shown);
+        }
+        let c = Config::from_url("unix:///run/redis.sock?pass=hunter2").unwrap();
+        assert_eq!(c.password.unwrap().0, "hunter2");
     }
 
     #[test]

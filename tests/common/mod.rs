@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -194,6 +196,65 @@ impl RedisServer {
         })
     }
 
+    /// Closes every client connection but the caller's (`CLIENT KILL TYPE normal`).
+    pub fn kill_clients(&self) {
+        redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+            .query::<u64>(&mut self.redis())
+            .expect("CLIENT KILL");
+    }
+
+    /// Makes every write fail with OOM (`maxmemory` 1 byte, `noeviction`), or undoes it.
+    pub fn out_of_memory(&self, on: bool) {
+        let mut conn = self.redis();
+        redis::cmd("CONFIG")
+            .arg(&["SET", "maxmemory-policy", "noeviction"])
+            .query::<()>(&mut conn)
+            .expect("CONFIG SET maxmemory-policy");
+        redis::cmd("CONFIG")
+            .arg(&["SET", "maxmemory", if on { "1" } else { "0" }])
+            .query::<()>(&mut conn)
+            .expect("CONFIG SET maxmemory");
+    }
+
+    /// Forgets every loaded script (`SCRIPT FLUSH`), as a restart or failover would.
+    pub fn script_flush(&self) {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query::<()>(&mut self.redis())
+            .expect("SCRIPT FLUSH");
+    }
+
+    /// Every key under `namespace` (`SCAN MATCH namespace:*`).
+    pub fn keys(&self, namespace: &str) -> Vec<String> {
+        let mut conn = self.redis();
+        let iter: redis::Iter<String> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg(format!("{namespace}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter(&mut conn)
+            .expect("SCAN");
+        iter.map(|k| k.expect("a key name")).collect()
+    }
+
+    /// The keys under `namespace` that have no TTL (`PTTL` = -1); the library writes none.
+    pub fn keys_without_ttl(&self, namespace: &str) -> Vec<String> {
+        let mut conn = self.redis();
+        self.keys(namespace)
+            .into_iter()
+            .filter(|key| {
+                redis::cmd("PTTL")
+                    .arg(key)
+                    .query::<i64>(&mut conn)
+                    .expect("PTTL")
+                    == -1
+            })
+            .collect()
+    }
+
     /// A blocking raw connection for checks that bypass the library.
     pub fn redis(&self) -> redis::Connection {
         redis::Client::open(self.url())
@@ -279,6 +340,22 @@ pub fn clients(kind: Kind, ns: &str, n: usize) -> Vec<Client> {
             Client::new(config).unwrap()
         })
         .collect()
+}
+
+/// A client of `url` with a fresh namespace of its own and the given command timeout, for
+/// tests that talk through a [`proxy::FaultProxy`] or to a server of their own.
+pub fn client_at(url: &str, test: &str, command_timeout: Duration) -> Client {
+    client_in(url, &namespace(test), command_timeout)
+}
+
+/// A client of `url` in namespace `ns` with the given command timeout.
+pub fn client_in(url: &str, ns: &str, command_timeout: Duration) -> Client {
+    let config = Config::from_url(url)
+        .unwrap()
+        .namespace(ns)
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(command_timeout);
+    Client::new(config).unwrap()
 }
 
 /// Defines `<name>_on_redis` and `<name>_on_memory` tests that call `name(kind)`.

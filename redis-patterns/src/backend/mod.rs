@@ -2,6 +2,7 @@
 //! one in process memory. Both keep the same semantics (TTLs, `NX`, owner-checked unlock),
 //! checked by one conformance suite (`tests/backend_conformance.rs`) run against each.
 
+mod breaker;
 mod connection;
 mod memory;
 mod redis;

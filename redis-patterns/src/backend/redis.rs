@@ -1,18 +1,28 @@
 //! The Redis backend: one multiplexed connection shared by all calls and replaced when it
-//! breaks (see `connection.rs`), redis-rs's connection and response timeouts, and a circuit
-//! breaker that turns a dead server into fast errors with capped exponential backoff and
-//! jitter.
+//! breaks (see `connection.rs`), redis-rs's connection and response timeouts, TCP keepalive,
+//! and a circuit breaker (`breaker.rs`) that turns a dead server into fast errors.
+//!
+//! Two background tasks keep the connection honest:
+//! * a **health check** after a command timed out: a `PING` on the same connection, and if
+//!   that times out too the connection is dropped and the next call dials a new one. A path
+//!   that died silently (no reset: a NAT or firewall forgot it) is thus replaced within two
+//!   command timeouts, instead of when the kernel gives up (about 15 minutes);
+//! * a **probe** while the breaker is open: it dials and `PING`s on a short interval
+//!   (`reconnect_backoff`, 50 to 250 ms by default) and closes the breaker on the first
+//!   answer, so every client is served again within moments of the server's return while
+//!   callers meanwhile fail fast without waiting.
 
 use std::future::Future;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult, Script, Value};
 
 use super::Probe;
+use super::breaker::{Breaker, Tripped};
 use super::connection::SharedConnection;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
@@ -26,9 +36,18 @@ static UNLOCK: LazyLock<Script> =
 
 #[doc(hidden)]
 pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+/// What the background tasks share with the callers.
+struct Inner {
     conn: SharedConnection,
     command_timeout: Duration,
     breaker: Breaker,
+    /// A health check of the current connection is running.
+    checking: AtomicBool,
+    /// The breaker's background probe is running.
+    probing: AtomicBool,
 }
 
 impl RedisBackend {
@@ -44,14 +63,26 @@ impl RedisBackend {
         if let Some(password) = &config.password {
             settings = settings.set_password(&password.0);
         }
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        // Keepalive probes notice a dead peer on an idle connection; the health check below
+        // covers busy ones sooner.
+        let keepalive = redis::io::tcp::socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(15))
+            .with_interval(Duration::from_secs(5))
+            .with_retries(3);
+        let tcp = info.tcp_settings().clone().set_keepalive(keepalive);
+        let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
+        let client = redis::Client::open(info)?;
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout));
         Ok(RedisBackend {
-            conn: SharedConnection::new(client, connection_config),
-            command_timeout: config.command_timeout,
-            breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
+            inner: Arc::new(Inner {
+                conn: SharedConnection::new(client, connection_config),
+                command_timeout: config.command_timeout,
+                breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
+                checking: AtomicBool::new(false),
+                probing: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -63,31 +94,34 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        self.breaker.check()?;
-        let (generation, conn) = match self.conn.get().await {
+        let inner = &self.inner;
+        inner.breaker.check()?;
+        let (generation, conn) = match inner.conn.get().await {
             Ok(current) => current,
             Err(e) => {
-                self.breaker.failed();
+                inner.failed();
                 return Err(Error::Redis(e));
             }
         };
-        match f(conn).await {
+        match f(conn.clone()).await {
             Ok(value) => {
-                self.breaker.succeeded();
+                inner.breaker.succeeded();
                 Ok(value)
             }
             Err(e) if e.is_timeout() => {
-                // A slow answer does not mean a broken connection: keep it.
-                self.breaker.failed();
-                Err(Error::Timeout(self.command_timeout))
+                // A slow answer may be a slow server or a dead path: a health check on the
+                // same connection tells them apart.
+                inner.failed();
+                inner.check_connection(generation, conn);
+                Err(Error::Timeout(inner.command_timeout))
             }
             Err(e) => {
                 if e.is_io_error() || e.is_connection_dropped() {
-                    self.conn.discard(generation);
+                    inner.conn.discard(generation);
                 }
                 let e = Error::Redis(e);
                 if e.is_connection_failure() {
-                    self.breaker.failed();
+                    inner.failed();
                 }
                 Err(e)
             }
@@ -194,6 +228,83 @@ impl RedisBackend {
     }
 }
 
+impl Inner {
+    fn failed(self: &Arc<Self>) {
+        if self.breaker.failed() == Tripped::Opened {
+            self.start_probing();
+        }
+    }
+
+    /// After a timeout: `PING` on the connection that timed out, and drop it if that times
+    /// out (or fails) too. At most one check runs at a time.
+    fn check_connection(self: &Arc<Self>, generation: u64, mut conn: MultiplexedConnection) {
+        if self.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Nothing can run the check: assume the worst.
+            self.conn.discard(generation);
+            self.checking.store(false, Ordering::Release);
+            return;
+        };
+        let inner = Arc::clone(self);
+        runtime.spawn(async move {
+            let answered = redis::cmd("PING").query_async::<()>(&mut conn).await.is_ok();
+            if !answered {
+                tracing::warn!(target: "redis_patterns", "the Redis connection stopped answering; dialling a new one");
+                inner.conn.discard(generation);
+            }
+            inner.checking.store(false, Ordering::Release);
+        });
+    }
+
+    /// While the breaker is open: dial and `PING` every backoff (jittered, doubling from the
+    /// configured minimum to maximum) until the server answers, then close the breaker. Ends
+    /// when the backend is dropped.
+    fn start_probing(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Callers probe instead, one per backoff (see `Breaker::check`).
+            self.probing.store(false, Ordering::Release);
+            return;
+        };
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            for attempt in 1u32.. {
+                let pause = match weak.upgrade() {
+                    Some(inner) => inner
+                        .breaker
+                        .backoff(super::breaker::FAILURE_THRESHOLD.saturating_add(attempt)),
+                    None => return,
+                };
+                tokio::time::sleep(pause).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if !inner.breaker.is_open() || inner.probe().await {
+                    inner.breaker.succeeded();
+                    inner.probing.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// One probe: the current connection (dialled if there is none) answers `PING`.
+    async fn probe(&self) -> bool {
+        let Ok((generation, mut conn)) = self.conn.get().await else {
+            return false;
+        };
+        match redis::cmd("PING").query_async::<()>(&mut conn).await {
+            Ok(()) => true,
+            Err(_) => {
+                self.conn.discard(generation);
+                false
+            }
+        }
+    }
+}
+
 fn parse_probe(reply: Value) -> Result<Probe> {
     let unexpected = || {
         Error::Redis(redis::RedisError::from((
@@ -217,130 +328,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Consecutive connection failures before the breaker opens.
-const FAILURE_THRESHOLD: u32 = 3;
-
-/// A circuit breaker: after [`FAILURE_THRESHOLD`] consecutive connection failures, calls fail
-/// at once for a backoff that doubles (with jitter) from `min` up to `max`; when it elapses
-/// one probe call goes through, and its success closes the breaker.
-struct Breaker {
-    origin: Instant,
-    failures: AtomicU32,
-    /// Milliseconds since `origin` until which calls are refused; 0 when closed.
-    open_until_ms: AtomicU64,
-    min: Duration,
-    max: Duration,
-}
-
-impl Breaker {
-    fn new(min: Duration, max: Duration) -> Self {
-        Breaker {
-            origin: Instant::now(),
-            failures: AtomicU32::new(0),
-            open_until_ms: AtomicU64::new(0),
-            min,
-            max,
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn check(&self) -> Result<()> {
-        let until = self.open_until_ms.load(Ordering::Acquire);
-        if until == 0 {
-            return Ok(());
-        }
-        let now = self.now_ms();
-        if now < until {
-            return Err(Error::Unavailable {
-                retry_in: Duration::from_millis(until - now),
-            });
-        }
-        // The backoff elapsed: let exactly one caller probe, and hold the others off for as
-        // long as the probe may take.
-        let probe_window = u64::try_from(self.min.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(100);
-        match self.open_until_ms.compare_exchange(
-            until,
-            now + probe_window,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Error::Unavailable {
-                retry_in: Duration::from_millis(probe_window),
-            }),
-        }
-    }
-
-    fn succeeded(&self) {
-        // Reads first, so the hot path does not write a shared cache line.
-        if self.failures.load(Ordering::Relaxed) != 0 {
-            self.failures.store(0, Ordering::Relaxed);
-        }
-        if self.open_until_ms.load(Ordering::Relaxed) != 0 {
-            self.open_until_ms.store(0, Ordering::Release);
-            tracing::info!(target: "redis_patterns", "Redis is reachable again");
-        }
-    }
-
-    fn failed(&self) {
-        let failures = self
-            .failures
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        if failures < FAILURE_THRESHOLD {
-            return;
-        }
-        let exponent = (failures - FAILURE_THRESHOLD).min(20);
-        let backoff = self.min.saturating_mul(1 << exponent).min(self.max);
-        // Full jitter over the upper half, so that many clients do not retry in lockstep.
-        let jittered = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
-        let until = self.now_ms() + u64::try_from(jittered.as_millis()).unwrap_or(0).max(1);
-        self.open_until_ms.store(until, Ordering::Release);
-        if failures == FAILURE_THRESHOLD {
-            tracing::warn!(
-                target: "redis_patterns",
-                backoff_ms = jittered.as_millis() as u64,
-                "Redis failed {failures} times in a row; failing fast until the backoff elapses"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn breaker_opens_after_threshold_and_probes_once() {
-        let b = Breaker::new(Duration::from_millis(20), Duration::from_millis(40));
-        for _ in 0..FAILURE_THRESHOLD - 1 {
-            b.failed();
-            assert!(b.check().is_ok());
-        }
-        b.failed();
-        assert!(matches!(b.check(), Err(Error::Unavailable { .. })));
-        std::thread::sleep(Duration::from_millis(45));
-        assert!(b.check().is_ok(), "one probe goes through");
-        assert!(b.check().is_err(), "others are held off during the probe");
-        b.succeeded();
-        assert!(b.check().is_ok());
-        assert!(b.check().is_ok());
-    }
-
-    #[test]
-    fn breaker_backoff_is_capped() {
-        let b = Breaker::new(Duration::from_millis(10), Duration::from_millis(30));
-        for _ in 0..50 {
-            b.failed();
-        }
-        let until = b.open_until_ms.load(Ordering::Relaxed);
-        assert!(until <= b.now_ms() + 30, "{until}");
-    }
 
     #[test]
     fn probe_replies_are_parsed() {

@@ -17,22 +17,44 @@
 //! ```
 //!
 //! A lock is a key `namespace:{name}:mutex` holding a random 128-bit owner token, set with
-//! `SET NX PX` in a Lua script that also increments the fencing counter
-//! `namespace:{name}:fence` (which never expires, so tokens keep increasing). Release and
-//! extension are compare-and-delete / compare-and-`PEXPIRE` scripts: nobody ever deletes or
-//! extends another owner's lock. Locks fail closed: if the backend cannot be reached, the
-//! acquisition fails with [`LockError::Backend`] and the protected work does not run.
+//! `SET NX PX` in a Lua script that also issues the fencing token. Release and extension are
+//! compare-and-delete / compare-and-`PEXPIRE` scripts: nobody ever deletes or extends another
+//! owner's lock. Locks fail closed: if the backend cannot be reached, the acquisition fails
+//! with [`LockError::Backend`] and the protected work does not run.
+//!
+//! # Leases are counted from the request, not the reply
+//!
+//! A lease of `ttl` is valid locally until *the moment the request was sent* + `ttl` − a
+//! margin for clock drift (1 % of `ttl` + 2 ms, at most half of `ttl`). A grant whose reply
+//! arrives after that is no acquisition: it is given back and the attempt counts as failed
+//! ([`LockError::LeaseTooShort`] if no attempt succeeds within `wait`). Extensions follow the
+//! same rule, and `#[with_lock]`'s watchdog cancels (or flags) the function at the instant the
+//! lease ends without a confirmed renewal — never later, however slow the network.
+//!
+//! # Fencing tokens
+//!
+//! A token is the greater of (the last token of this lock name + 1) and the server's clock in
+//! microseconds (`TIME`). Tokens therefore increase strictly per lock name even when the
+//! server forgets the last one: a restart without persistence, `FLUSHALL`, eviction, or the
+//! fencing key expiring (it lives as long as the lease, so no lock name leaves a key behind).
+//! What this cannot cover: a failover to a replica whose clock is behind the old primary's by
+//! more than the time since the last acquisition, when the replica missed the last token
+//! (asynchronous replication), may issue a token lower than one already handed out. Keep
+//! server clocks synchronised (NTP) and, where that risk matters, have the fenced storage also
+//! reject writes while it is unsure (e.g. after the Redis failover alert).
 
+mod attribute;
 mod redlock;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use redis::{Script, Value};
 use tokio::time::Instant;
 
+#[doc(hidden)]
+pub use self::attribute::{LockReturn, LockSpec, OnLost, check_lock_return, with_lock};
+pub use self::attribute::{fencing_token, lease_lost};
 pub use self::redlock::{Redlock, RedlockGuard};
 use crate::backend::Backend;
 use crate::cache::new_token;
@@ -68,6 +90,19 @@ pub enum LockError {
     /// The backend could not be reached or failed. Locks fail closed: the work did not run.
     #[error("the lock backend failed, so the work did not run (locks fail closed): {0}")]
     Backend(#[source] Error),
+    /// The server granted the lock (or an extension), but the reply took so long that the
+    /// lease had run out by the time it arrived, on every attempt within `wait`: the lock was
+    /// given back and the work did not run.
+    #[error(
+        "the lock's {ttl:?} lease ran out before the server's reply arrived ({round_trip:?} \
+         after the request); the network or server is too slow for this lease: raise `ttl`"
+    )]
+    LeaseTooShort {
+        /// The lease asked for.
+        ttl: Duration,
+        /// How long the last request took (or was waited for).
+        round_trip: Duration,
+    },
 }
 
 impl From<Error> for LockError {
@@ -76,10 +111,34 @@ impl From<Error> for LockError {
     }
 }
 
+/// The longest lease, wait or pause a lock accepts; longer durations are clamped to it.
+pub const MAX_LOCK_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Clamps a builder's duration into `min ..= MAX_LOCK_DURATION`.
+pub(crate) fn clamp_duration(d: Duration, min: Duration) -> Duration {
+    d.clamp(min, MAX_LOCK_DURATION)
+}
+
+/// How long a lease of `ttl` is trusted locally, counted from the moment its request was sent:
+/// `ttl` minus a margin for clock drift between client and server (1 % + 2 ms, at most half).
+pub(crate) fn lease_validity(ttl: Duration) -> Duration {
+    let drift = (ttl / 100 + Duration::from_millis(2)).min(ttl / 2);
+    ttl - drift
+}
+
 /// A lock by name, configured with a builder and taken with [`acquire`](Lock::acquire).
 ///
 /// Defaults: lease (`ttl`) 30 s, no waiting (`wait` 0: one attempt), 50 ms between attempts
-/// (with jitter), the process-wide default [`Client`].
+/// (with jitter), the process-wide default [`Client`]. Every duration is clamped to
+/// [`MAX_LOCK_DURATION`] (a year), so no input can overflow a clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_patterns::lock::{Lock, MAX_LOCK_DURATION};
+/// // Any duration is accepted; a "forever" wait becomes a year.
+/// let lock = Lock::new("job").ttl(Duration::MAX).wait(Duration::MAX).retry(Duration::ZERO);
+/// # let _ = (lock, MAX_LOCK_DURATION);
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a Lock does nothing until `acquire` is awaited"]
 pub struct Lock {
@@ -110,21 +169,23 @@ impl Lock {
         self
     }
 
-    /// How long the lock is held if its owner neither releases nor extends it (at least 1 ms).
+    /// How long the lock is held if its owner neither releases nor extends it (1 ms to a
+    /// year). The lease counts from when the request is sent; see the [module docs](self).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl.max(Duration::from_millis(1));
+        self.ttl = clamp_duration(ttl, Duration::from_millis(1));
         self
     }
 
-    /// How long to keep trying while another owner holds the lock (0: try once).
+    /// How long to keep trying while another owner holds the lock (0: try once; at most a
+    /// year).
     pub fn wait(mut self, wait: Duration) -> Self {
-        self.wait = wait;
+        self.wait = clamp_duration(wait, Duration::ZERO);
         self
     }
 
-    /// The pause between attempts while waiting (randomised by ±50 %).
+    /// The pause between attempts while waiting (randomised by ±50 %; 1 ms to a year).
     pub fn retry(mut self, retry: Duration) -> Self {
-        self.retry = retry.max(Duration::from_millis(1));
+        self.retry = clamp_duration(retry, Duration::from_millis(1));
         self
     }
 
@@ -161,6 +222,8 @@ pub struct LockGuard {
     token: String,
     fencing_token: u64,
     ttl: Duration,
+    /// Until when the lease is trusted: the last confirmed request's send time + validity.
+    valid_until: Mutex<Instant>,
     armed: bool,
 }
 
@@ -178,11 +241,67 @@ impl LockGuard {
         self.ttl
     }
 
-    /// Resets the lease to `ttl` from now; [`LockError::Lost`] if the lock is no longer ours.
+    /// Time left of the lease as this process can vouch for it: from the last confirmed
+    /// acquisition or extension's *request*, minus a margin for clock drift. Zero once the
+    /// lease must be treated as lost.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use redis_patterns::{Client, lock::Lock};
+    /// let client = Client::new("mem://").unwrap();
+    /// let guard = Lock::new("job").client(&client).ttl(Duration::from_secs(10)).acquire().await.unwrap();
+    /// assert!(guard.lease_remaining() <= Duration::from_secs(10));
+    /// assert!(guard.lease_remaining() > Duration::from_secs(9));
+    /// # }
+    /// ```
+    pub fn lease_remaining(&self) -> Duration {
+        self.valid_until().saturating_duration_since(Instant::now())
+    }
+
+    pub(crate) fn valid_until(&self) -> Instant {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Resets the lease to `ttl` (clamped as [`Lock::ttl`]) counted from now.
+    ///
+    /// [`LockError::Lost`] if the lock is no longer ours; [`LockError::LeaseTooShort`] if the
+    /// confirmation arrived only after the new lease would have run out.
     pub async fn extend(&self, ttl: Duration) -> Result<(), LockError> {
-        match extend(&self.backend, &self.lock_key, &self.token, ttl).await? {
-            true => Ok(()),
-            false => Err(LockError::Lost),
+        let ttl = clamp_duration(ttl, Duration::from_millis(1));
+        self.extend_before(ttl, None).await
+    }
+
+    /// One compare-and-`PEXPIRE`, given up at `give_up` (or when the new lease would be over);
+    /// on success the lease is trusted until the request's send time + validity.
+    pub(crate) async fn extend_before(
+        &self,
+        ttl: Duration,
+        give_up: Option<Instant>,
+    ) -> Result<(), LockError> {
+        let sent = Instant::now();
+        let new_end = sent + lease_validity(ttl);
+        let give_up = give_up.map_or(new_end, |g| g.min(new_end));
+        let renewal = extend(&self.backend, &self.lock_key, &self.token, ttl);
+        match tokio::time::timeout_at(give_up, renewal).await {
+            Ok(Ok(true)) => {
+                *self
+                    .valid_until
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = new_end;
+                Ok(())
+            }
+            Ok(Ok(false)) => Err(LockError::Lost),
+            Ok(Err(error)) => Err(LockError::Backend(error)),
+            Err(_) if give_up < new_end => Err(LockError::Lost),
+            Err(_) => Err(LockError::LeaseTooShort {
+                ttl,
+                round_trip: sent.elapsed(),
+            }),
         }
     }
 
@@ -203,6 +322,7 @@ impl std::fmt::Debug for LockGuard {
             .field("key", &self.lock_key)
             .field("fencing_token", &self.fencing_token)
             .field("ttl", &self.ttl)
+            .field("lease_remaining", &self.lease_remaining())
             .finish_non_exhaustive()
     }
 }
@@ -229,7 +349,7 @@ pub(crate) enum Attempt {
 pub(crate) struct LockKeys {
     /// `ns:{name}:mutex`: holds the owner token.
     pub(crate) mutex: String,
-    /// `ns:{name}:fence`: the fencing counter.
+    /// `ns:{name}:fence`: the last fencing token issued; expires with the lease.
     fence: String,
 }
 
@@ -275,10 +395,16 @@ pub(crate) async fn try_acquire(
                 };
             }
             txn.set(lock, token.as_bytes().to_vec().into(), Some(ttl));
-            let counter = txn.state::<u64>(fence);
-            *counter += 1;
+            // As the script: the last token + 1, or the clock in microseconds if greater.
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            let last = txn.state::<u64>(fence);
+            let token = last.saturating_add(1).max(now_us);
+            *last = token;
+            txn.expire(fence, ttl);
             Attempt::Acquired {
-                fencing_token: *counter,
+                fencing_token: token,
             }
         })),
         Backend::Unusable(why) => Err(Backend::unusable(why)),
@@ -322,6 +448,8 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(0.5 + fastrand::f64())
 }
 
+/// Takes the lock `key` (`ns:{name}`): attempts until one is granted with its lease still
+/// valid when the reply arrives, another owner holds it past `wait`, or the backend fails.
 pub(crate) async fn acquire_key(
     client: &Client,
     key: &str,
@@ -330,206 +458,68 @@ pub(crate) async fn acquire_key(
     retry: Duration,
 ) -> Result<LockGuard, LockError> {
     let backend = &client.inner().backend;
-    let token = new_token();
     let started = Instant::now();
     let deadline = started + wait;
     let keys = LockKeys::new(key);
+    let validity = lease_validity(ttl);
+    let mut token = new_token();
     loop {
-        match try_acquire(backend, &keys, &token, ttl).await? {
-            Attempt::Acquired { fencing_token } => {
+        let sent = Instant::now();
+        let valid_until = sent + validity;
+        let attempt =
+            tokio::time::timeout_at(valid_until, try_acquire(backend, &keys, &token, ttl)).await;
+        let pause = match attempt {
+            Ok(Ok(Attempt::Acquired { fencing_token })) if Instant::now() < valid_until => {
                 return Ok(LockGuard {
                     backend: Arc::clone(backend),
                     lock_key: keys.mutex,
                     token,
                     fencing_token,
                     ttl,
+                    valid_until: Mutex::new(valid_until),
                     armed: true,
                 });
             }
-            Attempt::Held { remaining } => {
+            Ok(Ok(Attempt::Acquired { .. })) | Err(_) => {
+                // Granted (or perhaps granted: the reply never came) too late to be used. Give
+                // it back, and try again under a new token, so the give-back can never release
+                // a later grant.
+                let round_trip = sent.elapsed();
+                crate::backend::unlock_in_background(
+                    backend,
+                    keys.mutex.clone(),
+                    std::mem::replace(&mut token, new_token()),
+                );
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(LockError::LeaseTooShort { ttl, round_trip });
+                }
+                jittered(retry)
+            }
+            Ok(Ok(Attempt::Held { remaining })) => {
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(LockError::Timeout {
                         waited: now - started,
                     });
                 }
-                // No point waking before the holder's lease could have run out, nor after
-                // the deadline.
-                let pause = jittered(retry)
-                    .min(
-                        remaining
-                            .unwrap_or(Duration::MAX)
-                            .max(Duration::from_millis(1)),
-                    )
-                    .min(deadline - now);
-                tokio::time::sleep(pause).await;
+                // No point waking before the holder's lease could have run out.
+                jittered(retry).min(
+                    remaining
+                        .unwrap_or(Duration::MAX)
+                        .max(Duration::from_millis(1)),
+                )
             }
-        }
-    }
-}
-
-/// What a `#[with_lock]` function does when its lease is lost while it runs.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnLost {
-    /// Drop the function's future and return [`LockError::Lost`].
-    Abort,
-    /// Let the function finish; log and flag the loss (see [`lease_lost`]).
-    Continue,
-}
-
-/// The static description of one `#[with_lock]` function.
-#[doc(hidden)]
-pub struct LockSpec {
-    pub name: &'static str,
-    pub ttl: Duration,
-    pub wait: Duration,
-    pub retry: Duration,
-    pub extend: bool,
-    pub on_lost: OnLost,
-}
-
-/// The return type of a `#[with_lock]` function.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "a #[with_lock] function must return `Result<T, E>` where `E: From<LockError>`, not `{Self}`",
-    label = "the lock's own failures (timeout, lost lease, backend down) are returned through this type",
-    note = "implement `From<redis_patterns::lock::LockError>` for your error type"
-)]
-pub trait LockReturn {
-    fn from_lock_error(error: LockError) -> Self;
-}
-
-impl<T, E: From<LockError>> LockReturn for Result<T, E> {
-    fn from_lock_error(error: LockError) -> Self {
-        Err(E::from(error))
-    }
-}
-
-/// Checks the return type where the attribute's return type is written, and hands the
-/// conversion to [`with_lock`] (which then needs no bound of its own, so a wrong return type
-/// is reported once, there).
-#[doc(hidden)]
-pub fn check_lock_return<R: LockReturn>() -> fn(LockError) -> R {
-    R::from_lock_error
-}
-
-struct Context {
-    fencing_token: u64,
-    lost: AtomicBool,
-}
-
-tokio::task_local! {
-    static CONTEXT: Arc<Context>;
-}
-
-/// Inside a `#[with_lock]` function: the fencing token of the lock it holds.
-///
-/// ```
-/// assert_eq!(redis_patterns::lock::fencing_token(), None); // not inside #[with_lock]
-/// ```
-pub fn fencing_token() -> Option<u64> {
-    CONTEXT.try_with(|c| c.fencing_token).ok()
-}
-
-/// Inside a `#[with_lock(…, on_lost = "continue")]` function: `true` once the lease was found
-/// lost. Check it before committing work that must not overlap with the next holder.
-///
-/// ```
-/// assert!(!redis_patterns::lock::lease_lost()); // not inside #[with_lock]
-/// ```
-pub fn lease_lost() -> bool {
-    CONTEXT
-        .try_with(|c| c.lost.load(Ordering::Acquire))
-        .unwrap_or(false)
-}
-
-/// What `#[with_lock]` expands to: acquire, run the body with the lease renewed every
-/// `ttl / 3`, release.
-#[doc(hidden)]
-pub async fn with_lock<R, F>(
-    client: &Client,
-    spec: &'static LockSpec,
-    key: String,
-    from_lock_error: fn(LockError) -> R,
-    body: F,
-) -> R
-where
-    F: Future<Output = R>,
-{
-    let guard = match acquire_key(client, &key, spec.ttl, spec.wait, spec.retry).await {
-        Ok(guard) => guard,
-        Err(error) => {
-            if let LockError::Backend(e) = &error {
-                tracing::warn!(target: "redis_patterns", lock = spec.name, error = %e, "lock backend failed; the function did not run");
-            }
-            return from_lock_error(error);
-        }
-    };
-    let context = Arc::new(Context {
-        fencing_token: guard.fencing_token,
-        lost: AtomicBool::new(false),
-    });
-    let body = CONTEXT.scope(Arc::clone(&context), body);
-    let mut body = std::pin::pin!(body);
-    if spec.extend {
-        let renewal = keep_alive(&guard, spec);
-        tokio::select! {
-            ret = &mut body => return finish(guard, spec, ret).await,
-            () = renewal => {}
-        }
-        // The lease is lost.
-        context.lost.store(true, Ordering::Release);
-        let mut guard = guard;
-        guard.armed = false; // not ours any more: nothing to release
-        match spec.on_lost {
-            OnLost::Abort => {
-                tracing::error!(target: "redis_patterns", lock = spec.name, "lock lost while the function ran; it was cancelled");
-                from_lock_error(LockError::Lost)
-            }
-            OnLost::Continue => {
-                tracing::error!(target: "redis_patterns", lock = spec.name, "lock lost while the function ran; letting it finish (on_lost = \"continue\")");
-                body.await
-            }
-        }
-    } else {
-        let ret = body.await;
-        finish(guard, spec, ret).await
-    }
-}
-
-/// Renews the lease every `ttl / 3`; returns when it is lost: the lock is no longer ours, or
-/// renewals failed until the lease must have run out.
-async fn keep_alive(guard: &LockGuard, spec: &LockSpec) {
-    let interval = (spec.ttl / 3).max(Duration::from_millis(1));
-    let mut lease_until = Instant::now() + spec.ttl;
-    loop {
-        tokio::time::sleep(interval).await;
-        let attempted = Instant::now();
-        match extend(&guard.backend, &guard.lock_key, &guard.token, spec.ttl).await {
-            Ok(true) => lease_until = attempted + spec.ttl,
-            Ok(false) => return,
-            Err(error) => {
-                tracing::warn!(target: "redis_patterns", lock = spec.name, %error, "renewing the lock's lease failed");
-                if Instant::now() >= lease_until {
-                    return;
+            Ok(Err(error)) => {
+                if error.is_connection_failure() {
+                    // The request may have been carried out after we stopped waiting: give
+                    // back a grant nobody will use rather than block others for a lease.
+                    crate::backend::unlock_in_background(backend, keys.mutex, token);
                 }
+                return Err(LockError::Backend(error));
             }
-        }
+        };
+        let now = Instant::now();
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
     }
-}
-
-async fn finish<R>(guard: LockGuard, spec: &LockSpec, ret: R) -> R {
-    match guard.release().await {
-        Ok(()) => {}
-        Err(LockError::Lost) => tracing::warn!(
-            target: "redis_patterns",
-            lock = spec.name,
-            "the lock's lease ran out before the function finished (use `extend = true` or a longer `ttl`)"
-        ),
-        Err(error) => {
-            tracing::warn!(target: "redis_patterns", lock = spec.name, %error, "releasing the lock failed; it expires with its lease")
-        }
-    }
-    ret
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::{Attempt, LockError, LockKeys, jittered, try_acquire};
+use super::{Attempt, LockError, LockKeys, clamp_duration, jittered, try_acquire};
 use crate::backend::Backend;
 use crate::cache::new_token;
 use crate::client::Client;
@@ -53,21 +53,21 @@ impl Redlock {
         }
     }
 
-    /// The lease on each server (at least 1 ms).
+    /// The lease on each server (1 ms to a year, see [`MAX_LOCK_DURATION`](super::MAX_LOCK_DURATION)).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl.max(Duration::from_millis(1));
+        self.ttl = clamp_duration(ttl, Duration::from_millis(1));
         self
     }
 
-    /// How long to keep trying to reach a majority (0: one round).
+    /// How long to keep trying to reach a majority (0: one round; at most a year).
     pub fn wait(mut self, wait: Duration) -> Self {
-        self.wait = wait;
+        self.wait = clamp_duration(wait, Duration::ZERO);
         self
     }
 
-    /// The pause between rounds (randomised by ±50 %).
+    /// The pause between rounds (randomised by ±50 %; 1 ms to a year).
     pub fn retry(mut self, retry: Duration) -> Self {
-        self.retry = retry.max(Duration::from_millis(1));
+        self.retry = clamp_duration(retry, Duration::from_millis(1));
         self
     }
 

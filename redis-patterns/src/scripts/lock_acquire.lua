@@ -1,11 +1,20 @@
 -- Take a lock and issue its fencing token, atomically.
 -- KEYS[1]  lock key
--- KEYS[2]  fencing counter key (same hash tag as KEYS[1]); never expires, so tokens keep
---          increasing for the lifetime of the data set
+-- KEYS[2]  fencing key (same hash tag as KEYS[1]): the last token issued for this lock name
 -- ARGV[1]  owner token (random, 128 bits)
 -- ARGV[2]  lease in milliseconds
 -- Returns {1, fencing_token} when acquired, {0, remaining_lease_ms_of_the_holder} when not.
+--
+-- A token is the greater of (last token + 1) and the server's clock in microseconds. So tokens
+-- keep increasing even when the fencing key is gone (expired, evicted, flushed, or the server
+-- restarted without persistence): the clock has moved past every token issued before, since
+-- no lock name is taken more than once per microsecond. That is why the fencing key can
+-- expire with the lease instead of living forever.
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('INCR', KEYS[2])}
+  local time = redis.call('TIME')
+  local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  local token = math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, now_us)
+  redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[2])
+  return {1, token}
 end
 return {0, redis.call('PTTL', KEYS[1])}
