@@ -21,7 +21,7 @@
 //! let first = product(7).await;   // miss: runs the body, stores the value for 5 minutes
 //! let second = product(7).await;  // hit
 //! assert_eq!(first.unwrap(), second.unwrap());
-//! assert_eq!(product_key(7), "{product:7}");
+//! assert_eq!(product_key(7), "{product:#7}");
 //! product_invalidate(7).await?;   // companion functions are generated next to `product`
 //! # Ok(()) }
 //! ```
