@@ -33,10 +33,13 @@ use std::sync::Arc;
 
 /// A value that can stand in a key template's placeholder, such as `<id>` in `"product:<id>"`.
 ///
-/// Implemented for integers, `bool`, `char`, `str`, `String`, IP addresses, references, smart
-/// pointers, `Cow` and `Option<T>` (`None` is written `~`). Implement it for your own types by
-/// writing an *injective* representation — different values must write different text —
-/// through [`KeyWriter`], which escapes whatever you give it:
+/// Implemented for integers, `bool`, `char`, `str`, `String`, IP and socket addresses,
+/// references, smart pointers, `Cow` and `Option<T>` (`None` is written `~`); with feature
+/// `uuid` for `uuid::Uuid`, `ulid` for `ulid::Ulid`, and `time` / `chrono` for those crates'
+/// date-times (`20240501T123000Z`, in UTC). Implement it for your own types by writing an
+/// *injective* representation — different values must write different text — through
+/// [`KeyWriter`], which escapes whatever you give it. (For another crate's type, wrap it in a
+/// newtype of yours.)
 ///
 /// ```
 /// use redis_patterns::{KeyPart, KeyWriter};
