@@ -7,6 +7,10 @@
 //!   hashes to the same slot, so multi-key scripts work on a cluster. Whatever would leave
 //!   nothing between the braces (an empty lock name or limiter key) is written `~`, which no
 //!   other input produces there.
+//! * Names given at run time (`Lock::new("report:daily")`, `limiter.check("api:alice", 1)`)
+//!   read as templates of their shape: the first `:`-separated segment is literal text, each
+//!   further one a value (`{report:#daily}`, `{api:#alice}`), so they meet the attributes'
+//!   locks and limits of the same template and values.
 //! * Placeholder values are escaped: only ASCII letters, digits and `- _ . @ + = , /` are
 //!   written as they are; every other byte of the UTF-8 text is written as `%XX`. A value can
 //!   therefore never contain `:`, `#`, `{`, `}`, glob characters (`* ? [ ]`), spaces, newlines
@@ -276,23 +280,16 @@ impl<T: KeyPart + ToOwned + ?Sized> KeyPart for Cow<'_, T> {
     }
 }
 
-/// The key of a lock (or other object) named by the program, e.g. `"report:daily"`:
-/// `namespace:{name}`, with the name's `:` kept and everything that could break the hash tag,
-/// match a glob or read as a placeholder value (`#`) escaped as in placeholder values.
+/// The key of a lock or rate limit named at run time, such as `Lock::new("report:daily")` or
+/// `limiter.check("api:alice", 1)`: the name reads as a template of its shape, its first
+/// `:`-separated segment literal text and each further one a placeholder value, so that
+/// `"api:alice"` has the key `key = "api:<user>"` gives for `user = "alice"`: `{api:#alice}`.
+/// The literal segment is escaped like a value (its `#` too, so it never reads as one).
 pub(crate) fn name_key(namespace: Option<&str>, name: &str) -> String {
-    let mut key = KeyBuilder::new(namespace);
-    key.path(name);
-    key.finish()
-}
-
-/// The key of a [`RateLimiter`](crate::RateLimiter) key such as `"api:alice"`: its first
-/// `:`-separated segment is literal text and each further one a placeholder value, so that it
-/// is the key `key = "api:<user>"` gives for `user = "alice"`.
-pub(crate) fn limiter_key(namespace: Option<&str>, key: &str) -> String {
     let mut builder = KeyBuilder::new(namespace);
-    let mut segments = key.split(':');
-    if let Some(name) = segments.next() {
-        for b in name.bytes() {
+    let mut segments = name.split(':');
+    if let Some(first) = segments.next() {
+        for b in first.bytes() {
             push_escaped(&mut builder.buf, b);
         }
     }
@@ -339,8 +336,8 @@ impl KeyBuilder {
         self
     }
 
-    /// A path whose `:` are kept, such as the `Self` type of a default key
-    /// (`std::any::type_name::<Self>()`) or a lock's name; the rest is escaped like values.
+    /// A path whose `:` are kept: the `Self` type of a default key
+    /// (`std::any::type_name::<Self>()`); the rest is escaped like values.
     #[inline]
     pub fn path(&mut self, path: &str) -> &mut Self {
         for b in path.bytes() {

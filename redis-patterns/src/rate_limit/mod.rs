@@ -370,7 +370,7 @@ impl RateLimiter {
 
     /// The backend key base of `key`: `ns:{…}`, each `:`-separated segment escaped.
     fn base(&self, key: &str) -> String {
-        crate::key::limiter_key(self.resolved_client().namespace(), key)
+        crate::key::name_key(self.resolved_client().namespace(), key)
     }
 
     /// Takes `cost` units for `key` if they are available, in one atomic step, and says
