@@ -85,6 +85,37 @@ async fn same_named_methods_of_two_types_do_not_share_a_lock(kind: Kind) {
     users.exclusive(&orders).await.unwrap();
 }
 
+struct Repo<T> {
+    client: Client,
+    rows: std::marker::PhantomData<T>,
+}
+
+impl<T: Sync> Repo<T> {
+    #[cached(ttl = "1m", client = self.client)]
+    async fn table(&self) -> String {
+        std::any::type_name::<T>().to_owned()
+    }
+}
+
+async fn each_type_argument_of_a_generic_self_type_has_its_own_entries(kind: Kind) {
+    let client = common::client(kind, "generic-self");
+    let users = Repo::<u8> {
+        client: client.clone(),
+        rows: std::marker::PhantomData,
+    };
+    let orders = Repo::<u16> {
+        client,
+        rows: std::marker::PhantomData,
+    };
+    assert_eq!(users.table().await, "u8");
+    assert_eq!(orders.table().await, "u16");
+    assert!(
+        users.table_key().ends_with("{keys::Repo%3Cu8%3E::table}"),
+        "{}",
+        users.table_key()
+    );
+}
+
 #[cached(key = "a:b:<x>", ttl = "1m", client = client)]
 async fn left(client: &Client, x: &str) -> String {
     format!("left {x}")
@@ -120,6 +151,7 @@ on_both_backends!(
     same_named_methods_of_two_types_do_not_share_cache_entries,
     same_named_methods_of_two_types_do_not_share_a_rate_limit,
     same_named_methods_of_two_types_do_not_share_a_lock,
+    each_type_argument_of_a_generic_self_type_has_its_own_entries,
     templates_that_render_the_same_text_do_not_share_entries,
     a_limiter_key_shares_state_with_the_template_of_its_shape,
 );

@@ -54,16 +54,17 @@ impl Key {
 }
 
 /// Whether `sig` has a `self` receiver or names `Self`: then it is in an `impl` or a trait.
-/// (An associated function that does neither cannot be told from a free function.)
+/// (An associated function that does neither cannot be told from a free function; a `self`
+/// that is not the receiver, as in `self::Type`, says nothing.)
 fn names_self(sig: &syn::Signature) -> bool {
     fn walk(tokens: TokenStream) -> bool {
         tokens.into_iter().any(|tt| match tt {
-            TokenTree::Ident(i) => i == "Self" || i == "self",
+            TokenTree::Ident(i) => i == "Self",
             TokenTree::Group(g) => walk(g.stream()),
             _ => false,
         })
     }
-    walk(quote!(#sig))
+    sig.receiver().is_some() || walk(quote!(#sig))
 }
 
 /// Parses the annotated item as a function, or returns the error to emit (with the item).
