@@ -176,7 +176,7 @@ async fn companions_give_the_key_invalidate_and_refresh(kind: Kind) {
     let client = common::client(kind, "companions");
     let calls = Calls::default();
     let ns = client.namespace().unwrap().to_owned();
-    assert_eq!(product_key(&client, 5), format!("{ns}:{{product:5}}"));
+    assert_eq!(product_key(&client, 5), format!("{ns}:{{product:#5}}"));
 
     assert!(
         !product_invalidate(&client, 5).await.unwrap(),
@@ -472,7 +472,7 @@ async fn methods_key_on_self_fields(kind: Kind) {
     assert_eq!(us.page(1).await, vec!["us-1"]);
     assert_eq!(eu.page(1).await, vec!["eu-1"]);
     assert_eq!(eu.calls.get(), 2);
-    assert!(eu.page_key(1).ends_with("{catalog:eu:1}"));
+    assert!(eu.page_key(1).ends_with("{catalog:#eu:#1}"));
     assert_eq!(eu.page_refresh(1).await, vec!["eu-1"]);
     assert_eq!(eu.calls.get(), 3, "refresh ran the body");
     assert!(eu.page_invalidate(1).await.unwrap());
@@ -499,7 +499,7 @@ async fn associated_functions_without_self_have_companions(kind: Kind) {
     assert_eq!(calls.get(), 2, "refresh ran the body");
     assert_eq!(Inventory::stock(&client, &calls, "lamp").await, 4);
     assert_eq!(calls.get(), 2, "and stored its result");
-    assert!(Inventory::stock_key(&client, "lamp").ends_with("{stock:lamp}"));
+    assert!(Inventory::stock_key(&client, "lamp").ends_with("{stock:#lamp}"));
     assert!(Inventory::stock_invalidate(&client, "lamp").await.unwrap());
     // The function and its `_refresh` companion are one row of the per-template statistics.
     let rows: Vec<_> = redis_patterns::cache_stats_by_function()
@@ -526,7 +526,7 @@ async fn generic_functions_and_default_keys(kind: Kind) {
     assert_eq!(generic_default_key(&client, 5u64, "y".into()).await, 5);
     let key = generic_default_key_key(&client, 5u32, "x".into());
     assert!(
-        key.ends_with("{cached::generic_default_key:5:x}"),
+        key.ends_with("{cached::generic_default_key:#5:#x}"),
         "the default key is the function path and the arguments: {key}"
     );
 }

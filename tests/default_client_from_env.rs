@@ -16,6 +16,6 @@ async fn without_redis_url_the_default_client_caches_in_memory() {
     let client = redis_patterns::Client::default_client();
     assert!(client.config().unwrap().is_memory());
     assert_eq!(client.cache_stats().hits, 1);
-    assert_eq!(greeting_key("ada"), "{greeting:ada}");
+    assert_eq!(greeting_key("ada"), "{greeting:#ada}");
     assert!(client.set_as_default().is_err(), "the default is set once");
 }

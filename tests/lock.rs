@@ -175,7 +175,7 @@ async fn fragile_job(client: &Client, id: u32, finished: &AtomicBool) -> Result<
 async fn deleting_the_lock_from_outside_aborts_the_body_with_lost(kind: Kind) {
     let client = common::client(kind, "lease-loss");
     let finished = AtomicBool::new(false);
-    let key = format!("{}:{{fragile:1}}:mutex", client.namespace().unwrap());
+    let key = format!("{}:{{fragile:#1}}:mutex", client.namespace().unwrap());
     let call = fragile_job(&client, 1, &finished);
     let steal = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -204,7 +204,7 @@ async fn careful_job(client: &Client, id: u32) -> Result<bool, JobError> {
 
 async fn on_lost_continue_lets_the_body_finish_and_tells_it(kind: Kind) {
     let client = common::client(kind, "on-lost-continue");
-    let key = format!("{}:{{careful:1}}:mutex", client.namespace().unwrap());
+    let key = format!("{}:{{careful:#1}}:mutex", client.namespace().unwrap());
     let steal = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         client.__backend().del(&key).await.unwrap();

@@ -161,7 +161,7 @@ async fn every_state_key_has_a_ttl_tied_to_the_window(kind: Kind) {
         let limiter = limiter(algorithm, 10, window).client(client.clone());
         let decision = limiter.check("api:alice", 1).await.unwrap();
         assert!(decision.allowed);
-        let key = state_key(&client, "api:alice", algorithm, window);
+        let key = state_key(&client, "api:#alice", algorithm, window);
         let ttl = client
             .__backend()
             .pttl(&key)

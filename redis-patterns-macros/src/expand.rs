@@ -26,8 +26,45 @@ pub(crate) struct Key {
     /// Span of the user's key literal, or the attribute for a default key.
     pub span: Span,
     pub explicit: bool,
+    /// A default key of a method: it starts with the `Self` type instead of the module path.
+    pub self_type: bool,
     /// False when the template has errors (already reported): its placeholders are unknown.
     pub valid: bool,
+}
+
+impl Key {
+    /// The default key of `func`: its path, then `placeholders`. The path is the module's
+    /// (filled in by `module_path!()` at the call site), or for a method the `Self` type's
+    /// (`type_name::<Self>()` at run time: an attribute cannot see the `impl` it is in), so
+    /// that `Users::name` and `Orders::name` in one module have different keys.
+    pub fn default_for(func: &ItemFn, placeholders: &[&Ident]) -> Key {
+        let mut segments = vec![Segment::Literal(format!("::{}", func.sig.ident))];
+        for name in placeholders {
+            segments.push(Segment::Literal(":".into()));
+            segments.push(Segment::Placeholder(vec![name.to_string()]));
+        }
+        Key {
+            segments,
+            span: Span::call_site(),
+            explicit: false,
+            self_type: names_self(&func.sig),
+            valid: true,
+        }
+    }
+}
+
+/// Whether `sig` has a `self` receiver or names `Self`: then it is in an `impl` or a trait.
+/// (An associated function that does neither cannot be told from a free function; a `self`
+/// that is not the receiver, as in `self::Type`, says nothing.)
+fn names_self(sig: &syn::Signature) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            TokenTree::Ident(i) => i == "Self",
+            TokenTree::Group(g) => walk(g.stream()),
+            _ => false,
+        })
+    }
+    sig.receiver().is_some() || walk(quote!(#sig))
 }
 
 /// Parses the annotated item as a function, or returns the error to emit (with the item).
@@ -76,6 +113,7 @@ pub(crate) fn explicit_key(lit: &syn::LitStr, errors: &mut Errors) -> Key {
             segments,
             span: lit.span(),
             explicit: true,
+            self_type: false,
             valid: true,
         },
         Err(messages) => {
@@ -86,6 +124,7 @@ pub(crate) fn explicit_key(lit: &syn::LitStr, errors: &mut Errors) -> Key {
                 segments: Vec::new(),
                 span: lit.span(),
                 explicit: true,
+                self_type: false,
                 valid: false,
             }
         }
@@ -147,6 +186,9 @@ pub(crate) fn key_tokens(krate: &syn::Path, key: &Key) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(i, segment)| match segment {
+            Segment::Literal(text) if i == 0 && key.self_type => {
+                quote!(__rp_k.path(::core::any::type_name::<Self>()).literal(#text);)
+            }
             Segment::Literal(text) if i == 0 && !key.explicit => {
                 quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
             }
@@ -279,31 +321,20 @@ fn key_of(kind: Kind, args: &Args, func: &ItemFn, params: &[Param], errors: &mut
             segments: Vec::new(),
             span: Span::call_site(),
             explicit: true,
+            self_type: false,
             valid: false,
         };
     }
-    // Default key: the function path, then every parameter that is not skipped. The module
-    // path is filled in by `module_path!()` at the call site.
-    let mut segments = vec![Segment::Literal(format!("::{}", func.sig.ident))];
+    // Default key: the function's path, then every parameter that is not skipped.
     let client_idents = client_idents(args);
-    for p in params {
-        match &p.name {
-            Some(name)
-                if !args.skip.iter().any(|s| s == name)
-                    && !client_idents.contains(&name.to_string()) =>
-            {
-                segments.push(Segment::Literal(":".into()));
-                segments.push(Segment::Placeholder(vec![name.to_string()]));
-            }
-            _ => {}
-        }
-    }
-    Key {
-        segments,
-        span: Span::call_site(),
-        explicit: false,
-        valid: true,
-    }
+    let keyed: Vec<&Ident> = params
+        .iter()
+        .filter_map(|p| p.name.as_ref())
+        .filter(|name| {
+            !args.skip.iter().any(|s| s == *name) && !client_idents.contains(&name.to_string())
+        })
+        .collect();
+    Key::default_for(func, &keyed)
 }
 
 /// Reports placeholders that name no parameter. Returns whether every placeholder names one,

@@ -17,7 +17,6 @@ use crate::expand::{
     Key, body_tokens, check_placeholders, client_tokens, explicit_key, key_tokens, name_tokens,
     params_of, parse_fn, ret_span, ret_tokens,
 };
-use crate::template::Segment;
 
 const OPTIONS: &[&str] = &[
     "key",
@@ -305,12 +304,7 @@ fn count(meta: &Meta, errors: &mut Errors, name: &str, literal_only: bool) -> Op
 
 /// Without `key`: one limit for the whole function, named by its path.
 fn default_key(func: &ItemFn) -> Key {
-    Key {
-        segments: vec![Segment::Literal(format!("::{}", func.sig.ident))],
-        span: Span::call_site(),
-        explicit: false,
-        valid: true,
-    }
+    Key::default_for(func, &[])
 }
 
 fn generate(func: &ItemFn, limits: &[Limit]) -> TokenStream {

@@ -1,12 +1,15 @@
 //! Key templates such as `"catalog:<region>:<page>"`, parsed once into segments.
 //!
 //! Rules (each violation is a message for the user):
-//! * the template starts with a literal name (`product:`), so caches of different templates
-//!   cannot collide;
-//! * literal text uses only ASCII letters, digits and `_ - . / : @ # = +`;
+//! * the template starts with a literal name (`product:`);
+//! * literal text uses only ASCII letters, digits and `_ - . / : @ = +`: no `#`, which marks
+//!   placeholder values in keys (`product:#42`), so that no value reads as literal text;
 //! * a placeholder is `<param>` or a field path `<param.field.inner>` / `<self.field>`;
-//! * placeholders are separated by `:` (one before each, and a `:` or the end after it), which
-//!   is what makes the encoding of their values injective.
+//! * placeholders are separated by `:` (one before each, and a `:` or the end after it): values
+//!   never contain `:`, so each value is one whole `:`-separated segment of the key.
+//!
+//! Together with the runtime's escaping, these make keys injective across templates: the key
+//! reads back into the literal text, where the placeholders stand, and their values.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
@@ -65,10 +68,17 @@ pub fn parse(template: &str) -> Result<Vec<Segment>, Vec<String>> {
         } else {
             if c == '>' {
                 errors.push(format!("unmatched `>` in key template `{template}`"));
-            } else if !(c.is_ascii_alphanumeric() || "_-./:@#=+".contains(c)) {
+            } else if c == '#' {
+                errors.push(
+                    "`#` is not allowed in a key template's literal text: in keys it marks where \
+                     a placeholder's value begins (`product:#42`), which keeps the keys of \
+                     different templates apart; use another character such as `-` or `.`"
+                        .into(),
+                );
+            } else if !(c.is_ascii_alphanumeric() || "_-./:@=+".contains(c)) {
                 errors.push(format!(
                     "character {c:?} is not allowed in a key template; use ASCII letters, digits \
-                     and `_ - . / : @ # = +`"
+                     and `_ - . / : @ = +`"
                 ));
             }
             literal.push(c);
@@ -206,6 +216,8 @@ mod tests {
             "a{b}:<id>",
             "a*:<id>",
             "é:<id>",
+            "a#:<id>",
+            "a:<id>:#",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -219,6 +231,13 @@ mod tests {
         assert_eq!(with_separators("a:<id>:b"), "a:<id>:b");
         let message = &parse("a:<x><y>").unwrap_err()[0];
         assert!(message.contains("`\"a:<x>:<y>\"`"), "{message}");
+    }
+
+    #[test]
+    fn a_hash_sign_is_rejected_with_the_reason() {
+        let errors = parse("v#2:<id>").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("marks where a placeholder's value begins"));
     }
 
     #[test]

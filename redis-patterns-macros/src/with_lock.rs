@@ -8,7 +8,6 @@ use syn::{Expr, ExprLit, Lit, ReturnType, Type};
 use crate::attr;
 use crate::errors::Errors;
 use crate::expand::{self, Key};
-use crate::template::Segment;
 
 const OPTIONS: &[&str] = &[
     "key", "ttl", "wait", "retry", "extend", "on_lost", "client", "crate",
@@ -105,12 +104,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     // Without a key, one lock for the whole function: at most one call runs at a time.
     let key = match &args.key {
         Some(lit) => expand::explicit_key(lit, &mut errors),
-        None => Key {
-            segments: vec![Segment::Literal(format!("::{}", func.sig.ident))],
-            span: Span::call_site(),
-            explicit: false,
-            valid: true,
-        },
+        None => Key::default_for(&func, &[]),
     };
     expand::check_placeholders(&key, &params, has_self, &mut errors);
     if func.sig.asyncness.is_none() {

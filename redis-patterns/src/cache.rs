@@ -103,15 +103,26 @@ pub trait ReturnKind<R> {
     label = "the value this function returns must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
     note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`"
 )]
-pub trait Cacheable<R>: ReturnKind<R> {
-    /// What is stored: `T` for `T` and `Result<T, E>`, `Option<T>` for `Option<T>`.
-    type Value: Serialize + DeserializeOwned;
+pub trait Cacheable<R>: ReturnKind<R> + StoredValue {
     /// The part of `ret` to hand to concurrent callers, if any.
     fn value<'r>(&self, ret: &'r R) -> Option<&'r Self::Value>;
     /// Whether `ret` is stored in the backend.
     fn store(&self, ret: &R) -> bool;
     /// Rebuilds a return value from a stored one.
     fn rebuild(&self, value: Self::Value) -> R;
+}
+
+/// What a return kind stores, as a function of the kind alone.
+///
+/// Not an associated type of [`Cacheable`]: a projection `<K as Cacheable<R>>::Value` names
+/// the return type twice (in `K` and in `R`), and the `Send` check of a future that holds one
+/// across an `.await` erases each lifetime in it separately, so for a return type with a
+/// lifetime (`Box<dyn Error + Send + Sync>` is `+ 'static`) it asked for `Cacheable` "for any
+/// two lifetimes" and failed. `<K as StoredValue>::Value` names it once.
+#[doc(hidden)]
+pub trait StoredValue {
+    /// What is stored: `T` for `T` and `Result<T, E>`, `Option<T>` for `Option<T>`.
+    type Value: Serialize + DeserializeOwned;
 }
 
 /// Chooses how to treat a return type by its type, not its name: `Result<T, E>` (cache
@@ -212,8 +223,10 @@ impl<T, E> ReturnKind<Result<T, E>> for ResultKind<T, E> {
         ret.is_ok()
     }
 }
-impl<T: Serialize + DeserializeOwned, E> Cacheable<Result<T, E>> for ResultKind<T, E> {
+impl<T: Serialize + DeserializeOwned, E> StoredValue for ResultKind<T, E> {
     type Value = T;
+}
+impl<T: Serialize + DeserializeOwned, E> Cacheable<Result<T, E>> for ResultKind<T, E> {
     fn value<'r>(&self, ret: &'r Result<T, E>) -> Option<&'r T> {
         ret.as_ref().ok()
     }
@@ -230,8 +243,10 @@ impl<T> ReturnKind<Option<T>> for OptionKind<T> {
         true
     }
 }
-impl<T: Serialize + DeserializeOwned> Cacheable<Option<T>> for OptionKind<T> {
+impl<T: Serialize + DeserializeOwned> StoredValue for OptionKind<T> {
     type Value = Option<T>;
+}
+impl<T: Serialize + DeserializeOwned> Cacheable<Option<T>> for OptionKind<T> {
     fn value<'r>(&self, ret: &'r Option<T>) -> Option<&'r Option<T>> {
         Some(ret)
     }
@@ -248,8 +263,10 @@ impl<R> ReturnKind<R> for ValueKind<R> {
         true
     }
 }
-impl<R: Serialize + DeserializeOwned> Cacheable<R> for ValueKind<R> {
+impl<R: Serialize + DeserializeOwned> StoredValue for ValueKind<R> {
     type Value = R;
+}
+impl<R: Serialize + DeserializeOwned> Cacheable<R> for ValueKind<R> {
     fn value<'r>(&self, ret: &'r R) -> Option<&'r R> {
         Some(ret)
     }

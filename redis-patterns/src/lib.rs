@@ -21,7 +21,7 @@
 //! let first = product(7).await;   // miss: runs the body, stores the value for 5 minutes
 //! let second = product(7).await;  // hit
 //! assert_eq!(first.unwrap(), second.unwrap());
-//! assert_eq!(product_key(7), "{product:7}");
+//! assert_eq!(product_key(7), "{product:#7}");
 //! product_invalidate(7).await?;   // companion functions are generated next to `product`
 //! # Ok(()) }
 //! ```
@@ -31,7 +31,8 @@
 //!
 //! * [`Client`] and [`Config`]: where the cache lives (`redis://`, `rediss://` with feature
 //!   `tls`, or `mem://`), timeouts, namespace; [`init`] installs the process-wide default.
-//! * [`KeyPart`]: what may stand in a key template's placeholder.
+//! * [`KeyPart`]: what may stand in a key template's placeholder; features `uuid`, `ulid`,
+//!   `time` and `chrono` implement it for those crates' ids and date-times.
 //! * [`RateLimiter`]: the limits of [`rate_limited`] applied by key at run time, and with
 //!   feature `tower`, `tower::RateLimitLayer` for HTTP (429, `Retry-After`, `RateLimit-*`).
 //! * [`CacheStats`]: hit rates per client and per function.

@@ -3,7 +3,7 @@
 //! Every decision is one atomic step on the backend: one Lua script (one round trip) on Redis,
 //! reading the server's clock with `TIME` so that instances with skewed clocks agree, or one
 //! critical section on the shard of the key's hash tag for `mem://`, on the store's clock.
-//! The state of `ns:{api:alice}` lives under `ns:{api:alice}:<algorithm>:<window>`: inside
+//! The state of `ns:{api:#alice}` lives under `ns:{api:#alice}:<algorithm>:<window>`: inside
 //! the same hash tag (Cluster-safe) and with a TTL tied to the window.
 
 mod algorithm;
@@ -20,7 +20,6 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::key::KeyBuilder;
 
 pub use self::algorithm::Algorithm;
 use self::algorithm::{Outcome, Policy};
@@ -198,8 +197,10 @@ impl RateLimited {
 /// # Ok(()) }
 /// ```
 ///
-/// Keys are escaped like placeholder values, except that `:` separates segments:
-/// `"api:alice"` is stored as `ns:{api:alice}:sw:60000`, and no key can leave its braces.
+/// A key's `:` separate segments: the first is the limit's name, each further one a value,
+/// escaped like a placeholder value. So `"api:alice"` is stored as `ns:{api:#alice}:sw:60000`
+/// and shares its state with `#[rate_limited(key = "api:<user>")]` for `user = "alice"`
+/// (with the same algorithm and window), and no key can leave its braces.
 #[derive(Clone)]
 pub struct RateLimiter {
     settings: Arc<Settings>,
@@ -369,14 +370,7 @@ impl RateLimiter {
 
     /// The backend key base of `key`: `ns:{…}`, each `:`-separated segment escaped.
     fn base(&self, key: &str) -> String {
-        let mut builder = KeyBuilder::new(self.resolved_client().namespace());
-        for (i, segment) in key.split(':').enumerate() {
-            if i > 0 {
-                builder.literal(":");
-            }
-            builder.part(segment);
-        }
-        builder.finish()
+        crate::key::name_key(self.resolved_client().namespace(), key)
     }
 
     /// Takes `cost` units for `key` if they are available, in one atomic step, and says

@@ -42,6 +42,7 @@
 //! In axum, choose the limit per request with a closure; see `examples/axum_rate_limit.rs`
 //! (100 per minute for signed-in users, 20 per minute per IP for anonymous ones).
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
@@ -97,6 +98,18 @@ impl KeyExtractor {
     /// let request = Request::builder().header("x-user-id", "alice").body(()).unwrap();
     /// assert_eq!(by_user.extract(&request).as_deref(), Some("x-user-id:alice"));
     /// ```
+    ///
+    /// A value is taken as its text; a `%` in it is written `%25`, and each byte that is not
+    /// UTF-8 text `%XX`, so that different header bytes always give different keys.
+    ///
+    /// ```
+    /// # use http::{HeaderName, HeaderValue, Request};
+    /// # use redis_patterns::tower::KeyExtractor;
+    /// # let by_user = KeyExtractor::header(HeaderName::from_static("x-user-id"));
+    /// let value = HeaderValue::from_bytes(b"50%-\xff").unwrap();
+    /// let request = Request::builder().header("x-user-id", value).body(()).unwrap();
+    /// assert_eq!(by_user.extract(&request).as_deref(), Some("x-user-id:50%25-%FF"));
+    /// ```
     pub fn header(name: HeaderName) -> Self {
         KeyExtractor(Extract::Header(name))
     }
@@ -141,10 +154,30 @@ impl KeyExtractor {
         match &self.0 {
             Extract::Header(name) => {
                 let value = request.headers().get(name)?;
-                let text = String::from_utf8_lossy(value.as_bytes());
-                Some(format!("{}:{text}", name.as_str()))
+                let mut key = format!("{}:", name.as_str());
+                push_lossless(&mut key, value.as_bytes());
+                Some(key)
             }
             Extract::ClientIp(get) => get(request.extensions()).map(|ip| format!("ip:{ip}")),
+        }
+    }
+}
+
+/// Appends `bytes` as text that tells every byte sequence apart: UTF-8 as it is but with `%`
+/// written `%25`, and every other byte `%XX` (which valid text never produces, as its `%` are
+/// all followed by `25`). A lossy decoding would make all invalid bytes one U+FFFD, so that
+/// clients sending `\xff` and `\xfe` shared one limit.
+fn push_lossless(out: &mut String, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        for (i, part) in chunk.valid().split('%').enumerate() {
+            if i > 0 {
+                out.push_str("%25");
+            }
+            out.push_str(part);
+        }
+        for b in chunk.invalid() {
+            // `fmt::Write` into a `String` cannot fail.
+            let _ = write!(out, "%{b:02X}");
         }
     }
 }
@@ -357,5 +390,39 @@ mod tests {
             Some("x-api-key:a:b{c}")
         );
         assert_eq!(extractor.extract(&Request::new(())), None);
+    }
+
+    fn header_key(value: &[u8]) -> String {
+        let extractor = KeyExtractor::header(HeaderName::from_static("x-api-key"));
+        let value = HeaderValue::from_bytes(value).unwrap();
+        let request = Request::builder()
+            .header("x-api-key", value)
+            .body(())
+            .unwrap();
+        extractor.extract(&request).unwrap()
+    }
+
+    #[test]
+    fn header_values_that_differ_in_any_byte_give_different_keys() {
+        let values: &[&[u8]] = &[
+            b"key-\xff",
+            b"key-\xfe",
+            b"key-\xef\xbf\xbd", // U+FFFD itself, what a lossy decoding made of both
+            b"key-%FF",
+            b"key-%25FF",
+            b"key-%",
+            b"key-",
+            b"key-\xc3",
+            b"key-\xc3\xa9",
+            b"key-%C3%A9",
+        ];
+        let keys: std::collections::HashSet<String> =
+            values.iter().map(|v| header_key(v)).collect();
+        assert_eq!(keys.len(), values.len(), "{keys:?}");
+        assert_eq!(
+            header_key(b"alice"),
+            "x-api-key:alice",
+            "text stays readable"
+        );
     }
 }

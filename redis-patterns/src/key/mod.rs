@@ -1,21 +1,33 @@
-//! Key encoding: how the values of a key template's placeholders become part of a Redis key.
+//! Key encoding: how a call's key template and placeholder values become a Redis key.
 //!
 //! A call of `#[cached(key = "product:<id>")]` with `id = 42` on a client with namespace
-//! `shop` is stored under `shop:{product:42}`; its stampede lock is `shop:{product:42}:lock`.
+//! `shop` is stored under `shop:{product:#42}`; its stampede lock is `shop:{product:#42}:lock`.
 //!
-//! * The braces are a Redis Cluster *hash tag*: every key written for one call hashes to the
-//!   same slot, so multi-key scripts work on a cluster.
+//! * The braces are a Redis Cluster *hash tag*, never empty: every key written for one call
+//!   hashes to the same slot, so multi-key scripts work on a cluster. Whatever would leave
+//!   nothing between the braces (an empty lock name or limiter key) is written `~`, which no
+//!   other input produces there.
+//! * Names given at run time (`Lock::new("report:daily")`, `limiter.check("api:alice", 1)`)
+//!   read as templates of their shape: the first `:`-separated segment is literal text, each
+//!   further one a value (`{report:#daily}`, `{api:#alice}`), so they meet the attributes'
+//!   locks and limits of the same template and values.
 //! * Placeholder values are escaped: only ASCII letters, digits and `- _ . @ + = , /` are
 //!   written as they are; every other byte of the UTF-8 text is written as `%XX`. A value can
-//!   therefore never contain `:`, `{`, `}`, glob characters (`* ? [ ]`), spaces, newlines or
-//!   non-ASCII text, so it can neither add a segment to the key, nor move it to another hash
+//!   therefore never contain `:`, `#`, `{`, `}`, glob characters (`* ? [ ]`), spaces, newlines
+//!   or non-ASCII text, so it can neither add a segment to the key, nor move it to another hash
 //!   slot, nor match somebody else's `SCAN` pattern.
-//! * Placeholders are separated by `:` (checked at compile time), so the encoding is
-//!   injective: two different argument tuples of one template never share a key.
+//! * Each value is written after a `#`, which literal template text may not contain (checked
+//!   at compile time), and stands between `:`s or at the end (also checked). So every
+//!   `:`-separated segment of a key is either literal text or one whole value, told apart by
+//!   its first character, and a key reads back into the template's literal text, where its
+//!   placeholders stand, and their values: two templates give equal keys only when they are
+//!   the same up to placeholder names, and then only for equal values.
+
+mod ecosystem;
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::num::{
     NonZeroI8, NonZeroI16, NonZeroI32, NonZeroI64, NonZeroI128, NonZeroIsize, NonZeroU8,
     NonZeroU16, NonZeroU32, NonZeroU64, NonZeroU128, NonZeroUsize,
@@ -25,10 +37,13 @@ use std::sync::Arc;
 
 /// A value that can stand in a key template's placeholder, such as `<id>` in `"product:<id>"`.
 ///
-/// Implemented for integers, `bool`, `char`, `str`, `String`, IP addresses, references, smart
-/// pointers, `Cow` and `Option<T>` (`None` is written `~`). Implement it for your own types by
-/// writing an *injective* representation — different values must write different text —
-/// through [`KeyWriter`], which escapes whatever you give it:
+/// Implemented for integers, `bool`, `char`, `str`, `String`, IP and socket addresses,
+/// references, smart pointers, `Cow` and `Option<T>` (`None` is written `~`); with feature
+/// `uuid` for `uuid::Uuid`, `ulid` for `ulid::Ulid`, and `time` / `chrono` for those crates'
+/// date-times (`20240501T123000Z`, in UTC). Implement it for your own types by writing an
+/// *injective* representation — different values must write different text — through
+/// [`KeyWriter`], which escapes whatever you give it. (For another crate's type, wrap it in a
+/// newtype of yours.)
 ///
 /// ```
 /// use redis_patterns::{KeyPart, KeyWriter};
@@ -48,10 +63,14 @@ use std::sync::Arc;
 /// assert_eq!(redis_patterns::key_part_to_string(&sku), "7/AB%201");
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be used in a cache key",
+    message = "`{Self}` cannot be used in a key",
     label = "this placeholder's value must implement `redis_patterns::KeyPart`",
-    note = "implement `redis_patterns::KeyPart` for `{Self}` (write an injective text through `KeyWriter`), \
-            or leave the parameter out of the key and list it in `skip(...)`"
+    note = "implement `redis_patterns::KeyPart` for `{Self}` if it is your type (write an injective text through `KeyWriter`); \
+            for a type of another crate, wrap it in a newtype of yours and implement `KeyPart` for that, \
+            or use a placeholder on one of its fields (`<param.field>`)",
+    note = "redis-patterns implements `KeyPart` for `uuid::Uuid`, `ulid::Ulid`, and the date-times of `time` and `chrono` \
+            behind its features `uuid`, `ulid`, `time` and `chrono`",
+    note = "a #[cached] function can also leave the parameter out of the key with `skip(...)`"
 )]
 pub trait KeyPart {
     /// Writes this value's key text. Everything written is escaped by `out`.
@@ -168,7 +187,36 @@ macro_rules! display_key_parts {
         }
     )*};
 }
-display_key_parts!(IpAddr Ipv4Addr Ipv6Addr SocketAddr);
+display_key_parts!(IpAddr Ipv4Addr Ipv6Addr SocketAddrV4);
+
+/// `[ip]:port`, then `%scope_id` and `/flowinfo` when they are not zero, so that addresses
+/// that differ only in those differ in their keys too (`Display` leaves out `flowinfo`).
+impl KeyPart for SocketAddrV6 {
+    fn write_key_part(&self, out: &mut KeyWriter<'_>) {
+        out.write_str("[");
+        out.write_display(self.ip());
+        if self.scope_id() != 0 {
+            out.write_str("%");
+            out.write_integer(self.scope_id());
+        }
+        out.write_str("]:");
+        out.write_integer(self.port());
+        if self.flowinfo() != 0 {
+            out.write_str("/");
+            out.write_integer(self.flowinfo());
+        }
+    }
+}
+
+/// As its variant: IPv6 addresses are bracketed, so they never read as IPv4 ones.
+impl KeyPart for SocketAddr {
+    fn write_key_part(&self, out: &mut KeyWriter<'_>) {
+        match self {
+            SocketAddr::V4(a) => a.write_key_part(out),
+            SocketAddr::V6(a) => a.write_key_part(out),
+        }
+    }
+}
 
 impl KeyPart for bool {
     fn write_key_part(&self, out: &mut KeyWriter<'_>) {
@@ -232,27 +280,40 @@ impl<T: KeyPart + ToOwned + ?Sized> KeyPart for Cow<'_, T> {
     }
 }
 
-/// The key of a lock (or other object) named by the program, e.g. `"report:daily"`:
-/// `namespace:{name}`, with the name's `:` kept and everything that could break the hash tag
-/// or match a glob escaped as in placeholder values.
+/// The key of a lock or rate limit named at run time, such as `Lock::new("report:daily")` or
+/// `limiter.check("api:alice", 1)`: the name reads as a template of its shape, its first
+/// `:`-separated segment literal text and each further one a placeholder value, so that
+/// `"api:alice"` has the key `key = "api:<user>"` gives for `user = "alice"`: `{api:#alice}`.
+/// The literal segment is escaped like a value (its `#` too, so it never reads as one).
 pub(crate) fn name_key(namespace: Option<&str>, name: &str) -> String {
-    let mut key = KeyBuilder::new(namespace);
-    for b in name.bytes() {
-        if b == b':' {
-            key.buf.push(':');
-        } else {
-            push_escaped(&mut key.buf, b);
+    let mut builder = KeyBuilder::new(namespace);
+    let mut segments = name.split(':');
+    if let Some(first) = segments.next() {
+        for b in first.bytes() {
+            push_escaped(&mut builder.buf, b);
         }
     }
-    key.finish()
+    for value in segments {
+        builder.literal(":").part(value);
+    }
+    builder.finish()
 }
 
-/// Builds the full Redis key of one call: `namespace:{literal part literal …}`.
+/// Marks the start of a placeholder value in a key; literal text never contains it.
+const VALUE_MARK: char = '#';
+
+/// What stands between the braces when nothing else would: an empty hash tag is no hash tag
+/// (Redis then hashes the whole key, and one call's keys land in different slots).
+const EMPTY_TAG: char = '~';
+
+/// Builds the full Redis key of one call: `namespace:{literal #value literal …}`.
 ///
 /// Used by generated code; the literals come from a template validated at compile time.
 #[doc(hidden)]
 pub struct KeyBuilder {
     buf: String,
+    /// Where the hash tag's text starts, just after `{`.
+    tag_start: usize,
 }
 
 impl KeyBuilder {
@@ -264,93 +325,48 @@ impl KeyBuilder {
             buf.push(':');
         }
         buf.push('{');
-        KeyBuilder { buf }
+        let tag_start = buf.len();
+        KeyBuilder { buf, tag_start }
     }
 
+    /// Literal text of a template, which holds no `#`, `{` or `}` (checked at compile time).
     #[inline]
     pub fn literal(&mut self, literal: &str) -> &mut Self {
         self.buf.push_str(literal);
         self
     }
 
+    /// A path whose `:` are kept: the `Self` type of a default key
+    /// (`std::any::type_name::<Self>()`); the rest is escaped like values.
+    #[inline]
+    pub fn path(&mut self, path: &str) -> &mut Self {
+        for b in path.bytes() {
+            if b == b':' {
+                self.buf.push(':');
+            } else {
+                push_escaped(&mut self.buf, b);
+            }
+        }
+        self
+    }
+
+    /// A placeholder value: `#` and its escaped text.
     #[inline]
     pub fn part<P: KeyPart + ?Sized>(&mut self, part: &P) -> &mut Self {
+        self.buf.push(VALUE_MARK);
         part.write_key_part(&mut KeyWriter::new(&mut self.buf));
         self
     }
 
     #[inline]
     pub fn finish(mut self) -> String {
+        if self.buf.len() == self.tag_start {
+            self.buf.push(EMPTY_TAG);
+        }
         self.buf.push('}');
         self.buf
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashSet;
-
-    fn key2<A: KeyPart, B: KeyPart>(a: A, b: B) -> String {
-        let mut k = KeyBuilder::new(Some("ns"));
-        k.literal("t:").part(&a).literal(":").part(&b);
-        k.finish()
-    }
-
-    #[test]
-    fn plain_values_are_readable() {
-        assert_eq!(key2(42u64, "eu-west"), "ns:{t:42:eu-west}");
-        assert_eq!(key2(-1i32, true), "ns:{t:-1:true}");
-        assert_eq!(key_part_to_string(&IpAddr::from([10, 0, 0, 1])), "10.0.0.1");
-    }
-
-    #[test]
-    fn special_characters_are_escaped() {
-        let k = key2("a:b", "}{*?[] \n\u{e9}%~\\");
-        assert_eq!(k, "ns:{t:a%3Ab:%7D%7B%2A%3F%5B%5D%20%0A%C3%A9%25%7E%5C}");
-        let inner = &k["ns:{".len()..k.len() - 1];
-        assert!(!inner.contains(['{', '}', '*', '?', '[', ']', ' ', '\n']));
-        assert_eq!(inner.matches(':').count(), 2);
-    }
-
-    #[test]
-    fn adversarial_tuples_never_collide() {
-        let parts = [
-            "", "a", "a:b", "a%3Ab", ":", "%", "~", "%7E", "{", "}", "a}b", "*", " ", "\n", "é",
-            "%C3%A9", "b", "a:", ":b", "-", "~~",
-        ];
-        let mut seen = HashSet::new();
-        for a in parts {
-            for b in parts {
-                assert!(seen.insert(key2(a, b)), "collision for ({a:?}, {b:?})");
-            }
-        }
-    }
-
-    #[test]
-    fn options_are_injective() {
-        let values: Vec<Option<Option<&str>>> = vec![
-            None,
-            Some(None),
-            Some(Some("")),
-            Some(Some("~")),
-            Some(Some("x")),
-        ];
-        let texts: HashSet<String> = values.iter().map(key_part_to_string).collect();
-        assert_eq!(texts.len(), values.len(), "{texts:?}");
-        assert_eq!(key_part_to_string(&Some(Some("x"))), "x");
-    }
-
-    #[test]
-    fn lock_names_keep_colons_and_escape_the_rest() {
-        assert_eq!(name_key(Some("ns"), "report:daily"), "ns:{report:daily}");
-        assert_eq!(name_key(None, "a}{b c"), "{a%7D%7Bb%20c}");
-        assert_ne!(name_key(None, "a%7D"), name_key(None, "a}"));
-    }
-
-    #[test]
-    fn display_is_escaped_too() {
-        let addr: SocketAddr = "[::1]:80".parse().unwrap();
-        assert_eq!(key_part_to_string(&addr), "%5B%3A%3A1%5D%3A80");
-    }
-}
+mod tests;
