@@ -8,7 +8,7 @@
 //!
 //! Groups: `decision_latency` (one caller), `decision_throughput_64` (64 concurrent callers
 //! on distinct keys), `mem_decision` (the in-process backend). Every call is admitted (the
-//! limit is far above the rate), so each decision trims the log, counts it and adds a member,
+//! limit is far above the rate), so each decision trims the log, reads its total and adds a member,
 //! on both sides.
 
 mod support;
@@ -37,7 +37,8 @@ fn script() -> Script {
     ))
 }
 
-/// What a hand-written caller sends: the key, the limit, the window and a unique nonce.
+/// What a hand-written caller sends: the log and total keys, the limit, the window and a
+/// unique nonce.
 async fn baseline_decide(
     conn: &mut redis::aio::MultiplexedConnection,
     script: &Script,
@@ -46,6 +47,7 @@ async fn baseline_decide(
 ) {
     let reply: Vec<i64> = script
         .key(format!("baseline:{{api:{user}}}:sw"))
+        .key(format!("baseline:{{api:{user}}}:sw:total"))
         .arg("take")
         .arg(LIMIT)
         .arg(WINDOW_US)

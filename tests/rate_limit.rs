@@ -341,6 +341,26 @@ async fn huge_costs_and_windows_are_denied_or_clamped_identically_never_overflow
     }
 }
 
+async fn sliding_window_retry_after_is_when_enough_cost_has_left(kind: Kind) {
+    let client = common::client(kind, "sliding-retry");
+    let window = Duration::from_secs(10);
+    let limiter = RateLimiter::sliding_window(10, window).client(client);
+    let first = limiter.check("export:alice", 4).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = limiter.check("export:alice", 3).await.unwrap();
+    assert!(first.allowed && second.allowed);
+    // 7 of 10 taken: 5 more fit once the first call's 4 units have left.
+    let d = limiter.check("export:alice", 5).await.unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after, first.at + window - d.at, "{d:?}");
+    assert_eq!(d.reset_after, second.at + window - d.at, "{d:?}");
+    // 8 more need both calls gone.
+    let d = limiter.check("export:alice", 8).await.unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after, second.at + window - d.at, "{d:?}");
+    assert_eq!(d.remaining, 3);
+}
+
 on_both_backends!(
     huge_costs_and_windows_are_denied_or_clamped_identically_never_overflowing,
     exactly_the_limit_is_admitted_across_8_clients_and_400_concurrent_calls,
@@ -353,6 +373,7 @@ on_both_backends!(
     state_keys_share_the_callers_hash_tag_and_escape_adversarial_keys,
     keys_are_namespaced_and_limits_per_key_are_independent,
     admit_turns_a_denial_into_a_rate_limited_error_and_counts,
+    sliding_window_retry_after_is_when_enough_cost_has_left,
 );
 
 fn client_with_short_timeouts(url: &str) -> Client {
@@ -403,4 +424,64 @@ async fn with_the_server_stopped_allow_admits_and_deny_refuses_within_the_timeou
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(back, "limits are checked again once the server is back");
+}
+
+/// A sliding window far above any cost these tests use, so that every call is admitted.
+const MAX_LIMIT: u64 = 1 << 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_sliding_window_cost_stores_one_member() {
+    // A server of its own: on a log with a member per unit this call would block it for
+    // seconds and fail the other tests of the binary.
+    let server = RedisServer::start();
+    let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("huge")).unwrap();
+    let limiter = RateLimiter::sliding_window(MAX_LIMIT, LONG).client(client.clone());
+    let d = limiter.check("export:alice", 1_000_000).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.remaining, MAX_LIMIT - 1_000_000);
+    let key = state_key(&client, "export:alice", Algorithm::SlidingWindow, LONG);
+    let mut conn = server.redis();
+    let members: u64 = redis::cmd("ZCARD").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(members, 1, "one member per call, whatever its cost");
+    let bytes: u64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&key)
+        .query(&mut conn)
+        .unwrap();
+    assert!(bytes < 4096, "the log of one call takes {bytes} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_sliding_window_costs_never_block_the_server_for_a_millisecond() {
+    let server = RedisServer::start();
+    let mut conn = server.redis();
+    // The slow log is the server's own measure of how long each command held it.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(1000)
+        .query::<()>(&mut conn)
+        .unwrap();
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query::<()>(&mut conn)
+        .unwrap();
+    let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("slow")).unwrap();
+    let limiter = RateLimiter::sliding_window(MAX_LIMIT, LONG).client(client);
+    for cost in [1_000_000, 1, 3_000_000] {
+        assert!(limiter.check("export:alice", cost).await.unwrap().allowed);
+    }
+    // Denied calls walk the log to find their retry-after: still one member per call.
+    let denied = limiter.check("export:alice", MAX_LIMIT).await.unwrap();
+    assert!(!denied.allowed);
+    assert!(denied.retry_after > Duration::ZERO && denied.retry_after <= LONG);
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(128)
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        slow.is_empty(),
+        "commands held the server for over 1 ms: {slow:?}"
+    );
 }
