@@ -37,7 +37,7 @@ const LONG: Duration = Duration::from_secs(1000 * 86_400);
 fn state_key(client: &Client, key: &str, algorithm: Algorithm, window: Duration) -> String {
     let suffix = match algorithm {
         Algorithm::FixedWindow => "fw",
-        Algorithm::SlidingWindow => "sw",
+        Algorithm::SlidingWindow => "sw2",
         Algorithm::SlidingWindowCounter => "swc",
         Algorithm::TokenBucket => "tb",
         _ => "gcra",
@@ -361,6 +361,35 @@ async fn sliding_window_retry_after_is_when_enough_cost_has_left(kind: Kind) {
     assert_eq!(d.remaining, 3);
 }
 
+async fn sliding_window_retry_after_finds_the_call_whose_leaving_makes_room(kind: Kind) {
+    let client = common::client(kind, "sliding-search");
+    let window = Duration::from_secs(10);
+    let limiter = RateLimiter::sliding_window(100, window).client(client);
+    let mut admitted = Vec::new();
+    for cost in 1..=12 {
+        let d = limiter.check("export:alice", cost).await.unwrap();
+        assert!(d.allowed, "{cost}");
+        admitted.push((d.at, cost));
+        // Distinct admission times, so that each call's `at` is its place in the log.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let taken: u64 = admitted.iter().map(|(_, c)| c).sum();
+    for cost in [23, 24, 30, 57, 99, 100] {
+        let d = limiter.check("export:alice", cost).await.unwrap();
+        assert!(!d.allowed, "{cost}");
+        let needed = taken + cost - 100;
+        let mut freed = 0;
+        let (leaving, _) = admitted
+            .iter()
+            .find(|(_, c)| {
+                freed += c;
+                freed >= needed
+            })
+            .unwrap();
+        assert_eq!(d.retry_after, *leaving + window - d.at, "cost {cost}");
+    }
+}
+
 on_both_backends!(
     huge_costs_and_windows_are_denied_or_clamped_identically_never_overflowing,
     exactly_the_limit_is_admitted_across_8_clients_and_400_concurrent_calls,
@@ -374,6 +403,7 @@ on_both_backends!(
     keys_are_namespaced_and_limits_per_key_are_independent,
     admit_turns_a_denial_into_a_rate_limited_error_and_counts,
     sliding_window_retry_after_is_when_enough_cost_has_left,
+    sliding_window_retry_after_finds_the_call_whose_leaving_makes_room,
 );
 
 fn client_with_short_timeouts(url: &str) -> Client {
@@ -484,4 +514,60 @@ async fn huge_sliding_window_costs_never_block_the_server_for_a_millisecond() {
         slow.is_empty(),
         "commands held the server for over 1 ms: {slow:?}"
     );
+}
+
+/// One call of the sliding-window script by hand: `take` replies `[allowed, limit, remaining,
+/// retry_after, reset_after, stamp, now]`, `refund` replies 1.
+fn sliding_script(
+    conn: &mut redis::Connection,
+    key: &str,
+    op: &str,
+    cost: u64,
+    stamp: i64,
+) -> Vec<i64> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(include_str!(
+            "../redis-patterns/src/scripts/rate_limit_sliding_window.lua"
+        ))
+    });
+    let reply: redis::Value = SCRIPT
+        .key(key)
+        .arg(op)
+        .arg(10)
+        .arg(10_000_000)
+        .arg(cost)
+        .arg(stamp)
+        .invoke(conn)
+        .unwrap();
+    match reply {
+        redis::Value::Int(one) => vec![one],
+        other => redis::from_redis_value(other).unwrap(),
+    }
+}
+
+/// The refund a stacked limit makes when a later limit denies usually removes the newest call;
+/// when other calls were admitted in between, their place in the log moves back with it, and
+/// they can still be refunded themselves.
+#[test]
+fn sliding_window_refund_in_the_middle_keeps_later_calls_exact_on_redis() {
+    let mut conn = common::server().redis();
+    let conn = &mut conn;
+    let key = format!("{}:{{refund}}:sw2:10000", common::namespace("refund"));
+    let window_us = 10_000_000;
+    let first = sliding_script(conn, &key, "take", 3, 0);
+    std::thread::sleep(Duration::from_millis(2));
+    let second = sliding_script(conn, &key, "take", 4, 0);
+    std::thread::sleep(Duration::from_millis(2));
+    let third = sliding_script(conn, &key, "take", 1, 0);
+    sliding_script(conn, &key, "refund", 3, first[5]);
+    sliding_script(conn, &key, "refund", 1, third[5]);
+    assert_eq!(sliding_script(conn, &key, "take", 0, 0)[2], 6);
+    // 7 do not fit until the second call, the only one left, has left the window.
+    let denied = sliding_script(conn, &key, "take", 7, 0);
+    assert_eq!(denied[0], 0);
+    assert_eq!(denied[3], second[6] + window_us - denied[6]);
+    sliding_script(conn, &key, "refund", 4, second[5]);
+    assert_eq!(sliding_script(conn, &key, "take", 0, 0)[2], 10);
+    let exists: u64 = redis::cmd("EXISTS").arg(&key).query(conn).unwrap();
+    assert_eq!(exists, 0, "an empty log is deleted");
 }

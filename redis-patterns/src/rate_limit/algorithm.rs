@@ -63,7 +63,9 @@ impl Algorithm {
     fn suffix(self) -> &'static str {
         match self {
             Algorithm::FixedWindow => "fw",
-            Algorithm::SlidingWindow => "sw",
+            // `sw2`: one member per call (`sw` held one per unit); during a rolling upgrade the
+            // two formats keep apart instead of misreading each other's members.
+            Algorithm::SlidingWindow => "sw2",
             Algorithm::SlidingWindowCounter => "swc",
             Algorithm::TokenBucket => "tb",
             Algorithm::Gcra => "gcra",
@@ -176,8 +178,8 @@ impl Policy {
         key
     }
 
-    /// A call of this algorithm's script: `KEYS = [key]` (and the sliding log's total),
-    /// `ARGV = [op, limit or burst, window or interval, cost, nonce or stamp]`.
+    /// A call of this algorithm's script: `KEYS = [key]`, `ARGV = [op, limit or burst,
+    /// window or interval, cost, stamp]` (the stamp only matters to a refund).
     fn invocation(&self, key: &str, op: &str, cost: u64, last: u64) -> ScriptInvocation<'static> {
         let (a, b) = if self.algorithm.has_burst() {
             (self.burst, self.interval_us())
@@ -185,28 +187,23 @@ impl Policy {
             (self.limit, self.window_us)
         };
         let mut invocation = self.algorithm.script().prepare_invoke();
-        invocation.key(key);
-        if self.algorithm == Algorithm::SlidingWindow {
-            invocation.key(total_key(key));
-        }
-        invocation.arg(op).arg(a).arg(b).arg(cost).arg(last);
+        invocation
+            .key(key)
+            .arg(op)
+            .arg(a)
+            .arg(b)
+            .arg(cost)
+            .arg(last);
         invocation
     }
-}
-
-/// The key holding the sum of the costs in a sliding log `key`: same hash tag, same TTL.
-fn total_key(key: &str) -> String {
-    let mut total = String::with_capacity(key.len() + 6);
-    total.push_str(key);
-    total.push_str(":total");
-    total
 }
 
 /// What one take decided, and what a refund of it needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
     pub decision: Decision,
-    /// The window number for the window algorithms, the nonce for the sliding log.
+    /// The window number for the window algorithms, the admission time of the call for the
+    /// sliding log: what identifies the units taken.
     stamp: u64,
 }
 
@@ -214,7 +211,7 @@ pub(crate) struct Outcome {
 /// reset_after µs, stamp, now µs}`.
 type Raw = [i64; 7];
 
-fn outcome(policy: &Policy, raw: Raw, nonce: u64) -> Outcome {
+fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     let [allowed, limit, remaining, retry_us, reset_us, stamp, now_us] = raw;
     let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
     let retry_after = if retry_us < 0 {
@@ -236,11 +233,7 @@ fn outcome(policy: &Policy, raw: Raw, nonce: u64) -> Outcome {
             },
             at: micros(now_us),
         },
-        stamp: if policy.algorithm == Algorithm::SlidingWindow {
-            nonce
-        } else {
-            u64::try_from(stamp).unwrap_or(0)
-        },
+        stamp: u64::try_from(stamp).unwrap_or(0),
     }
 }
 
@@ -255,10 +248,9 @@ pub(crate) async fn take(
     // the arithmetic in range on both backends.
     let cost = cost.min(MAX_UNITS + 1);
     let key = policy.state_key(base);
-    let nonce = fastrand::u64(..);
     match backend {
         Backend::Redis(r) => {
-            let invocation = policy.invocation(&key, "take", cost, nonce);
+            let invocation = policy.invocation(&key, "take", cost, 0);
             let reply: Vec<i64> = r.invoke(&invocation).await?;
             let raw: Raw = reply.try_into().map_err(|_| {
                 Error::Redis(redis::RedisError::from((
@@ -266,12 +258,11 @@ pub(crate) async fn take(
                     "unexpected reply from a rate limit script",
                 )))
             })?;
-            Ok(outcome(policy, raw, nonce))
+            Ok(outcome(policy, raw))
         }
         Backend::Memory(m) => Ok(outcome(
             policy,
-            m.atomically(&key, |txn| memory::take(txn, &key, policy, cost, nonce)),
-            nonce,
+            m.atomically(&key, |txn| memory::take(txn, &key, policy, cost)),
         )),
         Backend::Unusable(why) => Err(Backend::unusable(why)),
     }
@@ -311,18 +302,64 @@ mod tests {
     #[test]
     fn state_keys_keep_the_hash_tag_and_separate_windows() {
         let p = Policy::new(Algorithm::SlidingWindow, 10, Duration::from_secs(1), 10);
-        assert_eq!(p.state_key("ns:{api:alice}"), "ns:{api:alice}:sw:1000");
+        assert_eq!(p.state_key("ns:{api:alice}"), "ns:{api:alice}:sw2:1000");
         let q = Policy::new(
             Algorithm::SlidingWindow,
             10,
             Duration::from_micros(1500),
             10,
         );
-        assert_eq!(q.state_key("{x}"), "{x}:sw:1500us");
+        assert_eq!(q.state_key("{x}"), "{x}:sw2:1500us");
         assert_eq!(
             crate::backend::hash_tag(&p.state_key("ns:{api:alice}")),
             "api:alice"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refund_in_the_middle_of_the_sliding_log_keeps_later_calls_exact() {
+        let m = crate::backend::MemoryBackend::new(None);
+        let window = Duration::from_secs(10);
+        let p = Policy::new(Algorithm::SlidingWindow, 10, window, 10);
+        let key = "{k}:sw2:10000";
+        let take = |cost| {
+            outcome(
+                &p,
+                m.atomically(key, |txn| memory::take(txn, key, &p, cost)),
+            )
+        };
+        let first = take(3);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let second = take(4);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let third = take(1);
+        m.atomically(key, |txn| memory::refund(txn, key, &p, 3, first.stamp));
+        m.atomically(key, |txn| memory::refund(txn, key, &p, 1, third.stamp));
+        assert_eq!(take(0).decision.remaining, 6);
+        // 7 do not fit until the second call, the only one left, has left the window.
+        let denied = take(7).decision;
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, second.decision.at + window - denied.at);
+        m.atomically(key, |txn| memory::refund(txn, key, &p, 4, second.stamp));
+        assert_eq!(take(0).decision.remaining, 10);
+        assert_eq!(m.pttl(key), None, "an empty log is deleted");
+    }
+
+    #[test]
+    fn token_bucket_and_gcra_capacity_is_what_refills_in_71_years() {
+        let p = Policy::new(Algorithm::Gcra, 1, Duration::MAX, u64::MAX);
+        assert_eq!(
+            (p.window_us, p.interval_us()),
+            (MAX_WINDOW_US, MAX_WINDOW_US)
+        );
+        assert_eq!(p.burst, 2);
+        let q = Policy::new(Algorithm::TokenBucket, u64::MAX, Duration::MAX, u64::MAX);
+        assert_eq!(q.burst, MAX_UNITS);
+        let r = Policy::new(Algorithm::TokenBucket, 1, Duration::from_secs(1), 0);
+        assert_eq!(r.burst, 0, "a zero capacity stays zero");
+        for p in [p, q, r] {
+            assert!(p.burst * p.interval_us() <= MAX_REFILL_US);
+        }
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl RateLimited {
 /// ```
 ///
 /// Keys are escaped like placeholder values, except that `:` separates segments:
-/// `"api:alice"` is stored as `ns:{api:alice}:sw:60000`, and no key can leave its braces.
+/// `"api:alice"` is stored as `ns:{api:alice}:sw2:60000`, and no key can leave its braces.
 ///
 /// # Limits
 /// The builders accept every value and clamp what is out of range, so that both backends

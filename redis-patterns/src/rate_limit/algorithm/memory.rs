@@ -15,19 +15,27 @@ struct FixedWindow {
     count: u64,
 }
 
-/// One entry per admitted call, oldest first, and the sum of their costs: as the script's
-/// sorted set (one member per call) and its total key.
+/// One entry per admitted call, oldest first: the script's sorted set (one member per call).
 #[derive(Default)]
-struct Log {
-    calls: VecDeque<Admitted>,
-    total: u64,
-}
+struct Log(VecDeque<Admitted>);
 
 struct Admitted {
-    /// Admission time, µs on the store's clock.
+    /// Admission time, µs on the store's clock; strictly increasing along the log, so it is
+    /// also the call's identity for a refund (its `end` moves when an earlier call is refunded).
     at: u64,
-    nonce: u64,
+    /// The running sum of the costs admitted to this log, up to and including this call,
+    /// modulo [`END_MODULUS`].
+    end: u64,
     cost: u64,
+}
+
+/// The script's modulus for `end` (2^52, so that Lua's doubles hold it): differences of ends
+/// within one window are far smaller, so they are exact.
+const END_MODULUS: u64 = 1 << 52;
+
+/// `(a - b) mod 2^52`, as the script's `(a - b) % M`.
+fn since(a: u64, b: u64) -> u64 {
+    a.wrapping_sub(b) & (END_MODULUS - 1)
 }
 
 #[derive(Default)]
@@ -57,11 +65,11 @@ fn signed(x: u64) -> i64 {
     i64::try_from(x).unwrap_or(i64::MAX)
 }
 
-pub(super) fn take(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, nonce: u64) -> Raw {
+pub(super) fn take(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64) -> Raw {
     let now = micros(txn.clock());
     match p.algorithm {
         Algorithm::FixedWindow => fixed_window(txn, key, p, cost, now),
-        Algorithm::SlidingWindow => sliding_window(txn, key, p, cost, nonce, now),
+        Algorithm::SlidingWindow => sliding_window(txn, key, p, cost, now),
         Algorithm::SlidingWindowCounter => sliding_window_counter(txn, key, p, cost, now),
         Algorithm::TokenBucket => token_bucket(txn, key, p, cost, now),
         Algorithm::Gcra => gcra(txn, key, p, cost, now),
@@ -83,16 +91,16 @@ pub(super) fn refund(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, stamp:
             }
         }
         Algorithm::SlidingWindow => {
-            let log = txn.state::<Log>(key);
+            let log = &mut txn.state::<Log>(key).0;
             // A refund follows its take within a round trip: search from the newest.
-            let ours = log
-                .calls
-                .iter()
-                .rposition(|c| c.nonce == stamp && c.cost == cost);
-            if let Some(call) = ours.and_then(|i| log.calls.remove(i)) {
-                log.total = log.total.saturating_sub(call.cost);
+            if let Some(i) = log.iter().rposition(|c| c.at == stamp && c.cost == cost) {
+                log.remove(i);
+                // The calls admitted after it counted its units in their `end`.
+                for later in log.iter_mut().skip(i) {
+                    later.end = since(later.end, cost);
+                }
             }
-            if log.calls.is_empty() {
+            if log.is_empty() {
                 txn.del(key);
             }
         }
@@ -189,58 +197,53 @@ fn fixed_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -
     ]
 }
 
-fn sliding_window(
-    txn: &mut Txn<'_>,
-    key: &str,
-    p: &Policy,
-    cost: u64,
-    nonce: u64,
-    now: u64,
-) -> Raw {
+fn sliding_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {
     let (limit, window) = (p.limit, p.window_us);
-    let log = txn.state::<Log>(key);
+    let log = &mut txn.state::<Log>(key).0;
     while log
-        .calls
         .front()
         .is_some_and(|c| c.at.saturating_add(window) <= now)
     {
-        if let Some(left) = log.calls.pop_front() {
-            log.total = log.total.saturating_sub(left.cost);
-        }
+        log.pop_front();
     }
-    let (mut allowed, mut retry_after) = (0, 0);
-    if log.total.saturating_add(cost) <= limit {
+    let base = log.front().map_or(0, |c| since(c.end, c.cost));
+    let last_end = log.back().map_or(0, |c| c.end);
+    let mut last_at = log.back().map(|c| c.at);
+    let mut total = since(last_end, base);
+    let (mut allowed, mut retry_after, mut stamp, mut added) = (0, 0, 0, false);
+    if total.saturating_add(cost) <= limit {
         allowed = 1;
         if cost > 0 {
-            log.calls.push_back(Admitted {
-                at: now,
-                nonce,
+            let at = match last_at {
+                Some(newest) if newest >= now => newest.saturating_add(1),
+                _ => now,
+            };
+            stamp = at;
+            log.push_back(Admitted {
+                at,
+                end: since(last_end.saturating_add(cost), 0),
                 cost,
             });
-            log.total = log.total.saturating_add(cost);
+            total = total.saturating_add(cost);
+            last_at = Some(at);
+            added = true;
         }
     } else if cost > limit {
         retry_after = -1;
     } else {
-        // The oldest calls leave first: this one fits once enough of their units have left.
-        let needed = log.total.saturating_add(cost).saturating_sub(limit);
-        let mut freed = 0u64;
-        let fits_after = log.calls.iter().find(|c| {
-            freed = freed.saturating_add(c.cost);
-            freed >= needed
-        });
-        if let Some(c) = fits_after {
-            retry_after = signed((c.at.saturating_add(window)).saturating_sub(now));
+        // The oldest calls leave first: this one fits once the first call whose `end` is
+        // `needed` past the base has left.
+        let needed = total.saturating_add(cost).saturating_sub(limit);
+        let leaving = log.partition_point(|c| since(c.end, base) < needed);
+        if let Some(c) = log.get(leaving) {
+            retry_after = signed(c.at.saturating_add(window).saturating_sub(now));
         }
     }
-    let total = log.total;
-    let reset_after = log
-        .calls
-        .back()
-        .map_or(0, |c| c.at.saturating_add(window).saturating_sub(now));
-    if reset_after == 0 {
+    let reset_after = last_at.map_or(0, |at| at.saturating_add(window).saturating_sub(now));
+    if log.is_empty() {
+        // Only this read created it.
         txn.del(key);
-    } else {
+    } else if added {
         txn.expire(key, ceil_ms(reset_after));
     }
     [
@@ -249,7 +252,7 @@ fn sliding_window(
         signed(limit.saturating_sub(total)),
         retry_after,
         signed(reset_after),
-        0,
+        signed(stamp),
         signed(now),
     ]
 }
