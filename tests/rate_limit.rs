@@ -481,39 +481,121 @@ async fn huge_sliding_window_cost_stores_one_member() {
     assert!(bytes < 4096, "the log of one call takes {bytes} bytes");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_sliding_window_costs_never_block_the_server_for_a_millisecond() {
+/// Starts a server of its own whose slow log records every command that holds it for over
+/// 100 ms: the server's own measure, not a client-side timing. (Not 1 ms: on a loaded machine
+/// the scheduler alone can stretch a single `ZADD` past that; the work a call does is counted
+/// exactly by [`commands_run`].)
+fn server_logging_slow_commands() -> (RedisServer, redis::Connection) {
     let server = RedisServer::start();
     let mut conn = server.redis();
-    // The slow log is the server's own measure of how long each command held it.
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("slowlog-log-slower-than")
-        .arg(1000)
+        .arg(100_000)
         .query::<()>(&mut conn)
         .unwrap();
     redis::cmd("SLOWLOG")
         .arg("RESET")
         .query::<()>(&mut conn)
         .unwrap();
+    (server, conn)
+}
+
+fn slow_commands(conn: &mut redis::Connection) -> Vec<redis::Value> {
+    redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(16)
+        .query(conn)
+        .unwrap()
+}
+
+/// How many times the server ran each command (scripts' own calls included), from
+/// `INFO commandstats`: an exact, server-side count of the work done.
+fn commands_run(conn: &mut redis::Connection) -> std::collections::HashMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.strip_prefix("calls=")?.split(',').next()?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The commands run between two [`commands_run`] snapshots, except the `INFO` that took them.
+fn commands_between(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+    command: &str,
+) -> u64 {
+    after.get(command).copied().unwrap_or(0) - before.get(command).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_sliding_window_costs_run_a_few_commands_and_never_block_the_server() {
+    let (server, mut conn) = server_logging_slow_commands();
     let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("slow")).unwrap();
     let limiter = RateLimiter::sliding_window(MAX_LIMIT, LONG).client(client);
     for cost in [1_000_000, 1, 3_000_000] {
+        let before = commands_run(&mut conn);
         assert!(limiter.check("export:alice", cost).await.unwrap().allowed);
+        let after = commands_run(&mut conn);
+        assert_eq!(commands_between(&before, &after, "zadd"), 1, "cost {cost}");
+        let zrange = commands_between(&before, &after, "zrange");
+        assert!(zrange <= 2, "cost {cost}: {zrange} ZRANGE");
     }
-    // Denied calls walk the log to find their retry-after: still one member per call.
     let denied = limiter.check("export:alice", MAX_LIMIT).await.unwrap();
     assert!(!denied.allowed);
     assert!(denied.retry_after > Duration::ZERO && denied.retry_after <= LONG);
-    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(128)
-        .query(&mut conn)
-        .unwrap();
+    let slow = slow_commands(&mut conn);
     assert!(
         slow.is_empty(),
-        "commands held the server for over 1 ms: {slow:?}"
+        "commands held the server for over 100 ms: {slow:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_sliding_window_call_searches_a_log_of_20000_calls_in_a_few_commands() {
+    let server = RedisServer::start();
+    let mut conn = server.redis();
+    let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("many")).unwrap();
+    let limiter = RateLimiter::sliding_window(MAX_LIMIT, LONG).client(client.clone());
+    assert!(limiter.check("export:bob", 1).await.unwrap().allowed);
+    // 20,000 more admitted calls, pipelined by hand with the runtime's own script.
+    let script = redis::Script::new(include_str!(
+        "../redis-patterns/src/scripts/rate_limit_sliding_window.lua"
+    ));
+    let key = state_key(&client, "export:bob", Algorithm::SlidingWindow, LONG);
+    let mut pipe = redis::pipe();
+    for _ in 0..20_000 {
+        pipe.cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(&key)
+            .arg("take")
+            .arg(MAX_LIMIT)
+            .arg(LONG.as_micros() as u64)
+            .arg(1)
+            .arg(0)
+            .ignore();
+    }
+    pipe.query::<()>(&mut conn).unwrap();
+    assert_eq!(
+        limiter.check("export:bob", 0).await.unwrap().remaining,
+        MAX_LIMIT - 20_001
+    );
+    // Room for this one appears once half of those calls have left: found by a binary search
+    // over the log (15 probes for 20,001 calls), not a walk along it.
+    let before = commands_run(&mut conn);
+    let denied = limiter
+        .check("export:bob", MAX_LIMIT - 10_000)
+        .await
+        .unwrap();
+    let after = commands_run(&mut conn);
+    assert!(!denied.allowed);
+    assert!(denied.retry_after > Duration::ZERO && denied.retry_after <= LONG);
+    let zrange = commands_between(&before, &after, "zrange");
+    assert!(zrange <= 20, "{zrange} ZRANGE for one denied call");
 }
 
 /// One call of the sliding-window script by hand: `take` replies `[allowed, limit, remaining,
