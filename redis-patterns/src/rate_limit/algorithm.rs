@@ -30,7 +30,8 @@ pub enum Algorithm {
     /// A counter per window of the clock; at most `limit` per window, but up to twice that
     /// across a window edge.
     FixedWindow,
-    /// An exact log of admitted units: never more than `limit` in any interval of `window`.
+    /// An exact log of admitted calls (one entry per call, carrying its cost): never more
+    /// than `limit` units in any interval of `window`.
     SlidingWindow,
     /// The current window's counter plus the previous one's, weighted by overlap: close to a
     /// sliding window in O(1) memory.

@@ -272,7 +272,8 @@ impl RateLimiter {
     }
 
     /// At most `limit` units in any interval of length `window`, exactly: a log of admitted
-    /// units in a sorted set. Memory grows with `limit`.
+    /// calls in a sorted set, one member per call whatever its cost. Memory grows with the
+    /// number of calls admitted in a window, never with their cost.
     ///
     /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
