@@ -228,13 +228,18 @@ async fn redis_and_memory_decide_alike_for_random_and_extreme_inputs() {
     let mut rng = Rng(seed);
     let on_redis = common::client(Kind::Redis, "parity");
     let on_memory = common::client(Kind::Memory, "parity");
-    for case in 0..400 {
+    // Per algorithm: [sequences compared, calls admitted, calls denied after an admission].
+    let mut seen = [[0u32; 3]; 5];
+    for case in 0..1000 {
         let algorithm = ALGORITHMS[case % ALGORITHMS.len()];
         let (limit, window, burst) = (rng.count(), rng.window(), rng.count());
         let redis = limiter(algorithm, limit, window, burst).client(on_redis.clone());
         let memory = limiter(algorithm, limit, window, burst).client(on_memory.clone());
         let calls = if time_independent(&redis) { 8 } else { 1 };
         let key = format!("case{case}");
+        let tally = &mut seen[case % ALGORITHMS.len()];
+        tally[0] += u32::from(calls > 1);
+        let mut admitted_before = false;
         for call in 0..calls {
             let cost = rng.cost(&redis);
             let what = format!(
@@ -251,7 +256,18 @@ async fn redis_and_memory_decide_alike_for_random_and_extreme_inputs() {
                 (m.allowed, m.limit, m.remaining),
                 "{what}\nredis  {r:?}\nmemory {m:?}"
             );
+            tally[1] += u32::from(r.allowed);
+            tally[2] += u32::from(!r.allowed && admitted_before);
+            admitted_before |= r.allowed && cost > 0;
         }
+    }
+    // The generator must reach the interesting cases for every algorithm: sequences, and
+    // denials that depend on what earlier calls took.
+    for (algorithm, [sequences, admitted, denied]) in ALGORITHMS.iter().zip(seen) {
+        assert!(
+            sequences >= 10 && admitted >= 100 && denied >= 20,
+            "{algorithm}: {sequences} sequences, {admitted} admitted, {denied} denied"
+        );
     }
     assert_every_key_has_a_ttl(&on_redis);
 }
@@ -272,8 +288,8 @@ fn assert_every_key_has_a_ttl(client: &Client) {
             .unwrap();
         for key in keys {
             let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
-            // -2: expired between SCAN and PTTL.
-            assert!(ttl > 0 || ttl == -2, "{key} has no TTL ({ttl})");
+            // -1 is a key without a TTL; -2 expired between SCAN and PTTL, and 0 is about to.
+            assert_ne!(ttl, -1, "{key} has no TTL");
             seen += 1;
         }
         cursor = next;
