@@ -34,7 +34,7 @@ struct Admitted {
 const END_MODULUS: u64 = 1 << 52;
 
 /// `(a - b) mod 2^52`, as the script's `(a - b) % M`.
-fn since(a: u64, b: u64) -> u64 {
+fn end_diff(a: u64, b: u64) -> u64 {
     a.wrapping_sub(b) & (END_MODULUS - 1)
 }
 
@@ -97,7 +97,7 @@ pub(super) fn refund(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, stamp:
                 log.remove(i);
                 // The calls admitted after it counted its units in their `end`.
                 for later in log.iter_mut().skip(i) {
-                    later.end = since(later.end, cost);
+                    later.end = end_diff(later.end, cost);
                 }
             }
             if log.is_empty() {
@@ -130,7 +130,7 @@ pub(super) fn refund(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, stamp:
             let state = txn.state::<Tat>(key);
             let tat = state.0.unwrap_or(now).max(now);
             let tat = tat
-                .saturating_sub(cost.saturating_mul(p.interval_us()))
+                .saturating_sub(cost.min(p.burst).saturating_mul(p.interval_us()))
                 .max(now);
             if tat > now {
                 state.0 = Some(tat);
@@ -206,10 +206,10 @@ fn sliding_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64)
     {
         log.pop_front();
     }
-    let base = log.front().map_or(0, |c| since(c.end, c.cost));
+    let base = log.front().map_or(0, |c| end_diff(c.end, c.cost));
     let last_end = log.back().map_or(0, |c| c.end);
     let mut last_at = log.back().map(|c| c.at);
-    let mut total = since(last_end, base);
+    let mut total = end_diff(last_end, base);
     let (mut allowed, mut retry_after, mut stamp, mut added) = (0, 0, 0, false);
     if total.saturating_add(cost) <= limit {
         allowed = 1;
@@ -221,7 +221,7 @@ fn sliding_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64)
             stamp = at;
             log.push_back(Admitted {
                 at,
-                end: since(last_end.saturating_add(cost), 0),
+                end: end_diff(last_end.saturating_add(cost), 0),
                 cost,
             });
             total = total.saturating_add(cost);
@@ -234,7 +234,7 @@ fn sliding_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64)
         // The oldest calls leave first: this one fits once the first call whose `end` is
         // `needed` past the base has left.
         let needed = total.saturating_add(cost).saturating_sub(limit);
-        let leaving = log.partition_point(|c| since(c.end, base) < needed);
+        let leaving = log.partition_point(|c| end_diff(c.end, base) < needed);
         if let Some(c) = log.get(leaving) {
             retry_after = signed(c.at.saturating_add(window).saturating_sub(now));
         }
