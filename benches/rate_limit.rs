@@ -8,14 +8,12 @@
 //!
 //! Groups: `decision_latency` (one caller), `decision_throughput_64` (64 concurrent callers
 //! on distinct keys), `mem_decision` (the in-process backend). Every call is admitted (the
-//! limit is far above the rate), so each decision trims the log, counts it and adds a member,
+//! limit is far above the rate), so each decision trims the log, reads its oldest and newest calls and adds a member,
 //! on both sides.
 
 mod support;
 
-use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::Script;
@@ -37,20 +35,15 @@ fn script() -> Script {
     ))
 }
 
-/// What a hand-written caller sends: the key, the limit, the window and a unique nonce.
-async fn baseline_decide(
-    conn: &mut redis::aio::MultiplexedConnection,
-    script: &Script,
-    user: u64,
-    nonce: u64,
-) {
+/// What a hand-written caller sends: the key, the limit, the window and the cost.
+async fn baseline_decide(conn: &mut redis::aio::MultiplexedConnection, script: &Script, user: u64) {
     let reply: Vec<i64> = script
-        .key(format!("baseline:{{api:{user}}}:sw"))
+        .key(format!("baseline:{{api:{user}}}:sw2"))
         .arg("take")
         .arg(LIMIT)
         .arg(WINDOW_US)
         .arg(1)
-        .arg(nonce)
+        .arg(0)
         .invoke_async(conn)
         .await
         .unwrap();
@@ -78,14 +71,12 @@ fn decision_latency(c: &mut Criterion) {
     let conn = rt.block_on(connection(&url));
     let client = rt.block_on(client(&url));
     let script = script();
-    let nonce = Cell::new(0u64);
     Pair::new(
         |rt: &tokio::runtime::Runtime, iters| {
             sequential(rt, iters, || {
                 let mut conn = conn.clone();
-                let n = nonce.replace(nonce.get() + 1);
                 let script = &script;
-                async move { baseline_decide(&mut conn, script, 1, n).await }
+                async move { baseline_decide(&mut conn, script, 1).await }
             })
         },
         |rt: &tokio::runtime::Runtime, iters| sequential(rt, iters, || decide(&client, 1)),
@@ -105,14 +96,12 @@ fn decision_throughput_64(c: &mut Criterion) {
     let conn = rt.block_on(connection(&url));
     let client = rt.block_on(client(&url));
     let script = Arc::new(script());
-    let nonce = Arc::new(AtomicU64::new(0));
     Pair::new(
         |rt: &tokio::runtime::Runtime, iters| {
-            let (conn, script, nonce) = (conn.clone(), script.clone(), nonce.clone());
+            let (conn, script) = (conn.clone(), script.clone());
             concurrent(rt, iters, move |user| {
                 let (mut conn, script) = (conn.clone(), script.clone());
-                let n = nonce.fetch_add(1, Ordering::Relaxed);
-                async move { baseline_decide(&mut conn, &script, user, n).await }
+                async move { baseline_decide(&mut conn, &script, user).await }
             })
         },
         |rt: &tokio::runtime::Runtime, iters| {

@@ -37,7 +37,7 @@ const LONG: Duration = Duration::from_secs(1000 * 86_400);
 fn state_key(client: &Client, key: &str, algorithm: Algorithm, window: Duration) -> String {
     let suffix = match algorithm {
         Algorithm::FixedWindow => "fw",
-        Algorithm::SlidingWindow => "sw",
+        Algorithm::SlidingWindow => "sw2",
         Algorithm::SlidingWindowCounter => "swc",
         Algorithm::TokenBucket => "tb",
         _ => "gcra",

@@ -232,7 +232,32 @@ async fn without_a_key_one_limit_covers_the_whole_function(kind: Kind) {
     assert!(denied.name.ends_with("::whole_function"), "{}", denied.name);
 }
 
+#[rate_limited(key = "extreme:<id>", limit = limit, window = "1000d", algorithm = "gcra", cost = cost, client = client)]
+#[rate_limited(key = "extreme:<id>", limit = limit, window = "1ms", cost = cost, client = client)]
+async fn extreme(client: &Client, id: u32, limit: u64, cost: u64) -> Result<(), ApiError> {
+    let _ = id;
+    Ok(())
+}
+
+async fn extreme_limit_and_cost_expressions_are_clamped_and_never_panic(kind: Kind) {
+    let client = common::client(kind, "extreme-expressions");
+    let mut id = 0;
+    for limit in [0, 1, 1 << 40, u64::MAX] {
+        for cost in [0, 1, 1 << 40, (1 << 40) + 1, u64::MAX] {
+            id += 1;
+            // A fresh key: both limits admit exactly what fits their (clamped) capacity.
+            let admitted = extreme(&client, id, limit, cost).await.is_ok();
+            assert_eq!(
+                admitted,
+                cost <= limit.min(1 << 40),
+                "limit {limit}, cost {cost}"
+            );
+        }
+    }
+}
+
 on_both_backends!(
+    extreme_limit_and_cost_expressions_are_clamped_and_never_panic,
     a_denied_call_returns_rate_limited_without_running_the_body,
     the_limit_can_be_an_expression_over_the_parameters,
     a_cost_expression_consumes_several_units,

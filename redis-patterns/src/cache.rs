@@ -5,7 +5,8 @@
 //! 1. joins the in-process flight for that key (one backend read and at most one computation
 //!    per key at a time in this process);
 //! 2. the flight's leader reads the backend; a decodable value is a hit (with
-//!    `stampede = "early"`, XFetch may decide to recompute it ahead of expiry);
+//!    `stampede = "early"`, XFetch may decide to recompute it ahead of expiry, keeping the
+//!    flight open meanwhile so that it is the process's only recomputation);
 //! 3. on a miss it computes the value — with `stampede = "lock"` only while holding a
 //!    distributed lock, so that across processes one caller computes and the others wait for
 //!    its value — and stores it with the TTL;
@@ -357,15 +358,14 @@ impl Call<'_> {
         match self.backend().get(self.key).await {
             Ok(Some(stored)) => {
                 if let Some((value, header)) = self.decode::<R, K>(&stored) {
-                    // Callers waiting on this flight get the stored value.
-                    leader.finish(|| Shared::Value(stored.slice(envelope::HEADER_LEN..)));
+                    let payload = || Shared::Value(stored.slice(envelope::HEADER_LEN..));
                     if let Stampede::Early { beta } = self.spec.stampede
                         && xfetch_recompute(header, beta, envelope::now_ms(), fastrand::f64())
                     {
-                        // This caller refreshes the value ahead of expiry.
-                        self.count(Event::EarlyRecomputation);
-                        return self.compute_and_store(kind, body, None).await;
+                        return self.refresh_early(kind, body, leader, payload).await;
                     }
+                    // Callers waiting on this flight get the stored value.
+                    leader.finish(payload);
                     self.count(Event::Hit);
                     return kind.rebuild(value);
                 }
@@ -488,7 +488,7 @@ impl Call<'_> {
     }
 
     /// Runs the body and returns what to share and store.
-    async fn run_body<R, K, F>(&self, kind: &K, body: F) -> (R, Option<Vec<u8>>)
+    async fn run_body<R, K, F>(&self, kind: &K, body: F) -> (R, Option<Encoded>)
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
@@ -496,8 +496,12 @@ impl Call<'_> {
         let started = Instant::now();
         let ret = self.compute(body).await;
         let delta = started.elapsed();
+        // One jittered TTL for both the key and the envelope, so that XFetch aims at the
+        // moment the entry really expires.
+        let ttl = self.spec.ttl();
         let encoded = kind.value(&ret).and_then(|value| {
-            envelope::encode(value, delta, self.spec.ttl)
+            envelope::encode(value, delta, ttl)
+                .map(|bytes| Encoded { bytes, ttl })
                 .map_err(|e| {
                     tracing::error!(
                         target: "redis_patterns",
@@ -511,14 +515,48 @@ impl Call<'_> {
         (ret, encoded)
     }
 
-    fn share(leader: Option<&mut Leader<'_>>, encoded: Option<&Vec<u8>>) {
+    fn share(leader: Option<&mut Leader<'_>>, encoded: Option<&Encoded>) {
         if let Some(leader) = leader {
             leader.publish(|| match encoded {
-                Some(bytes) => {
-                    Shared::Value(Bytes::copy_from_slice(&bytes[envelope::HEADER_LEN..]))
-                }
+                Some(encoded) => encoded.payload(),
                 None => Shared::NotShareable,
             });
+        }
+    }
+
+    /// XFetch chose this caller to recompute the value ahead of expiry. The flight stays open
+    /// until the new value is written: callers arriving meanwhile get the stored value at once
+    /// instead of starting recomputations of their own (at most one per key per process).
+    async fn refresh_early<R, K, F>(
+        &self,
+        kind: &K,
+        body: F,
+        mut leader: Leader<'_>,
+        stored: impl FnOnce() -> Shared,
+    ) -> R
+    where
+        K: Cacheable<R>,
+        F: Future<Output = R>,
+    {
+        leader.publish(stored);
+        self.count(Event::EarlyRecomputation);
+        let (ret, encoded) = self.run_body(kind, body).await;
+        // Callers still arriving get the fresh value; a failed recomputation leaves them the
+        // stored one, which is still valid.
+        if let Some(encoded) = &encoded {
+            leader.publish(|| encoded.payload());
+        }
+        self.store(kind, &ret, encoded).await;
+        ret
+    }
+
+    /// Writes what `run_body` encoded, if the result is to be stored.
+    async fn store<R, K: Cacheable<R>>(&self, kind: &K, ret: &R, encoded: Option<Encoded>) {
+        if let Some(Encoded { bytes, ttl }) = encoded.filter(|_| kind.store(ret)) {
+            match self.backend().set(self.key, bytes, ttl).await {
+                Ok(()) => self.count(Event::Write),
+                Err(e) => self.backend_failed("write", &e),
+            }
         }
     }
 
@@ -545,12 +583,7 @@ impl Call<'_> {
     {
         let (ret, encoded) = self.run_body(kind, body).await;
         Self::share(leader, encoded.as_ref());
-        if let Some(bytes) = encoded.filter(|_| kind.store(&ret)) {
-            match self.backend().set(self.key, bytes, self.spec.ttl()).await {
-                Ok(()) => self.count(Event::Write),
-                Err(e) => self.backend_failed("write", &e),
-            }
-        }
+        self.store(kind, &ret, encoded).await;
         ret
     }
 
@@ -568,15 +601,9 @@ impl Call<'_> {
         let (ret, encoded) = self.run_body(kind, body).await;
         Self::share(Some(leader), encoded.as_ref());
         let result = match encoded.filter(|_| kind.store(&ret)) {
-            Some(bytes) => self
+            Some(Encoded { bytes, ttl }) => self
                 .backend()
-                .set_and_unlock(
-                    self.key,
-                    bytes,
-                    self.spec.ttl(),
-                    guard.lock_key,
-                    guard.token,
-                )
+                .set_and_unlock(self.key, bytes, ttl, guard.lock_key, guard.token)
                 .await
                 .map(|_| self.count(Event::Write)),
             None => self
@@ -590,6 +617,20 @@ impl Call<'_> {
             self.backend_failed("write", &e);
         }
         ret
+    }
+}
+
+/// A result ready to store: its envelope, and the (jittered) TTL the envelope's expiry was
+/// computed from.
+struct Encoded {
+    bytes: Vec<u8>,
+    ttl: Duration,
+}
+
+impl Encoded {
+    /// The JSON payload, for the flight's followers.
+    fn payload(&self) -> Shared {
+        Shared::Value(Bytes::copy_from_slice(&self.bytes[envelope::HEADER_LEN..]))
     }
 }
 
@@ -695,8 +736,9 @@ pub async fn put<R, K: Cacheable<R>>(
         spec,
         key: &key,
     };
-    match envelope::encode(value, Duration::ZERO, spec.ttl) {
-        Ok(bytes) => match call.backend().set(&key, bytes, spec.ttl()).await {
+    let ttl = spec.ttl();
+    match envelope::encode(value, Duration::ZERO, ttl) {
+        Ok(bytes) => match call.backend().set(&key, bytes, ttl).await {
             Ok(()) => call.count(Event::Write),
             Err(e) => call.backend_failed("write-through", &e),
         },

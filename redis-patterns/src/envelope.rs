@@ -12,6 +12,9 @@
 //! | 8..16  | `expires_ms` | u64 LE: Unix time in ms when the entry expires (XFetch)        |
 //! | 16..   | payload      | the value as JSON                                              |
 //!
+//! `expires_ms` is computed from the same TTL the key is stored with, `ttl_jitter` included,
+//! so that XFetch aims at the moment the entry really expires.
+//!
 //! The header lets `stampede = "early"` decide on recomputation from the value alone, without
 //! a second round trip for `PTTL`. A value that does not start with this header, or whose
 //! JSON does not decode into the function's type (e.g. after a deploy changed the struct), is

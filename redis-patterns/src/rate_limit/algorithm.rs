@@ -3,14 +3,13 @@
 //! `mem://` (under the shard lock of the key's hash tag, on the store's clock). The two are
 //! kept line for line alike; the integration tests run every behaviour on both.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::{Script, ScriptInvocation};
 
-use crate::backend::{Backend, Txn};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 use super::Decision;
@@ -31,7 +30,8 @@ pub enum Algorithm {
     /// A counter per window of the clock; at most `limit` per window, but up to twice that
     /// across a window edge.
     FixedWindow,
-    /// An exact log of admitted units: never more than `limit` in any interval of `window`.
+    /// An exact log of admitted calls (one entry per call, carrying its cost): never more
+    /// than `limit` units in any interval of `window`.
     SlidingWindow,
     /// The current window's counter plus the previous one's, weighted by overlap: close to a
     /// sliding window in O(1) memory.
@@ -64,7 +64,9 @@ impl Algorithm {
     fn suffix(self) -> &'static str {
         match self {
             Algorithm::FixedWindow => "fw",
-            Algorithm::SlidingWindow => "sw",
+            // `sw2`: one member per call (`sw` held one per unit); during a rolling upgrade the
+            // two formats keep apart instead of misreading each other's members.
+            Algorithm::SlidingWindow => "sw2",
             Algorithm::SlidingWindowCounter => "swc",
             Algorithm::TokenBucket => "tb",
             Algorithm::Gcra => "gcra",
@@ -109,6 +111,11 @@ pub(crate) const MAX_UNITS: u64 = 1 << 40;
 /// server clock arithmetic stay exact.
 pub(crate) const MAX_WINDOW_US: u64 = 1 << 50;
 
+/// The longest time a `token_bucket` or `gcra` takes to refill its whole capacity
+/// (`burst × window / limit`), about 71 years: every time their scripts compute, the server
+/// clock included, then stays below 2^53. A `burst` beyond it could never be refilled anyway.
+pub(crate) const MAX_REFILL_US: u64 = 1 << 51;
+
 /// One limit, fully resolved: what the scripts are given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
@@ -121,16 +128,24 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    /// Limits and windows beyond [`MAX_UNITS`] and [`MAX_WINDOW_US`] are clamped to them.
+    /// Limits and windows beyond [`MAX_UNITS`] and [`MAX_WINDOW_US`] are clamped to them, a
+    /// window shorter than a microsecond is one microsecond, and the capacity of
+    /// `token_bucket` and `gcra` is at most what refills in [`MAX_REFILL_US`].
     pub(crate) fn new(algorithm: Algorithm, limit: u64, window: Duration, burst: u64) -> Self {
-        Policy {
+        let mut policy = Policy {
             algorithm,
             limit: limit.min(MAX_UNITS),
             window_us: u64::try_from(window.as_micros())
                 .unwrap_or(u64::MAX)
                 .clamp(1, MAX_WINDOW_US),
             burst: burst.min(MAX_UNITS),
+        };
+        if algorithm.has_burst() {
+            // `interval_us` is at least 1, so this cannot divide by zero.
+            let refillable = (MAX_REFILL_US / policy.interval_us()).max(1);
+            policy.burst = policy.burst.min(refillable);
         }
+        policy
     }
 
     pub(crate) fn window(&self) -> Duration {
@@ -165,7 +180,7 @@ impl Policy {
     }
 
     /// A call of this algorithm's script: `KEYS = [key]`, `ARGV = [op, limit or burst,
-    /// window or interval, cost, nonce or stamp]`.
+    /// window or interval, cost, stamp]` (the stamp only matters to a refund).
     fn invocation(&self, key: &str, op: &str, cost: u64, last: u64) -> ScriptInvocation<'static> {
         let (a, b) = if self.algorithm.has_burst() {
             (self.burst, self.interval_us())
@@ -188,7 +203,8 @@ impl Policy {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
     pub decision: Decision,
-    /// The window number for the window algorithms, the nonce for the sliding log.
+    /// The window number for the window algorithms, the admission time of the call for the
+    /// sliding log: what identifies the units taken.
     stamp: u64,
 }
 
@@ -196,7 +212,7 @@ pub(crate) struct Outcome {
 /// reset_after µs, stamp, now µs}`.
 type Raw = [i64; 7];
 
-fn outcome(policy: &Policy, raw: Raw, nonce: u64) -> Outcome {
+fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     let [allowed, limit, remaining, retry_us, reset_us, stamp, now_us] = raw;
     let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
     let retry_after = if retry_us < 0 {
@@ -218,11 +234,7 @@ fn outcome(policy: &Policy, raw: Raw, nonce: u64) -> Outcome {
             },
             at: micros(now_us),
         },
-        stamp: if policy.algorithm == Algorithm::SlidingWindow {
-            nonce
-        } else {
-            u64::try_from(stamp).unwrap_or(0)
-        },
+        stamp: u64::try_from(stamp).unwrap_or(0),
     }
 }
 
@@ -237,10 +249,9 @@ pub(crate) async fn take(
     // the arithmetic in range on both backends.
     let cost = cost.min(MAX_UNITS + 1);
     let key = policy.state_key(base);
-    let nonce = fastrand::u64(..);
     match backend {
         Backend::Redis(r) => {
-            let invocation = policy.invocation(&key, "take", cost, nonce);
+            let invocation = policy.invocation(&key, "take", cost, 0);
             let reply: Vec<i64> = r.invoke(&invocation).await?;
             let raw: Raw = reply.try_into().map_err(|_| {
                 Error::Redis(redis::RedisError::from((
@@ -248,12 +259,11 @@ pub(crate) async fn take(
                     "unexpected reply from a rate limit script",
                 )))
             })?;
-            Ok(outcome(policy, raw, nonce))
+            Ok(outcome(policy, raw))
         }
         Backend::Memory(m) => Ok(outcome(
             policy,
-            m.atomically(&key, |txn| memory::take(txn, &key, policy, cost, nonce)),
-            nonce,
+            m.atomically(&key, |txn| memory::take(txn, &key, policy, cost)),
         )),
         Backend::Unusable(why) => Err(Backend::unusable(why)),
     }
@@ -284,366 +294,7 @@ pub(crate) async fn refund(
     }
 }
 
-/// The `mem://` versions of the scripts, step for step.
-mod memory {
-    use super::*;
-
-    #[derive(Default)]
-    struct FixedWindow {
-        window: u64,
-        count: u64,
-    }
-
-    /// One entry per admitted unit: (admission time µs, nonce of its call).
-    #[derive(Default)]
-    struct Log(VecDeque<(u64, u64)>);
-
-    #[derive(Default)]
-    struct WindowCounter {
-        window: u64,
-        count: u64,
-        previous: u64,
-    }
-
-    /// `None` when missing: a full bucket.
-    #[derive(Default)]
-    struct Bucket(Option<(u64, u64)>);
-
-    /// The theoretical arrival time; `None` when missing.
-    #[derive(Default)]
-    struct Tat(Option<u64>);
-
-    fn micros(d: Duration) -> u64 {
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-    }
-
-    fn ceil_ms(us: u64) -> Duration {
-        Duration::from_millis(us.div_ceil(1000).max(1))
-    }
-
-    fn signed(x: u64) -> i64 {
-        i64::try_from(x).unwrap_or(i64::MAX)
-    }
-
-    pub(super) fn take(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, nonce: u64) -> Raw {
-        let now = micros(txn.clock());
-        match p.algorithm {
-            Algorithm::FixedWindow => fixed_window(txn, key, p, cost, now),
-            Algorithm::SlidingWindow => sliding_window(txn, key, p, cost, nonce, now),
-            Algorithm::SlidingWindowCounter => sliding_window_counter(txn, key, p, cost, now),
-            Algorithm::TokenBucket => token_bucket(txn, key, p, cost, now),
-            Algorithm::Gcra => gcra(txn, key, p, cost, now),
-        }
-    }
-
-    pub(super) fn refund(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, stamp: u64) {
-        // Every state here carries a TTL, so none means there is nothing left to give back
-        // (and asking for the state would create an empty one).
-        if txn.pttl(key).is_none() {
-            return;
-        }
-        let now = micros(txn.clock());
-        match p.algorithm {
-            Algorithm::FixedWindow => {
-                let state = txn.state::<FixedWindow>(key);
-                if state.window == stamp {
-                    state.count = state.count.saturating_sub(cost);
-                }
-            }
-            Algorithm::SlidingWindow => {
-                let log = txn.state::<Log>(key);
-                let mut left = cost;
-                log.0.retain(|&(_, n)| {
-                    let ours = n == stamp && left > 0;
-                    left -= u64::from(ours);
-                    !ours
-                });
-            }
-            Algorithm::SlidingWindowCounter => {
-                let state = txn.state::<WindowCounter>(key);
-                if state.window == stamp {
-                    state.count = state.count.saturating_sub(cost);
-                } else if state.window == stamp + 1 {
-                    state.previous = state.previous.saturating_sub(cost);
-                }
-            }
-            Algorithm::TokenBucket => {
-                let state = txn.state::<Bucket>(key);
-                let (tokens, since) = refill(state, p, now);
-                let tokens = (tokens + cost).min(p.burst);
-                if tokens >= p.burst {
-                    txn.del(key);
-                } else {
-                    state.0 = Some((tokens, since));
-                    let reset = (p.burst - tokens)
-                        .saturating_mul(p.interval_us())
-                        .saturating_sub(now - since);
-                    txn.expire(key, ceil_ms(reset));
-                }
-            }
-            Algorithm::Gcra => {
-                let state = txn.state::<Tat>(key);
-                let tat = state.0.unwrap_or(now).max(now);
-                let tat = tat
-                    .saturating_sub(cost.saturating_mul(p.interval_us()))
-                    .max(now);
-                if tat > now {
-                    state.0 = Some(tat);
-                    txn.expire(key, ceil_ms(tat - now));
-                } else {
-                    txn.del(key);
-                }
-            }
-        }
-    }
-
-    /// The bucket brought up to `now`: whole tokens gained since the last count, and the time
-    /// up to which they are counted.
-    fn refill(state: &Bucket, p: &Policy, now: u64) -> (u64, u64) {
-        let (burst, interval) = (p.burst, p.interval_us());
-        let (tokens, since) = match state.0 {
-            None => (burst, now),
-            Some((tokens, since)) if now > since => {
-                let gained = (now - since) / interval;
-                (tokens + gained, since + gained * interval)
-            }
-            Some(stored) => stored,
-        };
-        if tokens >= burst {
-            (burst, now)
-        } else {
-            (tokens, since)
-        }
-    }
-
-    fn fixed_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {
-        let (limit, window) = (p.limit, p.window_us);
-        let current = now / window;
-        let state = txn.state::<FixedWindow>(key);
-        let mut count = if state.window == current {
-            state.count
-        } else {
-            0
-        };
-        let reset_after = (current + 1) * window - now;
-        let (mut allowed, mut retry_after) = (0, 0);
-        if count + cost <= limit {
-            allowed = 1;
-            count += cost;
-            *state = FixedWindow {
-                window: current,
-                count,
-            };
-        } else if cost > limit {
-            retry_after = -1;
-        } else {
-            retry_after = signed(reset_after);
-        }
-        // A fresh state created by this read expires with its window too.
-        txn.expire(key, ceil_ms(reset_after));
-        [
-            allowed,
-            signed(limit),
-            signed(limit.saturating_sub(count)),
-            retry_after,
-            signed(reset_after),
-            signed(current),
-            signed(now),
-        ]
-    }
-
-    fn sliding_window(
-        txn: &mut Txn<'_>,
-        key: &str,
-        p: &Policy,
-        cost: u64,
-        nonce: u64,
-        now: u64,
-    ) -> Raw {
-        let (limit, window) = (p.limit, p.window_us);
-        let log = &mut txn.state::<Log>(key).0;
-        while log.front().is_some_and(|&(at, _)| at + window <= now) {
-            log.pop_front();
-        }
-        let mut count = log.len() as u64;
-        let (mut allowed, mut retry_after) = (0, 0);
-        if count + cost <= limit {
-            allowed = 1;
-            log.extend((0..cost).map(|_| (now, nonce)));
-            count += cost;
-        } else if cost > limit {
-            retry_after = -1;
-        } else {
-            let k = count + cost - limit;
-            let (at, _) = log[usize::try_from(k - 1).unwrap_or(usize::MAX)];
-            retry_after = signed(at + window - now);
-        }
-        let reset_after = log.back().map_or(0, |&(at, _)| at + window - now);
-        if log.is_empty() {
-            txn.del(key);
-        } else {
-            txn.expire(key, ceil_ms(reset_after));
-        }
-        [
-            allowed,
-            signed(limit),
-            signed(limit.saturating_sub(count)),
-            retry_after,
-            signed(reset_after),
-            0,
-            signed(now),
-        ]
-    }
-
-    fn sliding_window_counter(
-        txn: &mut Txn<'_>,
-        key: &str,
-        p: &Policy,
-        cost: u64,
-        now: u64,
-    ) -> Raw {
-        let (limit, window) = (p.limit, p.window_us);
-        let current = now / window;
-        let elapsed = now - current * window;
-        let state = txn.state::<WindowCounter>(key);
-        let (mut count, mut previous) = (0, 0);
-        if state.window == current {
-            (count, previous) = (state.count, state.previous);
-        } else if state.window + 1 == current {
-            previous = state.count;
-        }
-        let weight = (window - elapsed) as f64 / window as f64;
-        let (mut allowed, mut retry_after) = (0, 0);
-        let (limit_f, cost_f, window_f, elapsed_f) =
-            (limit as f64, cost as f64, window as f64, elapsed as f64);
-        if previous as f64 * weight + count as f64 + cost_f <= limit_f {
-            allowed = 1;
-            count += cost;
-            *state = WindowCounter {
-                window: current,
-                count,
-                previous,
-            };
-        } else if cost > limit {
-            retry_after = -1;
-        } else {
-            let room = limit_f - cost_f - count as f64;
-            retry_after = if room >= 0.0 {
-                (window_f - elapsed_f - room * window_f / previous as f64).ceil() as i64
-            } else {
-                (window_f - elapsed_f
-                    + (window_f - (limit_f - cost_f) * window_f / count as f64).max(0.0))
-                .ceil() as i64
-            };
-        }
-        let reset_after = if count > 0 {
-            2 * window - elapsed
-        } else if previous > 0 {
-            window - elapsed
-        } else {
-            0
-        };
-        if reset_after == 0 {
-            txn.del(key);
-        } else {
-            txn.expire(key, ceil_ms(2 * window - elapsed));
-        }
-        let remaining = (limit_f - previous as f64 * weight - count as f64)
-            .floor()
-            .max(0.0);
-        [
-            allowed,
-            signed(limit),
-            remaining as i64,
-            retry_after,
-            signed(reset_after),
-            signed(current),
-            signed(now),
-        ]
-    }
-
-    fn token_bucket(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {
-        let (burst, interval) = (p.burst, p.interval_us());
-        let state = txn.state::<Bucket>(key);
-        let fresh = state.0.is_none();
-        let (mut tokens, since) = refill(state, p, now);
-        let (mut allowed, mut retry_after) = (0, 0);
-        if tokens >= cost {
-            allowed = 1;
-            tokens -= cost;
-        } else if cost > burst {
-            retry_after = -1;
-        } else {
-            retry_after = signed(
-                (cost - tokens)
-                    .saturating_mul(interval)
-                    .saturating_sub(now - since),
-            );
-        }
-        let reset_after = (burst - tokens)
-            .saturating_mul(interval)
-            .saturating_sub(now - since);
-        if allowed == 1 && reset_after > 0 {
-            state.0 = Some((tokens, since));
-            txn.expire(key, ceil_ms(reset_after));
-        } else if allowed == 1 || fresh {
-            // Full again, or only this read created it: a missing bucket is a full one.
-            txn.del(key);
-        }
-        [
-            allowed,
-            signed(burst),
-            signed(tokens),
-            retry_after,
-            signed(reset_after),
-            0,
-            signed(now),
-        ]
-    }
-
-    fn gcra(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {
-        let (burst, interval) = (p.burst, p.interval_us());
-        let state = txn.state::<Tat>(key);
-        let stored = state.0;
-        let tat = stored.unwrap_or(now).max(now);
-        let tolerance = interval.saturating_mul(burst);
-        let increment = cost.saturating_mul(interval);
-        let new_tat = tat.saturating_add(increment);
-        let (allowed, retry_after, ttl);
-        if new_tat <= now.saturating_add(tolerance) {
-            allowed = 1;
-            retry_after = 0;
-            ttl = new_tat - now;
-            if ttl > 0 {
-                state.0 = Some(new_tat);
-                txn.expire(key, ceil_ms(ttl));
-            } else if stored.is_none() {
-                txn.del(key);
-            }
-        } else {
-            allowed = 0;
-            ttl = tat - now;
-            retry_after = if increment <= tolerance {
-                signed(new_tat - tolerance - now)
-            } else {
-                -1
-            };
-            if stored.is_none() {
-                txn.del(key);
-            }
-        }
-        let remaining = tolerance.saturating_sub(ttl) / interval;
-        [
-            allowed,
-            signed(burst),
-            signed(remaining),
-            retry_after,
-            signed(ttl),
-            0,
-            signed(now),
-        ]
-    }
-}
+mod memory;
 
 #[cfg(test)]
 mod tests {
@@ -652,18 +303,64 @@ mod tests {
     #[test]
     fn state_keys_keep_the_hash_tag_and_separate_windows() {
         let p = Policy::new(Algorithm::SlidingWindow, 10, Duration::from_secs(1), 10);
-        assert_eq!(p.state_key("ns:{api:alice}"), "ns:{api:alice}:sw:1000");
+        assert_eq!(p.state_key("ns:{api:alice}"), "ns:{api:alice}:sw2:1000");
         let q = Policy::new(
             Algorithm::SlidingWindow,
             10,
             Duration::from_micros(1500),
             10,
         );
-        assert_eq!(q.state_key("{x}"), "{x}:sw:1500us");
+        assert_eq!(q.state_key("{x}"), "{x}:sw2:1500us");
         assert_eq!(
             crate::backend::hash_tag(&p.state_key("ns:{api:alice}")),
             "api:alice"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refund_in_the_middle_of_the_sliding_log_keeps_later_calls_exact() {
+        let m = crate::backend::MemoryBackend::new(None);
+        let window = Duration::from_secs(10);
+        let p = Policy::new(Algorithm::SlidingWindow, 10, window, 10);
+        let key = "{k}:sw2:10000";
+        let take = |cost| {
+            outcome(
+                &p,
+                m.atomically(key, |txn| memory::take(txn, key, &p, cost)),
+            )
+        };
+        let first = take(3);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let second = take(4);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let third = take(1);
+        m.atomically(key, |txn| memory::refund(txn, key, &p, 3, first.stamp));
+        m.atomically(key, |txn| memory::refund(txn, key, &p, 1, third.stamp));
+        assert_eq!(take(0).decision.remaining, 6);
+        // 7 do not fit until the second call, the only one left, has left the window.
+        let denied = take(7).decision;
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, second.decision.at + window - denied.at);
+        m.atomically(key, |txn| memory::refund(txn, key, &p, 4, second.stamp));
+        assert_eq!(take(0).decision.remaining, 10);
+        assert_eq!(m.pttl(key), None, "an empty log is deleted");
+    }
+
+    #[test]
+    fn token_bucket_and_gcra_capacity_is_what_refills_in_71_years() {
+        let p = Policy::new(Algorithm::Gcra, 1, Duration::MAX, u64::MAX);
+        assert_eq!(
+            (p.window_us, p.interval_us()),
+            (MAX_WINDOW_US, MAX_WINDOW_US)
+        );
+        assert_eq!(p.burst, 2);
+        let q = Policy::new(Algorithm::TokenBucket, u64::MAX, Duration::MAX, u64::MAX);
+        assert_eq!(q.burst, MAX_UNITS);
+        let r = Policy::new(Algorithm::TokenBucket, 1, Duration::from_secs(1), 0);
+        assert_eq!(r.burst, 0, "a zero capacity stays zero");
+        for p in [p, q, r] {
+            assert!(p.burst * p.interval_us() <= MAX_REFILL_US);
+        }
     }
 
     #[test]

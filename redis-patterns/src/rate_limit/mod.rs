@@ -198,9 +198,34 @@ impl RateLimited {
 /// ```
 ///
 /// A key's `:` separate segments: the first is the limit's name, each further one a value,
-/// escaped like a placeholder value. So `"api:alice"` is stored as `ns:{api:#alice}:sw:60000`
+/// escaped like a placeholder value. So `"api:alice"` is stored as `ns:{api:#alice}:sw2:60000`
 /// and shares its state with `#[rate_limited(key = "api:<user>")]` for `user = "alice"`
 /// (with the same algorithm and window), and no key can leave its braces.
+///
+/// # Limits
+/// The builders accept every value and clamp what is out of range, so that both backends
+/// compute exactly (Lua's numbers are doubles, exact up to 2^53) and agree on every decision:
+/// - `limit` and `burst` are at most 2^40 (about 10^12);
+/// - `window` is at least 1 µs (a zero window is 1 µs) and at most 2^50 µs (about 35 years),
+///   counted in whole microseconds;
+/// - the capacity of `token_bucket` and `gcra` is at most what refills in 2^51 µs (about 71
+///   years): `burst × window / limit ≤ 2^51 µs`;
+/// - a `cost` above the limit (or capacity) is denied, whatever its size.
+///
+/// The getters ([`limit`](Self::limit), [`window`](Self::window), [`burst`](Self::burst))
+/// return the clamped values.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_patterns::RateLimiter;
+///
+/// let limiter = RateLimiter::token_bucket(u64::MAX, Duration::ZERO, u64::MAX);
+/// assert_eq!(limiter.limit(), 1 << 40);
+/// assert_eq!(limiter.window(), Duration::from_micros(1));
+/// let slow = RateLimiter::gcra(1, Duration::MAX, 1 << 40);
+/// assert_eq!(slow.window(), Duration::from_micros(1 << 50));
+/// assert_eq!(slow.burst(), 2, "2 units refill in 70 years");
+/// ```
 #[derive(Clone)]
 pub struct RateLimiter {
     settings: Arc<Settings>,
@@ -231,14 +256,14 @@ impl fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     fn new(algorithm: Algorithm, limit: u64, window: Duration, burst: u64) -> Self {
-        assert!(
-            !window.is_zero(),
-            "a rate limit window must be longer than zero"
-        );
         let policy = Policy::new(algorithm, limit, window, burst);
         RateLimiter {
             settings: Arc::new(Settings {
-                name: Cow::Owned(format!("{algorithm} {limit} per {window:?}")),
+                name: Cow::Owned(format!(
+                    "{algorithm} {} per {:?}",
+                    policy.limit,
+                    policy.window()
+                )),
                 policy,
                 client: None,
                 on_error: OnError::Allow,
@@ -248,10 +273,10 @@ impl RateLimiter {
     }
 
     /// At most `limit` units in any interval of length `window`, exactly: a log of admitted
-    /// units in a sorted set. Memory grows with `limit`.
+    /// calls in a sorted set, one member per call whatever its cost. Memory grows with the
+    /// number of calls admitted in a window, never with their cost.
     ///
-    /// # Panics
-    /// If `window` is zero.
+    /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
     /// let limiter = redis_patterns::RateLimiter::sliding_window(100, std::time::Duration::from_secs(60));
@@ -264,8 +289,7 @@ impl RateLimiter {
     /// At most `limit` units per window of the clock (windows start at multiples of `window`
     /// on the server clock). One counter; up to `2 × limit` across a window edge.
     ///
-    /// # Panics
-    /// If `window` is zero.
+    /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
     /// let limiter = redis_patterns::RateLimiter::fixed_window(100, std::time::Duration::from_secs(60));
@@ -278,8 +302,7 @@ impl RateLimiter {
     /// About `limit` units per sliding `window`, estimated from two fixed-window counters
     /// (the previous window's weighted by its overlap). O(1) memory per key.
     ///
-    /// # Panics
-    /// If `window` is zero.
+    /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
     /// let limiter = redis_patterns::RateLimiter::sliding_window_counter(100, std::time::Duration::from_secs(60));
@@ -292,8 +315,7 @@ impl RateLimiter {
     /// A bucket of `burst` tokens, full at first, refilled at `limit` per `window` (one token
     /// every `window / limit`); a call takes `cost` tokens.
     ///
-    /// # Panics
-    /// If `window` is zero.
+    /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
     /// let limiter = redis_patterns::RateLimiter::token_bucket(10, std::time::Duration::from_secs(1), 20);
@@ -306,8 +328,7 @@ impl RateLimiter {
     /// GCRA: `limit` per `window`, evenly spaced, with up to `burst` at once from idle. The
     /// outputs match redis-cell's `CL.THROTTLE` with `max_burst = burst - 1`.
     ///
-    /// # Panics
-    /// If `window` is zero.
+    /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
     /// let limiter = redis_patterns::RateLimiter::gcra(100, std::time::Duration::from_secs(60), 10);

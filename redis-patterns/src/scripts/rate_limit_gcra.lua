@@ -2,20 +2,28 @@
 -- value: the theoretical arrival time (TAT) of the next unit, in server microseconds.
 -- KEYS[1]  TAT; missing = now
 -- ARGV[1]  'take', or 'refund' to move the TAT back
--- ARGV[2]  burst (units admitted at once from idle)
+-- ARGV[2]  burst, at most 2^40 (units admitted at once from idle)
 -- ARGV[3]  emission interval in microseconds (window / limit)
 -- ARGV[4]  cost (units)
 -- Returns {allowed 0|1, burst, remaining, retry_after µs (-1: never), reset_after µs, 0,
---          server time µs}; a refund returns 1.
+--          server time µs}; a refund returns 1. Out-of-range arguments are an error
+--          raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
+local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
 local key, burst, interval, cost = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Every product below is at most burst × interval <= 2^51 (a cost above the burst is denied
+-- before any), so Lua's doubles compute it exactly, as the mem:// twin does in integers.
+if not (whole(burst, 0, 2^40) and whole(interval, 1, 2^50) and burst * interval <= 2^51
+        and whole(cost, 0, 2^40 + 1)) then
+  return redis.error_reply('rate limit arguments out of range (burst 0..2^40, interval 1..2^50 us, burst * interval <= 2^51, cost 0..2^40+1)')
+end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local stored = redis.call('GET', key)
 local tat = stored and tonumber(stored) or now
 if tat < now then tat = now end
 if ARGV[1] == 'refund' then
-  tat = math.max(now, tat - cost * interval)
+  tat = math.max(now, tat - math.min(cost, burst) * interval)
   if tat > now then
     redis.call('SET', key, fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000)))
   else
@@ -24,19 +32,18 @@ if ARGV[1] == 'refund' then
   return 1
 end
 local tolerance = interval * burst
-local increment = cost * interval
-local new_tat = tat + increment
-local allow_at = new_tat - tolerance
-local allowed, retry_after, ttl = 0, 0, 0
-if allow_at <= now then
+local allowed, retry_after, ttl = 0, 0, tat - now
+if cost > burst then
+  retry_after = -1
+elseif tat + cost * interval - tolerance <= now then
+  local new_tat = tat + cost * interval
   allowed = 1
   ttl = new_tat - now
   if ttl > 0 then
     redis.call('SET', key, fmt(new_tat), 'PX', fmt(math.ceil(ttl / 1000)))
   end
 else
-  ttl = tat - now
-  if increment <= tolerance then retry_after = allow_at - now else retry_after = -1 end
+  retry_after = tat + cost * interval - tolerance - now
 end
 local remaining = math.max(0, math.floor((tolerance - ttl) / interval))
 return {allowed, burst, remaining, retry_after, ttl, 0, now}

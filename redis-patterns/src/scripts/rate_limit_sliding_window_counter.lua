@@ -2,14 +2,19 @@
 -- count weighted by how much of it still overlaps the sliding window. Approximate, O(1).
 -- KEYS[1]  hash {w = window number, n = units in window w, p = units in window w - 1}
 -- ARGV[1]  'take', or 'refund' to give back units taken earlier
--- ARGV[2]  limit (units per window)
--- ARGV[3]  window in microseconds
--- ARGV[4]  cost (units)
+-- ARGV[2]  limit (units per window), at most 2^40
+-- ARGV[3]  window in microseconds, 1 to 2^50
+-- ARGV[4]  cost (units), at most 2^40 + 1
 -- ARGV[5]  'refund' only: the window number the take returned
 -- Returns {allowed 0|1, limit, remaining, retry_after µs (-1: never), reset_after µs,
---          window number, server time µs}; a refund returns 1.
+--          window number, server time µs}; a refund returns 1. Out-of-range arguments are an
+--          error raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
-local key, window, cost = KEYS[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
+local key, limit, window, cost = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if not (whole(limit, 0, 2^40) and whole(window, 1, 2^50) and whole(cost, 0, 2^40 + 1)) then
+  return redis.error_reply('rate limit arguments out of range (limit 0..2^40, window 1..2^50 us, cost 0..2^40+1)')
+end
 local stored = redis.call('HMGET', key, 'w', 'n', 'p')
 local stored_window = tonumber(stored[1])
 local stored_count, stored_previous = tonumber(stored[2]) or 0, tonumber(stored[3]) or 0
@@ -24,7 +29,6 @@ if ARGV[1] == 'refund' then
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local limit = tonumber(ARGV[2])
 local current = math.floor(now / window)
 local elapsed = now - current * window
 local count, previous = 0, 0

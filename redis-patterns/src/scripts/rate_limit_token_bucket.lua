@@ -2,13 +2,21 @@
 -- (interval = window / limit), counted in whole tokens so that it is exact.
 -- KEYS[1]  hash {t = tokens, s = time µs up to which refills are counted}; missing = full
 -- ARGV[1]  'take', or 'refund' to give tokens back
--- ARGV[2]  burst (capacity, tokens)
+-- ARGV[2]  burst, at most 2^40 (capacity, tokens)
 -- ARGV[3]  interval in microseconds per token
 -- ARGV[4]  cost (tokens)
 -- Returns {allowed 0|1, burst, remaining, retry_after µs (-1: never), reset_after µs, 0,
---          server time µs}; a refund returns 1.
+--          server time µs}; a refund returns 1. Out-of-range arguments are an error
+--          raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
+local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
 local key, burst, interval, cost = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Every product below is at most burst × interval <= 2^51 (a cost above the burst is denied
+-- before any), so Lua's doubles compute it exactly, as the mem:// twin does in integers.
+if not (whole(burst, 0, 2^40) and whole(interval, 1, 2^50) and burst * interval <= 2^51
+        and whole(cost, 0, 2^40 + 1)) then
+  return redis.error_reply('rate limit arguments out of range (burst 0..2^40, interval 1..2^50 us, burst * interval <= 2^51, cost 0..2^40+1)')
+end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local stored = redis.call('HMGET', key, 't', 's')
