@@ -15,10 +15,13 @@ use redis_patterns::{Client, Config, RateLimiter};
 const LONG: Duration = Duration::from_secs(1000 * 86_400);
 
 /// The log of `key` under a sliding window of `window`, as the runtime names it.
+/// The log of `key` (plain segments only): its first segment is the literal name, each
+/// further one a value, marked with `#`.
 fn log_key(client: &Client, key: &str, window: Duration) -> String {
     format!(
-        "{}:{{{key}}}:sw2:{}",
+        "{}:{{{}}}:sw2:{}",
         client.namespace().unwrap(),
+        key.replace(':', ":#"),
         window.as_millis()
     )
 }

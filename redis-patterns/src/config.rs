@@ -40,6 +40,26 @@ pub struct Config {
     pub(crate) command_timeout: Duration,
     pub(crate) reconnect_min_backoff: Duration,
     pub(crate) reconnect_max_backoff: Duration,
+    /// Certificates for `rediss://` beyond the defaults (feature `tls`).
+    pub(crate) tls: TlsFiles,
+}
+
+/// A CA to trust instead of the webpki roots, and a client certificate for mutual TLS. The
+/// certificates are public; the client key is a secret and never printed.
+#[derive(Clone, Default)]
+pub(crate) struct TlsFiles {
+    pub(crate) root_certificate: Option<Vec<u8>>,
+    pub(crate) client: Option<(Vec<u8>, Secret<Vec<u8>>)>,
+}
+
+impl fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |present: bool| if present { "<set>" } else { "<none>" };
+        f.debug_struct("Tls")
+            .field("root_certificate", &set(self.root_certificate.is_some()))
+            .field("client_certificate", &set(self.client.is_some()))
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -54,11 +74,11 @@ pub(crate) enum Target {
 /// The longest timeout or backoff a configuration keeps; longer ones are clamped to it.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// A string that is never printed.
+/// A value (a password, a private key) that is never printed.
 #[derive(Clone)]
-pub(crate) struct Secret(pub(crate) String);
+pub(crate) struct Secret<T = String>(pub(crate) T);
 
-impl fmt::Debug for Secret {
+impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")
     }
@@ -94,6 +114,7 @@ impl Config {
             command_timeout: Duration::from_millis(500),
             reconnect_min_backoff: Duration::from_millis(50),
             reconnect_max_backoff: Duration::from_millis(250),
+            tls: TlsFiles::default(),
         };
         if let Target::Redis(parsed) = &mut config.target {
             if !parsed.username().is_empty() {
@@ -190,6 +211,34 @@ impl Config {
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min_backoff = min.min(LONGEST_TIMEOUT);
         self.reconnect_max_backoff = max.max(min).min(LONGEST_TIMEOUT);
+        self
+    }
+
+    /// Trust this CA (PEM) for `rediss://` instead of the webpki root certificates, e.g. a
+    /// private CA of your own (feature `tls`).
+    ///
+    /// ```no_run
+    /// let ca = std::fs::read("/etc/redis/ca.crt")?;
+    /// let config = redis_patterns::Config::from_url("rediss://cache.internal:6380")?
+    ///     .tls_root_certificate(ca);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root_certificate = Some(pem.into());
+        self
+    }
+
+    /// Present this certificate and private key (both PEM) to the server, for servers that
+    /// require client certificates (`tls-auth-clients yes`; feature `tls`). The key is never
+    /// printed.
+    #[cfg(feature = "tls")]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client = Some((certificate_pem.into(), Secret(key_pem.into())));
         self
     }
 
@@ -317,6 +366,7 @@ impl fmt::Debug for Config {
             .field("command_timeout", &self.command_timeout)
             .field("reconnect_min_backoff", &self.reconnect_min_backoff)
             .field("reconnect_max_backoff", &self.reconnect_max_backoff)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -41,9 +41,34 @@ pub enum Error {
         retry_in: Duration,
     },
 
+    /// Redis refused the credentials: a wrong user name or password, a disabled user, or
+    /// none given where the server requires one. The message is the server's (it never
+    /// contains the password).
+    #[error(
+        "Redis refused the credentials ({0}); check the user name and password in the URL or \
+         `Config::username`/`Config::password`"
+    )]
+    Authentication(String),
+
+    /// The ACL user may not run a command or touch a key that redis-patterns needs (the
+    /// server's message says which).
+    #[error(
+        "the Redis user lacks a permission ({0}); grant it the commands and the `~namespace:*` \
+         key pattern listed in the README's ACL section"
+    )]
+    Permission(String),
+
+    /// The TLS connection could not be set up, typically because the server's certificate is
+    /// not signed by a trusted CA or does not name the host.
+    #[error(
+        "the TLS connection to Redis failed ({0}); check that the server's certificate names \
+         the host and is signed by a CA you trust (`Config::tls_root_certificate`)"
+    )]
+    Tls(String),
+
     /// The Redis client or server reported an error.
     #[error("Redis error: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
 
     /// A value could not be serialized.
     #[error("could not serialize the value: {0}")]
@@ -67,9 +92,60 @@ impl Error {
                     || e.is_connection_refusal()
                     || e.is_timeout()
             }
-            Error::Config(_) | Error::Serialize(_) => false,
+            Error::Config(_)
+            | Error::Serialize(_)
+            | Error::Authentication(_)
+            | Error::Permission(_)
+            | Error::Tls(_) => false,
         }
     }
+}
+
+impl From<redis::RedisError> for Error {
+    /// Sorts out the failures a user must act on (credentials, permissions, TLS) from the rest.
+    fn from(e: redis::RedisError) -> Self {
+        use redis::{ErrorKind, ServerErrorKind};
+        let detail = || e.detail().unwrap_or("no details").to_owned();
+        match (e.kind(), e.code()) {
+            (ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS" | "NOAUTH")) => {
+                Error::Authentication(format!("{}: {}", e.code().unwrap_or("AUTH"), detail()))
+            }
+            (ErrorKind::Server(ServerErrorKind::NoPerm), _) => {
+                Error::Permission(format!("NOPERM {}", detail()))
+            }
+            _ => match tls_failure(&e) {
+                Some(why) => Error::Tls(why),
+                None => Error::Redis(e),
+            },
+        }
+    }
+}
+
+/// The TLS error somewhere in `e`'s chain of sources, if any.
+#[cfg(feature = "tls")]
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(e);
+    while let Some(error) = cause {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // tokio-rustls wraps the handshake's error in an io::Error, whose `source` skips it.
+        if let Some(tls) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        cause = error.source();
+    }
+    let text = e.to_string();
+    text.contains("certificate").then_some(text)
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_failure(_: &(dyn std::error::Error + 'static)) -> Option<String> {
+    None
 }
 
 /// `Result` with this crate's [`Error`].

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,6 +28,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// Serves TLS only, with these certificates.
+    tls: Option<tls::ServerFiles>,
 }
 
 fn binary() -> PathBuf {
@@ -99,6 +102,7 @@ impl RedisServer {
                 port: free_port(),
                 dir: tempfile::tempdir().expect("create a temp dir for redis-server"),
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+                tls: None,
             };
             match server.launch() {
                 Ok(()) => return server,
@@ -106,6 +110,20 @@ impl RedisServer {
             }
         }
         panic!("could not start redis-server: {last_error}");
+    }
+
+    /// Starts a server that speaks TLS only (`--port 0 --tls-port …`), with a certificate for
+    /// `127.0.0.1` signed by `files`' CA; client certificates are optional.
+    pub fn start_tls(files: tls::ServerFiles) -> RedisServer {
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("create a temp dir for redis-server"),
+            extra_args: Vec::new(),
+            tls: Some(files),
+        };
+        server.launch().expect("start a TLS redis-server");
+        server
     }
 
     fn launch(&mut self) -> Result<(), String> {
@@ -123,6 +141,11 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(&self.extra_args)
+            .args(
+                self.tls
+                    .as_ref()
+                    .map_or(Vec::new(), |tls| tls.args(self.port)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -147,7 +170,12 @@ impl RedisServer {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 return Err(format!("redis-server exited ({status}): {stderr}\n{log}"));
             }
-            if ping(self.port) {
+            let ready = match self.tls {
+                // Listening is enough: a plain PING cannot cross TLS.
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+                None => ping(self.port),
+            };
+            if ready {
                 self.child = Some(child);
                 return Ok(());
             }

@@ -96,7 +96,7 @@ async fn fails_open_and_recovers(test: &str, inject: impl Fn(&Rig), lift: impl F
 }
 
 fn key_of(rig: &Rig, id: u32) -> String {
-    format!("{}:{{item:{id}}}", rig.ns)
+    format!("{}:{{item:#{id}}}", rig.ns)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,7 +71,7 @@ impl RedisBackend {
             .with_retries(3);
         let tcp = info.tcp_settings().clone().set_keepalive(keepalive);
         let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
-        let client = redis::Client::open(info)?;
+        let client = open_client(info, config)?;
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout));
@@ -100,7 +100,7 @@ impl RedisBackend {
             Ok(current) => current,
             Err(e) => {
                 inner.failed();
-                return Err(Error::Redis(e));
+                return Err(Error::from(e));
             }
         };
         match f(conn.clone()).await {
@@ -119,7 +119,7 @@ impl RedisBackend {
                 if e.is_io_error() || e.is_connection_dropped() {
                     inner.conn.discard(generation);
                 }
-                let e = Error::Redis(e);
+                let e = Error::from(e);
                 if e.is_connection_failure() {
                     inner.failed();
                 }
@@ -226,6 +226,33 @@ impl RedisBackend {
             .await?;
         Ok(released == 1)
     }
+}
+
+/// A redis-rs client for `info`, with the configured certificates if any.
+fn open_client(info: redis::ConnectionInfo, config: &Config) -> Result<redis::Client> {
+    #[cfg(feature = "tls")]
+    {
+        // redis-rs leaves rustls without a crypto provider; install ring's unless the
+        // application installed one of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = &config.tls;
+        if tls.root_certificate.is_some() || tls.client.is_some() {
+            let certificates = redis::TlsCertificates {
+                client_tls: tls
+                    .client
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.0.clone(),
+                    }),
+                root_cert: tls.root_certificate.clone(),
+            };
+            return Ok(redis::Client::build_with_tls(info, certificates)?);
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = config;
+    Ok(redis::Client::open(info)?)
 }
 
 impl Inner {
