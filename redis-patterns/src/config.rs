@@ -181,7 +181,7 @@ impl Config {
         self
     }
 
-    /// A prefix for every key this client writes, e.g. `"shop"` gives `shop:{product:42}`.
+    /// A prefix for every key this client writes, e.g. `"shop"` gives `shop:{product:#42}`.
     /// Letters, digits and `_ - . / :` only; checked by [`Client::new`](crate::Client::new).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
