@@ -31,7 +31,7 @@ async fn decide(client: &Client, user: u64) -> Result<(), RateLimited> {
 
 fn script() -> Script {
     Script::new(include_str!(
-        "../redis-patterns/src/scripts/rate_limit_sliding_window.lua"
+        "../redis-patterns/src/scripts/rate_limit/sliding_window.lua"
     ))
 }
 

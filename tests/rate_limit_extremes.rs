@@ -307,11 +307,11 @@ on_both_backends!(every_builder_accepts_extreme_values_and_decides_sensibly);
 #[test]
 fn out_of_range_script_arguments_are_refused_before_any_write() {
     let scripts = [
-        include_str!("../redis-patterns/src/scripts/rate_limit_fixed_window.lua"),
-        include_str!("../redis-patterns/src/scripts/rate_limit_sliding_window.lua"),
-        include_str!("../redis-patterns/src/scripts/rate_limit_sliding_window_counter.lua"),
-        include_str!("../redis-patterns/src/scripts/rate_limit_token_bucket.lua"),
-        include_str!("../redis-patterns/src/scripts/rate_limit_gcra.lua"),
+        include_str!("../redis-patterns/src/scripts/rate_limit/fixed_window.lua"),
+        include_str!("../redis-patterns/src/scripts/rate_limit/sliding_window.lua"),
+        include_str!("../redis-patterns/src/scripts/rate_limit/sliding_window_counter.lua"),
+        include_str!("../redis-patterns/src/scripts/rate_limit/token_bucket.lua"),
+        include_str!("../redis-patterns/src/scripts/rate_limit/gcra.lua"),
     ];
     let mut conn = common::server().redis();
     let ns = common::namespace("script-arguments");

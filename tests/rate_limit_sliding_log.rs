@@ -187,7 +187,7 @@ async fn a_denied_sliding_window_call_searches_a_log_of_20000_calls_in_a_few_com
     assert!(limiter.check("export:bob", 1).await.unwrap().allowed);
     // 20,000 more admitted calls, pipelined by hand with the runtime's own script.
     let script = redis::Script::new(include_str!(
-        "../redis-patterns/src/scripts/rate_limit_sliding_window.lua"
+        "../redis-patterns/src/scripts/rate_limit/sliding_window.lua"
     ));
     let key = log_key(&client, "export:bob", LONG);
     let mut pipe = redis::pipe();
@@ -233,7 +233,7 @@ fn sliding_script(
 ) -> Vec<i64> {
     static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new(include_str!(
-            "../redis-patterns/src/scripts/rate_limit_sliding_window.lua"
+            "../redis-patterns/src/scripts/rate_limit/sliding_window.lua"
         ))
     });
     let reply: redis::Value = SCRIPT

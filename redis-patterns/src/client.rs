@@ -176,7 +176,7 @@ impl Client {
                     error = %e,
                     "cannot create the default client; cached functions will run uncached"
                 );
-                Client::from_parts(None, Backend::Unusable(e.to_string()))
+                Client::from_parts(None, Backend::broken(e.to_string()))
             }
         })
     }

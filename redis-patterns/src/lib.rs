@@ -128,7 +128,8 @@ pub use redis_patterns_macros::cache_put;
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backend::{Backend, Probe};
+    pub use crate::backend::Backend;
+    pub use crate::cache::Probe;
     pub use crate::cache::{
         CacheNone, CacheSpec, Cacheable, ReturnKind, Select, SelectOption, SelectResult,
         SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put, refresh,

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
-use super::{Probe, hash_tag};
+use super::hash_tag;
 
 const SHARDS: usize = 32;
 const MIN_SWEEP_WRITES: usize = 64;
@@ -115,49 +115,6 @@ impl MemoryBackend {
         let shard = self.shard(key);
         let entry = shard.map.get(key).filter(|e| e.live(now))?;
         entry.expires_at.map(|t| t - now)
-    }
-
-    pub(crate) fn get_or_lock(
-        &self,
-        key: &str,
-        lock_key: &str,
-        token: &str,
-        lock_ttl: Duration,
-    ) -> Probe {
-        let now = Instant::now();
-        let mut shard = self.shard(key);
-        if let Some(value) = shard.get(key, now) {
-            return Probe::Value(value.clone());
-        }
-        if shard.get(lock_key, now).is_some() {
-            return Probe::Held;
-        }
-        shard.set(
-            lock_key,
-            Bytes::copy_from_slice(token.as_bytes()),
-            Some(lock_ttl),
-            now,
-        );
-        Probe::Acquired
-    }
-
-    pub(crate) fn set_and_unlock(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-        lock_key: &str,
-        token: &str,
-    ) -> bool {
-        let now = Instant::now();
-        let mut shard = self.shard(key);
-        shard.set(key, value, Some(ttl), now);
-        shard.remove_if_owned(lock_key, token, now)
-    }
-
-    pub(crate) fn unlock(&self, lock_key: &str, token: &str) -> bool {
-        self.shard(lock_key)
-            .remove_if_owned(lock_key, token, Instant::now())
     }
 
     /// Runs `f` atomically on the shard of `key`'s hash tag: every key with that tag can be
@@ -267,14 +224,6 @@ impl Shard {
             self.map.retain(|_, e| e.live(now));
             self.writes_since_sweep = 0;
         }
-    }
-
-    fn remove_if_owned(&mut self, key: &str, token: &str, now: Instant) -> bool {
-        let owned = self.get(key, now).is_some_and(|v| v == token.as_bytes());
-        if owned {
-            self.map.remove(key);
-        }
-        owned
     }
 }
 

@@ -5,6 +5,7 @@
 mod breaker;
 mod connection;
 mod memory;
+mod op;
 mod redis;
 
 use std::sync::Arc;
@@ -12,22 +13,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::cache::Probe;
+use crate::cache::ops::{GetOrLock, SetAndUnlock};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
+use crate::lock::ops::Release;
 
 pub(crate) use self::memory::{MemoryBackend, Txn};
+pub(crate) use self::op::{AtomicOp, millis, unexpected_reply};
 pub(crate) use self::redis::RedisBackend;
-
-/// What [`Backend::get_or_lock`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
-    /// The value is stored.
-    Value(Bytes),
-    /// No value; the caller now holds the lock.
-    Acquired,
-    /// No value; somebody else holds the lock.
-    Held,
-}
 
 /// A backend instance. Cheap to share: clients hold one each.
 #[doc(hidden)]
@@ -47,8 +41,27 @@ impl Backend {
         })
     }
 
+    /// A backend whose configuration could not be used: every operation reports `why`.
+    pub(crate) fn broken(why: String) -> Self {
+        Backend::Unusable(why)
+    }
+
     pub(crate) fn unusable(why: &str) -> Error {
         Error::Config(why.to_owned())
+    }
+
+    /// Runs an atomic operation: its script on Redis, its twin in memory.
+    pub(crate) async fn run<O: AtomicOp>(&self, op: &O) -> Result<O::Output> {
+        match self {
+            Backend::Redis(r) => {
+                let mut invocation = op.script().prepare_invoke();
+                op.arguments(&mut invocation);
+                let reply: O::Reply = r.invoke(&invocation).await?;
+                op.answer(reply)
+            }
+            Backend::Memory(m) => Ok(m.atomically(op.key(), |txn| op.in_memory(txn))),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
     }
 
     /// Checks that the backend answers (`PING`).
@@ -90,8 +103,7 @@ impl Backend {
         }
     }
 
-    /// The value of `key`, or else the lock `lock_key` taken with `token` for `lock_ttl`
-    /// (`SET NX PX`), in one atomic step.
+    /// The cache's [`GetOrLock`](crate::cache::ops) operation, for the conformance suite.
     pub async fn get_or_lock(
         &self,
         key: &str,
@@ -99,15 +111,16 @@ impl Backend {
         token: &str,
         lock_ttl: Duration,
     ) -> Result<Probe> {
-        match self {
-            Backend::Redis(r) => r.get_or_lock(key, lock_key, token, lock_ttl).await,
-            Backend::Memory(m) => Ok(m.get_or_lock(key, lock_key, token, lock_ttl)),
-            Backend::Unusable(why) => Err(Self::unusable(why)),
-        }
+        self.run(&GetOrLock {
+            key,
+            lock_key,
+            token,
+            lock_ttl,
+        })
+        .await
     }
 
-    /// Stores `value` under `key` for `ttl` and releases `lock_key` if `token` still holds
-    /// it, atomically. `true` when the lock was released.
+    /// The cache's `SetAndUnlock` operation, for the conformance suite.
     pub async fn set_and_unlock(
         &self,
         key: &str,
@@ -116,20 +129,23 @@ impl Backend {
         lock_key: &str,
         token: &str,
     ) -> Result<bool> {
-        match self {
-            Backend::Redis(r) => r.set_and_unlock(key, &value, ttl, lock_key, token).await,
-            Backend::Memory(m) => Ok(m.set_and_unlock(key, value.into(), ttl, lock_key, token)),
-            Backend::Unusable(why) => Err(Self::unusable(why)),
-        }
+        self.run(&SetAndUnlock {
+            key,
+            value: value.into(),
+            ttl,
+            lock_key,
+            token,
+        })
+        .await
     }
 
-    /// Deletes `lock_key` only if `token` holds it. `true` when released.
+    /// The lock's owner-checked `Release`, for the conformance suite.
     pub async fn unlock(&self, lock_key: &str, token: &str) -> Result<bool> {
-        match self {
-            Backend::Redis(r) => r.unlock(lock_key, token).await,
-            Backend::Memory(m) => Ok(m.unlock(lock_key, token)),
-            Backend::Unusable(why) => Err(Self::unusable(why)),
-        }
+        self.run(&Release {
+            mutex: lock_key,
+            token,
+        })
+        .await
     }
 
     /// Remaining time to live of `key`: `None` when it does not exist or has no expiry.
@@ -151,7 +167,11 @@ pub(crate) fn unlock_in_background(backend: &Arc<Backend>, lock_key: String, tok
     };
     let backend = Arc::clone(backend);
     runtime.spawn(async move {
-        if let Err(error) = backend.unlock(&lock_key, &token).await {
+        let release = Release {
+            mutex: &lock_key,
+            token: &token,
+        };
+        if let Err(error) = backend.run(&release).await {
             tracing::warn!(target: "redis_patterns", %error, "releasing a dropped lock failed; it expires with its lease");
         }
     });

@@ -14,25 +14,18 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult, Script, Value};
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult};
 
-use super::Probe;
 use super::breaker::{Breaker, Tripped};
 use super::connection::SharedConnection;
+use super::op::millis;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
-
-static GET_OR_LOCK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/get_or_lock.lua")));
-static SET_AND_UNLOCK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/set_and_unlock.lua")));
-static UNLOCK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/unlock.lua")));
 
 #[doc(hidden)]
 pub struct RedisBackend {
@@ -175,57 +168,6 @@ impl RedisBackend {
             .await?;
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
-
-    pub(crate) async fn get_or_lock(
-        &self,
-        key: &str,
-        lock_key: &str,
-        token: &str,
-        lock_ttl: Duration,
-    ) -> Result<Probe> {
-        let reply: Value = self
-            .run(|mut c| async move {
-                GET_OR_LOCK
-                    .key(key)
-                    .key(lock_key)
-                    .arg(token)
-                    .arg(millis(lock_ttl))
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        parse_probe(reply)
-    }
-
-    pub(crate) async fn set_and_unlock(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        lock_key: &str,
-        token: &str,
-    ) -> Result<bool> {
-        let released: i64 = self
-            .run(|mut c| async move {
-                SET_AND_UNLOCK
-                    .key(key)
-                    .key(lock_key)
-                    .arg(value)
-                    .arg(millis(ttl))
-                    .arg(token)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(released == 1)
-    }
-
-    pub(crate) async fn unlock(&self, lock_key: &str, token: &str) -> Result<bool> {
-        let released: i64 = self
-            .run(|mut c| async move { UNLOCK.key(lock_key).arg(token).invoke_async(&mut c).await })
-            .await?;
-        Ok(released == 1)
-    }
 }
 
 /// A redis-rs client for `info`, with the configured certificates if any.
@@ -329,51 +271,5 @@ impl Inner {
                 false
             }
         }
-    }
-}
-
-fn parse_probe(reply: Value) -> Result<Probe> {
-    let unexpected = || {
-        Error::Redis(redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "unexpected reply from the get_or_lock script",
-        )))
-    };
-    let Value::Array(items) = reply else {
-        return Err(unexpected());
-    };
-    match items.as_slice() {
-        [Value::Int(1), Value::BulkString(bytes)] => Ok(Probe::Value(Bytes::from(bytes.clone()))),
-        [Value::Int(2)] => Ok(Probe::Acquired),
-        [Value::Int(3)] => Ok(Probe::Held),
-        _ => Err(unexpected()),
-    }
-}
-
-/// Milliseconds for `PX`, at least 1 (Redis rejects 0).
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probe_replies_are_parsed() {
-        let v = Value::Array(vec![Value::Int(1), Value::BulkString(b"x".to_vec())]);
-        assert_eq!(
-            parse_probe(v).unwrap(),
-            Probe::Value(Bytes::from_static(b"x"))
-        );
-        assert_eq!(
-            parse_probe(Value::Array(vec![Value::Int(2)])).unwrap(),
-            Probe::Acquired
-        );
-        assert_eq!(
-            parse_probe(Value::Array(vec![Value::Int(3)])).unwrap(),
-            Probe::Held
-        );
-        assert!(parse_probe(Value::Nil).is_err());
     }
 }

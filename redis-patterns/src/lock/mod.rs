@@ -44,27 +44,24 @@
 //! reject writes while it is unsure (e.g. after the Redis failover alert).
 
 mod attribute;
+pub(crate) mod ops;
 mod redlock;
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::{Script, Value};
 use tokio::time::Instant;
 
 #[doc(hidden)]
 pub use self::attribute::{LockReturn, LockSpec, OnLost, check_lock_return, with_lock};
 pub use self::attribute::{fencing_token, lease_lost};
+pub(crate) use self::ops::Attempt;
+use self::ops::{Acquire, Extend, Release};
 pub use self::redlock::{Redlock, RedlockGuard};
 use crate::backend::Backend;
 use crate::cache::new_token;
 use crate::client::Client;
 use crate::error::Error;
-
-static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/lock_acquire.lua")));
-static EXTEND: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../scripts/lock_extend.lua")));
 
 /// Why a lock operation failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -308,7 +305,11 @@ impl LockGuard {
     /// Releases the lock; [`LockError::Lost`] if it had already expired or been taken over.
     pub async fn release(mut self) -> Result<(), LockError> {
         self.armed = false;
-        match self.backend.unlock(&self.lock_key, &self.token).await? {
+        let release = Release {
+            mutex: &self.lock_key,
+            token: &self.token,
+        };
+        match self.backend.run(&release).await? {
             true => Ok(()),
             false => Err(LockError::Lost),
         }
@@ -339,12 +340,6 @@ impl Drop for LockGuard {
     }
 }
 
-/// What one attempt to take a lock found.
-pub(crate) enum Attempt {
-    Acquired { fencing_token: u64 },
-    Held { remaining: Option<Duration> },
-}
-
 /// The two keys of a lock named by `key` (`ns:{name}`), built once per acquisition.
 pub(crate) struct LockKeys {
     /// `ns:{name}:mutex`: holds the owner token.
@@ -369,46 +364,14 @@ pub(crate) async fn try_acquire(
     token: &str,
     ttl: Duration,
 ) -> Result<Attempt, Error> {
-    let (lock, fence) = (&keys.mutex, &keys.fence);
-    match backend {
-        Backend::Redis(r) => {
-            let reply: Value = r
-                .invoke(ACQUIRE.key(lock).key(fence).arg(token).arg(millis(ttl)))
-                .await?;
-            match reply {
-                Value::Array(items) => match items.as_slice() {
-                    [Value::Int(1), Value::Int(fence)] => Ok(Attempt::Acquired {
-                        fencing_token: u64::try_from(*fence).unwrap_or(0),
-                    }),
-                    [Value::Int(0), Value::Int(pttl)] => Ok(Attempt::Held {
-                        remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
-                    }),
-                    _ => Err(unexpected_reply()),
-                },
-                _ => Err(unexpected_reply()),
-            }
-        }
-        Backend::Memory(m) => Ok(m.atomically(lock, |txn| {
-            if txn.get(lock).is_some() {
-                return Attempt::Held {
-                    remaining: txn.pttl(lock),
-                };
-            }
-            txn.set(lock, token.as_bytes().to_vec().into(), Some(ttl));
-            // As the script: the last token + 1, or the clock in microseconds if greater.
-            let now_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-            let last = txn.state::<u64>(fence);
-            let token = last.saturating_add(1).max(now_us);
-            *last = token;
-            txn.expire(fence, ttl);
-            Attempt::Acquired {
-                fencing_token: token,
-            }
-        })),
-        Backend::Unusable(why) => Err(Backend::unusable(why)),
-    }
+    backend
+        .run(&Acquire {
+            mutex: &keys.mutex,
+            fence: &keys.fence,
+            token,
+            ttl,
+        })
+        .await
 }
 
 /// Compare-and-`PEXPIRE`: `true` when the lock was still `token`'s.
@@ -418,29 +381,13 @@ pub(crate) async fn extend(
     token: &str,
     ttl: Duration,
 ) -> Result<bool, Error> {
-    match backend {
-        Backend::Redis(r) => {
-            let n: i64 = r
-                .invoke(EXTEND.key(lock_key).arg(token).arg(millis(ttl)))
-                .await?;
-            Ok(n == 1)
-        }
-        Backend::Memory(m) => Ok(m.atomically(lock_key, |txn| {
-            txn.get(lock_key).is_some_and(|v| v == token.as_bytes()) && txn.expire(lock_key, ttl)
-        })),
-        Backend::Unusable(why) => Err(Backend::unusable(why)),
-    }
-}
-
-fn unexpected_reply() -> Error {
-    Error::Redis(redis::RedisError::from((
-        redis::ErrorKind::Parse,
-        "unexpected reply from the lock script",
-    )))
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    backend
+        .run(&Extend {
+            mutex: lock_key,
+            token,
+            ttl,
+        })
+        .await
 }
 
 /// A pause of `base` randomised by ±50 %, so that waiters do not retry in lockstep.

@@ -157,7 +157,9 @@ async fn release_all<'a>(
     token: &str,
 ) {
     join_all(backends.zip(lock_keys).map(|(backend, key)| async move {
-        let _ = backend.unlock(key, token).await;
+        let _ = backend
+            .run(&super::ops::Release { mutex: key, token })
+            .await;
     }))
     .await;
 }

@@ -1,16 +1,9 @@
-//! The five algorithms, each twice: a Lua script for Redis (`src/scripts/rate_limit_*.lua`,
-//! one atomic round trip per decision, on the server's `TIME`) and the same steps in Rust for
-//! `mem://` (under the shard lock of the key's hash tag, on the store's clock). The two are
-//! kept line for line alike; the integration tests run every behaviour on both.
+//! The five algorithms and a limit's resolved policy: clamped limits and windows, the key of
+//! its state, and the decision read from a script's reply. The atomic steps themselves are in
+//! `ops.rs` (scripts `scripts/rate_limit/*.lua` and their twins in `ops/memory.rs`).
 
 use std::fmt;
-use std::sync::LazyLock;
 use std::time::Duration;
-
-use redis::{Script, ScriptInvocation};
-
-use crate::backend::Backend;
-use crate::error::{Error, Result};
 
 use super::Decision;
 
@@ -61,7 +54,7 @@ impl Algorithm {
     }
 
     /// The suffix of this algorithm's key, after the hash tag.
-    fn suffix(self) -> &'static str {
+    pub(super) fn suffix(self) -> &'static str {
         match self {
             Algorithm::FixedWindow => "fw",
             // `sw2`: one member per call (`sw` held one per unit); during a rolling upgrade the
@@ -70,29 +63,6 @@ impl Algorithm {
             Algorithm::SlidingWindowCounter => "swc",
             Algorithm::TokenBucket => "tb",
             Algorithm::Gcra => "gcra",
-        }
-    }
-
-    fn script(self) -> &'static Script {
-        static FIXED_WINDOW: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!("../scripts/rate_limit_fixed_window.lua")));
-        static SLIDING_WINDOW: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!("../scripts/rate_limit_sliding_window.lua")));
-        static SLIDING_WINDOW_COUNTER: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(include_str!(
-                "../scripts/rate_limit_sliding_window_counter.lua"
-            ))
-        });
-        static TOKEN_BUCKET: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!("../scripts/rate_limit_token_bucket.lua")));
-        static GCRA: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!("../scripts/rate_limit_gcra.lua")));
-        match self {
-            Algorithm::FixedWindow => &FIXED_WINDOW,
-            Algorithm::SlidingWindow => &SLIDING_WINDOW,
-            Algorithm::SlidingWindowCounter => &SLIDING_WINDOW_COUNTER,
-            Algorithm::TokenBucket => &TOKEN_BUCKET,
-            Algorithm::Gcra => &GCRA,
         }
     }
 }
@@ -154,7 +124,7 @@ impl Policy {
 
     /// Microseconds per unit for `token_bucket` and `gcra`: `window / limit`, rounded to a
     /// whole microsecond so that both backends count in exact integers.
-    fn interval_us(&self) -> u64 {
+    pub(super) fn interval_us(&self) -> u64 {
         if self.limit == 0 {
             return self.window_us;
         }
@@ -178,25 +148,6 @@ impl Policy {
         }
         key
     }
-
-    /// A call of this algorithm's script: `KEYS = [key]`, `ARGV = [op, limit or burst,
-    /// window or interval, cost, stamp]` (the stamp only matters to a refund).
-    fn invocation(&self, key: &str, op: &str, cost: u64, last: u64) -> ScriptInvocation<'static> {
-        let (a, b) = if self.algorithm.has_burst() {
-            (self.burst, self.interval_us())
-        } else {
-            (self.limit, self.window_us)
-        };
-        let mut invocation = self.algorithm.script().prepare_invoke();
-        invocation
-            .key(key)
-            .arg(op)
-            .arg(a)
-            .arg(b)
-            .arg(cost)
-            .arg(last);
-        invocation
-    }
 }
 
 /// What one take decided, and what a refund of it needs.
@@ -205,14 +156,14 @@ pub(crate) struct Outcome {
     pub decision: Decision,
     /// The window number for the window algorithms, the admission time of the call for the
     /// sliding log: what identifies the units taken.
-    stamp: u64,
+    pub(super) stamp: u64,
 }
 
 /// The raw reply of a take: `{allowed, limit, remaining, retry_after µs (-1: never),
 /// reset_after µs, stamp, now µs}`.
-type Raw = [i64; 7];
+pub(super) type Raw = [i64; 7];
 
-fn outcome(policy: &Policy, raw: Raw) -> Outcome {
+pub(super) fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     let [allowed, limit, remaining, retry_us, reset_us, stamp, now_us] = raw;
     let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
     let retry_after = if retry_us < 0 {
@@ -238,64 +189,6 @@ fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     }
 }
 
-/// Takes `cost` units of `policy` under `base` (`ns:{template}`), atomically.
-pub(crate) async fn take(
-    backend: &Backend,
-    base: &str,
-    policy: &Policy,
-    cost: u64,
-) -> Result<Outcome> {
-    // A cost above every limit is denied as "never fits" whatever its size; clamping it keeps
-    // the arithmetic in range on both backends.
-    let cost = cost.min(MAX_UNITS + 1);
-    let key = policy.state_key(base);
-    match backend {
-        Backend::Redis(r) => {
-            let invocation = policy.invocation(&key, "take", cost, 0);
-            let reply: Vec<i64> = r.invoke(&invocation).await?;
-            let raw: Raw = reply.try_into().map_err(|_| {
-                Error::Redis(redis::RedisError::from((
-                    redis::ErrorKind::Parse,
-                    "unexpected reply from a rate limit script",
-                )))
-            })?;
-            Ok(outcome(policy, raw))
-        }
-        Backend::Memory(m) => Ok(outcome(
-            policy,
-            m.atomically(&key, |txn| memory::take(txn, &key, policy, cost)),
-        )),
-        Backend::Unusable(why) => Err(Backend::unusable(why)),
-    }
-}
-
-/// Gives back the units `taken` took, as far as they are still counted.
-pub(crate) async fn refund(
-    backend: &Backend,
-    base: &str,
-    policy: &Policy,
-    cost: u64,
-    taken: &Outcome,
-) -> Result<()> {
-    let cost = cost.min(MAX_UNITS + 1);
-    let key = policy.state_key(base);
-    match backend {
-        Backend::Redis(r) => {
-            let invocation = policy.invocation(&key, "refund", cost, taken.stamp);
-            r.invoke::<i64>(&invocation).await.map(drop)
-        }
-        Backend::Memory(m) => {
-            m.atomically(&key, |txn| {
-                memory::refund(txn, &key, policy, cost, taken.stamp)
-            });
-            Ok(())
-        }
-        Backend::Unusable(why) => Err(Backend::unusable(why)),
-    }
-}
-
-mod memory;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,35 +208,6 @@ mod tests {
             crate::backend::hash_tag(&p.state_key("ns:{api:alice}")),
             "api:alice"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_refund_in_the_middle_of_the_sliding_log_keeps_later_calls_exact() {
-        let m = crate::backend::MemoryBackend::new(None);
-        let window = Duration::from_secs(10);
-        let p = Policy::new(Algorithm::SlidingWindow, 10, window, 10);
-        let key = "{k}:sw2:10000";
-        let take = |cost| {
-            outcome(
-                &p,
-                m.atomically(key, |txn| memory::take(txn, key, &p, cost)),
-            )
-        };
-        let first = take(3);
-        tokio::time::advance(Duration::from_millis(1)).await;
-        let second = take(4);
-        tokio::time::advance(Duration::from_millis(1)).await;
-        let third = take(1);
-        m.atomically(key, |txn| memory::refund(txn, key, &p, 3, first.stamp));
-        m.atomically(key, |txn| memory::refund(txn, key, &p, 1, third.stamp));
-        assert_eq!(take(0).decision.remaining, 6);
-        // 7 do not fit until the second call, the only one left, has left the window.
-        let denied = take(7).decision;
-        assert!(!denied.allowed);
-        assert_eq!(denied.retry_after, second.decision.at + window - denied.at);
-        m.atomically(key, |txn| memory::refund(txn, key, &p, 4, second.stamp));
-        assert_eq!(take(0).decision.remaining, 10);
-        assert_eq!(m.pttl(key), None, "an empty log is deleted");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::client::Client;
 
-use super::algorithm::{self, Algorithm, Outcome, Policy};
+use super::algorithm::{Algorithm, Outcome, Policy};
+use super::ops;
 use super::stats::{Event, TemplateCounters};
 use super::{OnError, RateLimited, Sink, enforce};
 
@@ -106,7 +107,7 @@ struct Refund {
 
 impl Refund {
     async fn run(self) {
-        let result = algorithm::refund(
+        let result = ops::refund(
             &self.backend,
             &self.key,
             &self.policy,

@@ -8,6 +8,7 @@
 
 mod algorithm;
 mod attribute;
+mod ops;
 mod stats;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -400,7 +401,7 @@ impl RateLimiter {
     /// `cost = 0` only reads the state (and is always allowed).
     pub async fn check(&self, key: &str, cost: u64) -> Result<Decision> {
         let client = self.resolved_client();
-        let outcome = algorithm::take(
+        let outcome = ops::take(
             &client.inner().backend,
             &self.base(key),
             &self.settings.policy,
@@ -493,7 +494,7 @@ async fn enforce(
     on_error: OnError,
     sink: &Sink<'_>,
 ) -> Result<Option<Outcome>, RateLimited> {
-    match algorithm::take(backend, base, policy, cost).await {
+    match ops::take(backend, base, policy, cost).await {
         Ok(outcome) if outcome.decision.allowed => Ok(Some(outcome)),
         Ok(denied) => {
             sink.count(Event::Denied);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::backend::Txn;
 
-use super::{Algorithm, Policy, Raw};
+use super::super::algorithm::{Algorithm, Policy, Raw};
 
 #[derive(Default)]
 struct FixedWindow {

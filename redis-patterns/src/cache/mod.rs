@@ -12,6 +12,8 @@
 //!    its value — and stores it with the TTL;
 //! 4. any backend failure makes the call run the function and return its result (fail open).
 
+pub(crate) mod ops;
+
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -21,11 +23,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Backend, Probe};
+pub use self::ops::Probe;
+use self::ops::{GetOrLock, SetAndUnlock};
+use crate::backend::Backend;
 use crate::client::Client;
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::flight::{Join, Leader, Shared};
+use crate::lock::ops::Release;
 use crate::stats::{Event, FunctionCounters};
 
 /// How a cache miss is protected against many callers computing the same value.
@@ -428,11 +433,13 @@ impl Call<'_> {
         let mut delay = Duration::from_millis(1);
         let mut waited = false;
         loop {
-            match self
-                .backend()
-                .get_or_lock(self.key, &lock_key, &token, lock_ttl)
-                .await
-            {
+            let probe = GetOrLock {
+                key: self.key,
+                lock_key: &lock_key,
+                token: &token,
+                lock_ttl,
+            };
+            match self.backend().run(&probe).await {
                 Ok(Probe::Acquired) => {
                     let guard = LockGuard {
                         backend: Arc::clone(&self.client.inner().backend),
@@ -603,12 +610,21 @@ impl Call<'_> {
         let result = match encoded.filter(|_| kind.store(&ret)) {
             Some(Encoded { bytes, ttl }) => self
                 .backend()
-                .set_and_unlock(self.key, bytes, ttl, guard.lock_key, guard.token)
+                .run(&SetAndUnlock {
+                    key: self.key,
+                    value: bytes.into(),
+                    ttl,
+                    lock_key: guard.lock_key,
+                    token: guard.token,
+                })
                 .await
                 .map(|_| self.count(Event::Write)),
             None => self
                 .backend()
-                .unlock(guard.lock_key, guard.token)
+                .run(&Release {
+                    mutex: guard.lock_key,
+                    token: guard.token,
+                })
                 .await
                 .map(drop),
         };

@@ -1,0 +1,47 @@
+//! An atomic operation: one Lua script on Redis and its in-memory twin, which must give the
+//! same answer for the same state. A pattern defines each of its atomic steps once, as a
+//! value implementing [`AtomicOp`] in its own `ops.rs`; [`Backend::run`](super::Backend::run)
+//! is the one place that picks the implementation for the backend at hand, so a new backend
+//! implements `run` once and every pattern works on it.
+
+use redis::{FromRedisValue, Script, ScriptInvocation};
+
+use super::Txn;
+use crate::error::{Error, Result};
+
+pub(crate) trait AtomicOp {
+    /// What the operation answers.
+    type Output;
+    /// The script's reply as redis-rs decodes it.
+    type Reply: FromRedisValue;
+
+    /// The script (hashed once; sent with `EVALSHA`, loaded on `NOSCRIPT`).
+    fn script(&self) -> &'static Script;
+
+    /// Adds the operation's `KEYS` and `ARGV` to a call of its script.
+    fn arguments(&self, invocation: &mut ScriptInvocation<'_>);
+
+    /// The answer from the script's reply.
+    fn answer(&self, reply: Self::Reply) -> Result<Self::Output>;
+
+    /// A key the operation touches: its hash tag, shared by every key it touches, picks the
+    /// in-memory shard.
+    fn key(&self) -> &str;
+
+    /// The in-memory twin: the script's steps on the shard of [`key`](Self::key), atomically.
+    fn in_memory(&self, txn: &mut Txn<'_>) -> Self::Output;
+}
+
+/// The error for a script reply of an unexpected shape.
+pub(crate) fn unexpected_reply(script: &'static str) -> Error {
+    Error::Redis(redis::RedisError::from((
+        redis::ErrorKind::Parse,
+        "unexpected reply from a script",
+        script.to_owned(),
+    )))
+}
+
+/// Milliseconds for `PX`, at least 1 (Redis rejects 0).
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
