@@ -55,9 +55,7 @@ impl Flights {
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Map> {
         let i = (self.hasher.hash_one(key) >> 59) as usize % SHARDS;
-        self.shards[i]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::util::lock(&self.shards[i])
     }
 
     pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {

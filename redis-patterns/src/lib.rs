@@ -58,6 +58,7 @@ mod key;
 pub mod lock;
 mod rate_limit;
 mod stats;
+mod util;
 
 pub use client::{Client, IntoConfig, init, init_from_env};
 pub use config::{Config, DEFAULT_URL, REDIS_URL_ENV};

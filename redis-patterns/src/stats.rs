@@ -113,11 +113,7 @@ impl<const N: usize> Registered<N> {
         if !self.registered.load(Ordering::Relaxed)
             && !self.registered.swap(true, Ordering::Relaxed)
         {
-            self.registry
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(self);
+            crate::util::lock(&self.registry.0).push(self);
         }
         self.tally.add(event);
     }
@@ -139,12 +135,7 @@ impl<const N: usize> Registry<N> {
         snapshot: impl Fn(&dyn Fn(usize) -> u64) -> S,
     ) -> Vec<(&'static str, S)> {
         let mut totals: Vec<(&'static str, [u64; N])> = Vec::new();
-        for r in self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-        {
+        for r in crate::util::lock(&self.0).iter() {
             let i = match totals.iter().position(|(name, _)| *name == r.name) {
                 Some(i) => i,
                 None => {

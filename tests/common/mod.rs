@@ -213,15 +213,22 @@ impl RedisServer {
 
     /// Blocks the (single-threaded) server for `seconds` with `DEBUG SLEEP`, from a thread of
     /// its own; join the handle to wait until it answers again.
+    /// Returns once the server has stopped answering, so that the caller's next command meets
+    /// the stall.
     pub fn stall(&self, seconds: u32) -> std::thread::JoinHandle<()> {
         let mut conn = self.redis();
-        std::thread::spawn(move || {
+        let stalling = std::thread::spawn(move || {
             redis::cmd("DEBUG")
                 .arg("SLEEP")
                 .arg(seconds)
                 .query::<()>(&mut conn)
                 .expect("DEBUG SLEEP");
-        })
+        });
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while ping(self.port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stalling
     }
 
     /// Closes every client connection but the caller's (`CLIENT KILL TYPE normal`).

@@ -39,15 +39,11 @@ impl SharedConnection {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Option<(u64, MultiplexedConnection)>> {
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::util::read(&self.current)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Option<(u64, MultiplexedConnection)>> {
-        self.current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::util::write(&self.current)
     }
 
     /// The current connection and its generation, dialling one if there is none. Dialling is

@@ -16,6 +16,7 @@ use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::hash_tag;
+use crate::util::lock;
 
 const SHARDS: usize = 32;
 const MIN_SWEEP_WRITES: usize = 64;
@@ -225,11 +226,6 @@ impl Shard {
             self.writes_since_sweep = 0;
         }
     }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section here leaves the map consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

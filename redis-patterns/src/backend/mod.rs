@@ -162,11 +162,8 @@ impl Backend {
 /// by cancellation or a panic, so that others need not wait for the lease to run out. Outside
 /// a tokio runtime nothing can be spawned, and the lease expires as usual.
 pub(crate) fn unlock_in_background(backend: &Arc<Backend>, lock_key: String, token: String) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
     let backend = Arc::clone(backend);
-    runtime.spawn(async move {
+    crate::util::spawn_if_runtime(async move {
         let release = Release {
             mutex: &lock_key,
             token: &token,

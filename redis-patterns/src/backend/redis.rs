@@ -26,6 +26,7 @@ use super::connection::SharedConnection;
 use super::op::millis;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
+use crate::util::spawn_if_runtime;
 
 #[doc(hidden)]
 pub struct RedisBackend {
@@ -210,21 +211,23 @@ impl Inner {
         if self.checking.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Nothing can run the check: assume the worst.
-            self.conn.discard(generation);
-            self.checking.store(false, Ordering::Release);
-            return;
-        };
         let inner = Arc::clone(self);
-        runtime.spawn(async move {
-            let answered = redis::cmd("PING").query_async::<()>(&mut conn).await.is_ok();
+        let check = async move {
+            let answered = redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .is_ok();
             if !answered {
                 tracing::warn!(target: "redis_patterns", "the Redis connection stopped answering; dialling a new one");
                 inner.conn.discard(generation);
             }
             inner.checking.store(false, Ordering::Release);
-        });
+        };
+        if !spawn_if_runtime(check) {
+            // Nothing can run the check: assume the worst.
+            self.conn.discard(generation);
+            self.checking.store(false, Ordering::Release);
+        }
     }
 
     /// While the breaker is open: dial and `PING` every backoff (jittered, doubling from the
@@ -234,13 +237,8 @@ impl Inner {
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Callers probe instead, one per backoff (see `Breaker::check`).
-            self.probing.store(false, Ordering::Release);
-            return;
-        };
         let weak: Weak<Inner> = Arc::downgrade(self);
-        runtime.spawn(async move {
+        let probing = async move {
             for attempt in 1u32.. {
                 let pause = match weak.upgrade() {
                     Some(inner) => inner
@@ -256,7 +254,11 @@ impl Inner {
                     return;
                 }
             }
-        });
+        };
+        if !spawn_if_runtime(probing) {
+            // Callers probe instead, one per backoff (see `Breaker::check`).
+            self.probing.store(false, Ordering::Release);
+        }
     }
 
     /// One probe: the current connection (dialled if there is none) answers `PING`.

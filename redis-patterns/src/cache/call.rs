@@ -116,7 +116,7 @@ impl Call<'_> {
         F: Future<Output = R>,
     {
         let lock_key = lock_key(self.key);
-        let token = new_token();
+        let token = crate::util::new_token();
         let deadline = Instant::now() + lock_wait;
         let mut delay = Duration::from_millis(1);
         let mut waited = false;
@@ -377,14 +377,4 @@ pub(crate) fn lock_key(key: &str) -> String {
     lock.push_str(key);
     lock.push_str(":lock");
     lock
-}
-
-/// A random 128-bit owner token, hex-encoded.
-pub(crate) fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: fall back to a seeded generator, still unique per process.
-        bytes = fastrand::u128(..).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

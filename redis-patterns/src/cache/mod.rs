@@ -23,7 +23,6 @@ use crate::client::Client;
 use crate::stats::{Event, FunctionCounters};
 
 pub use self::attribute::{cached, evict, invalidate, put, refresh};
-pub(crate) use self::call::new_token;
 pub use self::kind::{
     CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
     check_cacheable,
@@ -94,7 +93,7 @@ impl CacheSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::call::{new_token, xfetch_recompute};
+    use super::call::xfetch_recompute;
     use super::*;
     use crate::envelope::Header;
 
@@ -128,14 +127,6 @@ mod tests {
         };
         let (far, mid, near) = (rate(9_500), rate(9_850), rate(9_990));
         assert!(far < mid && mid < near, "{far} {mid} {near}");
-    }
-
-    #[test]
-    fn tokens_are_unique_128_bit_hex() {
-        let a = new_token();
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(a, new_token());
     }
 
     #[test]

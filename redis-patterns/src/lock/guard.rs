@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::ops::Release;
 use super::{LockError, clamp_duration, extend, lease_validity};
 use crate::backend::Backend;
+use crate::util::lock;
 
 /// A held lock. Dropping it releases the lock in the background (so a cancelled task does
 /// not leave others waiting for the lease to run out); [`release`](LockGuard::release) does
@@ -59,10 +60,7 @@ impl LockGuard {
     }
 
     pub(crate) fn valid_until(&self) -> Instant {
-        *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *lock(&self.valid_until)
     }
 
     /// Resets the lease to `ttl` (clamped as [`Lock::ttl`]) counted from now.
@@ -87,10 +85,7 @@ impl LockGuard {
         let renewal = extend(&self.backend, &self.lock_key, &self.token, ttl);
         match tokio::time::timeout_at(give_up, renewal).await {
             Ok(Ok(true)) => {
-                *self
-                    .valid_until
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = new_end;
+                *lock(&self.valid_until) = new_end;
                 Ok(())
             }
             Ok(Ok(false)) => Err(LockError::Lost),

@@ -61,9 +61,9 @@ pub(crate) use self::ops::Attempt;
 use self::ops::{Acquire, Extend};
 pub use self::redlock::{Redlock, RedlockGuard};
 use crate::backend::Backend;
-use crate::cache::new_token;
 use crate::client::Client;
 use crate::error::Error;
+use crate::util::{jittered, new_token};
 
 /// Why a lock operation failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -259,11 +259,6 @@ pub(crate) async fn extend(
             ttl,
         })
         .await
-}
-
-/// A pause of `base` randomised by ±50 %, so that waiters do not retry in lockstep.
-fn jittered(base: Duration) -> Duration {
-    base.mul_f64(0.5 + fastrand::f64())
 }
 
 /// Takes the lock `key` (`ns:{name}`): attempts until one is granted with its lease still

@@ -8,10 +8,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::{Attempt, LockError, LockKeys, clamp_duration, jittered, try_acquire};
+use super::{Attempt, LockError, LockKeys, clamp_duration, try_acquire};
 use crate::backend::Backend;
-use crate::cache::new_token;
 use crate::client::Client;
+use crate::util::{jittered, new_token};
 
 /// A lock over several independent servers (typically 3 or 5 masters, not replicas of each
 /// other). It is held while a majority of them hold it; the lease left is

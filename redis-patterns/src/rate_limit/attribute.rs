@@ -136,11 +136,8 @@ impl Drop for Owed {
         if self.0.is_empty() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let owed = std::mem::take(&mut self.0);
-        runtime.spawn(async move {
+        crate::util::spawn_if_runtime(async move {
             for refund in owed.into_iter().rev() {
                 refund.run().await;
             }

@@ -1,0 +1,79 @@
+//! Small helpers every pattern shares: owner tokens, jitter, poison-free locking, and work
+//! handed to a background task when there is a runtime to run it.
+
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+/// A random 128-bit owner token, hex-encoded (locks and stampede locks).
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to a seeded generator, still unique per process.
+        bytes = fastrand::u128(..).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `base` randomised by ±50 %, so that waiters do not retry in lockstep.
+pub(crate) fn jittered(base: Duration) -> Duration {
+    base.mul_f64(0.5 + fastrand::f64())
+}
+
+/// Locks a mutex, ignoring poisoning: no critical section in this crate leaves its data
+/// inconsistent when it panics, and a poisoned lock must not take the cache down with it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`lock`] for reading an `RwLock`.
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`lock`] for writing an `RwLock`.
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `task` on the current tokio runtime; `false` (and `task` is dropped) outside one.
+/// For clean-up started from `Drop` (releasing a cancelled call's lock, refunding its units)
+/// and for the backend's health checks.
+pub(crate) fn spawn_if_runtime<F>(task: F) -> bool
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_128_bit_hex_and_unique() {
+        let a = new_token();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, new_token());
+    }
+
+    #[test]
+    fn jitter_stays_within_half_either_side() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_millis(100));
+            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(150));
+        }
+    }
+
+    #[test]
+    fn nothing_is_spawned_outside_a_runtime() {
+        assert!(!spawn_if_runtime(async {}));
+    }
+}
