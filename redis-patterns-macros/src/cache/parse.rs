@@ -2,6 +2,7 @@
 
 use proc_macro2::Span;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Expr, Ident, LitStr, Meta, Token};
 
 use super::Kind;
@@ -73,9 +74,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
     options.complete = read.complete;
     // Each value is read as its option is, so that the errors follow the attribute's order.
     while let Some((name, meta)) = read.next(errors) {
-        options
-            .given
-            .push((name.clone(), syn::spanned::Spanned::span(meta.path())));
+        options.given.push((name.clone(), meta.path().span()));
         match name.as_str() {
             "key" => options.key = literal::string(&meta, errors, "\"product:<id>\""),
             "ttl" => options.ttl = literal::duration(&meta, errors, false),

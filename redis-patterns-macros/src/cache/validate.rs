@@ -7,7 +7,7 @@ use syn::{Ident, ReturnType};
 
 use super::Kind;
 use super::parse::{Options, StampedeMode};
-use crate::common::codegen::{Krate, Target};
+use crate::common::codegen::{Krate, Target, idents_in};
 use crate::common::duration::Millis;
 use crate::common::errors::{Errors, did_you_mean};
 use crate::common::function::Function;
@@ -176,7 +176,7 @@ fn key_of(kind: Kind, options: &Options, function: &Function, errors: &mut Error
         return Key::missing();
     }
     // Default key: the function's path, then every parameter that is not skipped.
-    let client_idents = crate::common::codegen::idents_in(options.client.as_ref());
+    let client_idents = idents_in(options.client.as_ref());
     let keyed: Vec<&Ident> = function
         .params
         .iter()
@@ -224,7 +224,7 @@ fn check_every_param_is_keyed(
     misspelled: &[String],
     errors: &mut Errors,
 ) {
-    let client_idents = crate::common::codegen::idents_in(options.client.as_ref());
+    let client_idents = idents_in(options.client.as_ref());
     for p in &function.params {
         let Some(name) = &p.name else {
             errors.push(syn::Error::new_spanned(

@@ -6,13 +6,21 @@ use syn::{LitStr, Meta};
 use crate::common::errors::{Errors, did_you_mean, list};
 use crate::common::literal;
 
-pub trait Mode: Copy + 'static {
+pub trait Mode: Copy + PartialEq + 'static {
     /// What the option chooses, as messages name it: "stampede mode".
     const WHAT: &'static str;
     /// The values as written in the attribute, and the modes they choose.
     const VALUES: &'static [(&'static str, Self)];
     /// A value to show in the message for an option that is not a string.
     const EXAMPLE: &'static str;
+
+    /// The mode as written in the attribute.
+    fn written(self) -> &'static str {
+        Self::VALUES
+            .iter()
+            .find_map(|(name, mode)| (*mode == self).then_some(*name))
+            .expect("every mode is listed in VALUES")
+    }
 
     /// The valid values as the message for another value lists them.
     fn expected() -> String {

@@ -10,19 +10,10 @@ mod expand;
 mod parse;
 mod validate;
 
-use proc_macro2::{Span, TokenStream};
-use syn::spanned::Spanned;
-use syn::{Attribute, Meta};
+use proc_macro2::TokenStream;
 
 use crate::common::errors::Errors;
 use crate::common::function::Function;
-
-fn is_rate_limited(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "rate_limited")
-}
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
@@ -30,26 +21,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(item) => item,
         Err(tokens) => return tokens,
     };
-    // This attribute and the `#[rate_limited]` ones below it, top to bottom, each with where
-    // it is written.
-    let mut stacked = vec![(args, Span::call_site())];
-    let mut kept = Vec::with_capacity(item.attrs.len());
-    for attribute in std::mem::take(&mut item.attrs) {
-        if !is_rate_limited(&attribute) {
-            kept.push(attribute);
-            continue;
-        }
-        let span = attribute.path().span();
-        match attribute.meta {
-            Meta::List(list) => stacked.push((list.tokens, span)),
-            Meta::Path(_) => stacked.push((TokenStream::new(), span)),
-            Meta::NameValue(nv) => errors.push(syn::Error::new_spanned(
-                nv,
-                "write `#[rate_limited(limit = …, window = …)]`",
-            )),
-        }
-    }
-    item.attrs = kept;
+    let stacked = parse::take_stacked(args, &mut item, &mut errors);
     let function = Function::new(item);
 
     let checked: Vec<validate::Checked> = stacked

@@ -1,8 +1,9 @@
-//! One `#[rate_limited]`'s options, each read as what it takes and reported at its token.
+//! The `#[rate_limited]` attributes of a function, and each one's options, read as what they
+//! take and reported at their tokens.
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Lit, LitStr};
+use syn::{Attribute, Expr, ExprLit, ItemFn, Lit, LitStr, Meta};
 
 use crate::common::duration::Millis;
 use crate::common::errors::Errors;
@@ -21,6 +22,41 @@ const OPTIONS: &[&str] = &[
     "client",
     "crate",
 ];
+
+/// The options of this attribute and of the `#[rate_limited]` ones below it, top to bottom,
+/// each with where it is written; the ones below are taken out of `item`'s attributes.
+pub fn take_stacked(
+    args: TokenStream,
+    item: &mut ItemFn,
+    errors: &mut Errors,
+) -> Vec<(TokenStream, Span)> {
+    let mut stacked = vec![(args, Span::call_site())];
+    let mut kept = Vec::with_capacity(item.attrs.len());
+    for attribute in std::mem::take(&mut item.attrs) {
+        if !is_rate_limited(&attribute) {
+            kept.push(attribute);
+            continue;
+        }
+        let span = attribute.path().span();
+        match attribute.meta {
+            Meta::List(list) => stacked.push((list.tokens, span)),
+            Meta::Path(_) => stacked.push((TokenStream::new(), span)),
+            Meta::NameValue(nv) => errors.push(syn::Error::new_spanned(
+                nv,
+                "write `#[rate_limited(limit = …, window = …)]`",
+            )),
+        }
+    }
+    item.attrs = kept;
+    stacked
+}
+
+fn is_rate_limited(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "rate_limited")
+}
 
 /// How calls are counted against the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +81,6 @@ impl Mode for Algorithm {
 }
 
 impl Algorithm {
-    /// As written in the attribute.
-    pub fn name(self) -> &'static str {
-        Self::VALUES
-            .iter()
-            .find_map(|(name, a)| (*a == self).then_some(*name))
-            .unwrap_or_default()
-    }
-
     /// Whether `burst` tunes it.
     pub fn has_burst(self) -> bool {
         matches!(self, Algorithm::TokenBucket | Algorithm::Gcra)

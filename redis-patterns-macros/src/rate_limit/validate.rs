@@ -11,6 +11,7 @@ use crate::common::duration::Millis;
 use crate::common::errors::Errors;
 use crate::common::function::Function;
 use crate::common::key::Key;
+use crate::common::mode::Mode;
 
 /// Every limit of the function, checked together.
 pub struct Config {
@@ -72,7 +73,7 @@ pub fn check_limit(
             format!(
                 "`burst` applies to `algorithm = \"token_bucket\"` and `\"gcra\"`; \
                  `{}` has no burst: remove it or choose one of those",
-                algorithm.name()
+                algorithm.written()
             ),
         ));
     }
