@@ -242,3 +242,74 @@ pub fn crate_path(meta: &Meta, errors: &mut Errors) -> Option<syn::Path> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::{Delimiter, Group, TokenStream};
+    use quote::quote;
+    use syn::Token;
+    use syn::parse::Parser;
+    use syn::punctuated::Punctuated;
+
+    use super::*;
+
+    /// `name = value` with the value wrapped like a `macro_rules!` fragment, read as in an
+    /// attribute (followed by another option: a last value is read through the group anyway).
+    fn fragment(name: TokenStream, value: TokenStream) -> Meta {
+        let group = Group::new(Delimiter::None, value);
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated
+            .parse2(quote!(#name = #group, other = 1))
+            .unwrap();
+        let meta = metas.into_iter().next().unwrap();
+        assert!(matches!(&meta, Meta::NameValue(nv) if matches!(nv.value, Expr::Group(_))));
+        meta
+    }
+
+    fn messages(errors: Errors) -> String {
+        errors.with_item(&quote!()).to_string()
+    }
+
+    #[test]
+    fn values_in_fragments_read_like_values_in_place() {
+        let mut errors = Errors::default();
+        let ttl = duration(&fragment(quote!(ttl), quote!("5m")), &mut errors, false);
+        assert_eq!(ttl, Some(Millis(300_000)));
+        let seconds = duration(&fragment(quote!(wait), quote!(2)), &mut errors, true);
+        assert_eq!(seconds, Some(Millis(2_000)));
+        let key = string(&fragment(quote!(key), quote!("a:<id>")), &mut errors, "");
+        assert_eq!(key.map(|k| k.value()).as_deref(), Some("a:<id>"));
+        let extend = boolean(&fragment(quote!(extend), quote!(false)), &mut errors, "");
+        assert_eq!(extend, Some(false));
+        assert!(flag(&fragment(quote!(cache_none), quote!(true)), &mut errors).is_some());
+        let beta = positive_number(&fragment(quote!(beta), quote!(1.5)), &mut errors, "");
+        assert_eq!(beta, Some(1.5));
+        let path = crate_path(&fragment(quote!(crate), quote!("::x")), &mut errors);
+        assert!(path.is_some());
+        let limit = count(
+            &fragment(quote!(limit), quote!(5)),
+            &mut errors,
+            false,
+            false,
+        );
+        assert!(matches!(limit, Some(Expr::Lit(_))));
+        assert!(errors.is_empty(), "{}", messages(errors));
+    }
+
+    #[test]
+    fn a_zero_count_is_reported_unless_allowed() {
+        let meta: Meta = syn::parse2(quote!(limit = 0)).unwrap();
+        let mut errors = Errors::default();
+        assert!(count(&meta, &mut errors, false, true).is_some());
+        assert!(errors.is_empty());
+        assert!(count(&meta, &mut errors, false, false).is_none());
+        assert!(messages(errors).contains("`limit` must be greater than zero"));
+    }
+
+    #[test]
+    fn a_string_without_a_unit_is_reported_with_the_fix() {
+        let meta: Meta = syn::parse2(quote!(ttl = "300")).unwrap();
+        let mut errors = Errors::default();
+        assert_eq!(duration(&meta, &mut errors, false), None);
+        assert!(messages(errors).contains("write `ttl = 300` for seconds"));
+    }
+}

@@ -45,3 +45,49 @@ pub fn parse<M: Mode>(meta: &Meta, errors: &mut Errors) -> Option<M> {
     ));
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Speed {
+        Slow,
+        Fast,
+    }
+
+    impl Mode for Speed {
+        const WHAT: &'static str = "speed";
+        const VALUES: &'static [(&'static str, Self)] =
+            &[("slow", Speed::Slow), ("fast", Speed::Fast)];
+        const EXAMPLE: &'static str = "fast";
+    }
+
+    fn parse_speed(tokens: proc_macro2::TokenStream) -> (Option<Speed>, String) {
+        let meta: Meta = syn::parse2(tokens).unwrap();
+        let mut errors = Errors::default();
+        let speed = parse::<Speed>(&meta, &mut errors);
+        (speed, errors.with_item(&quote!()).to_string())
+    }
+
+    #[test]
+    fn a_listed_value_chooses_its_mode() {
+        assert_eq!(parse_speed(quote!(speed = "fast")).0, Some(Speed::Fast));
+        assert_eq!(Speed::Slow.written(), "slow");
+    }
+
+    #[test]
+    fn another_value_is_reported_with_the_closest_and_the_list() {
+        let (speed, message) = parse_speed(quote!(speed = "fats"));
+        assert_eq!(speed, None);
+        assert!(
+            message
+                .contains("no speed `fats` (did you mean `fast`?); expected one of `slow`, `fast`"),
+            "{message}"
+        );
+        let (_, message) = parse_speed(quote!(speed = 3));
+        assert!(message.contains("e.g. `speed = \\\"fast\\\"`"), "{message}");
+    }
+}

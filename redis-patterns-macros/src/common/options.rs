@@ -106,3 +106,48 @@ fn name_of(path: &syn::Path) -> String {
         .map(ToString::to_string)
         .unwrap_or_else(|| path.to_token_stream().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    const KNOWN: &[&str] = &["key", "ttl", "stampede"];
+
+    fn read(tokens: TokenStream) -> (Vec<String>, String) {
+        let mut errors = Errors::default();
+        let names = Options::parse(tokens, "cache_put", KNOWN, &mut errors)
+            .belonging_to("cached", &["beta"])
+            .all(&mut errors)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        (names, errors.with_item(&quote!()).to_string())
+    }
+
+    #[test]
+    fn known_options_are_read_in_order() {
+        let (names, errors) = read(quote!(ttl = 1, key = "a", stampede = "lock"));
+        assert_eq!(names, ["ttl", "key", "stampede"]);
+        assert!(errors.is_empty(), "{errors}");
+    }
+
+    #[test]
+    fn unknown_repeated_and_foreign_options_are_reported() {
+        let (names, errors) = read(quote!(ttl = 1, tll = 2, ttl = 3, beta = 1, expire = 4));
+        assert_eq!(names, ["ttl"]);
+        assert!(errors.contains("unknown option `tll` for #[cache_put]; did you mean `ttl`?"));
+        assert!(errors.contains("`ttl` is given twice; keep one"));
+        assert!(errors.contains("`beta` is an option of #[cached] only"));
+        assert!(errors.contains("expected one of `key`, `ttl`, `stampede`"));
+    }
+
+    #[test]
+    fn a_syntax_error_leaves_the_options_incomplete() {
+        let mut errors = Errors::default();
+        let options = Options::parse(quote!(key = "a" ttl = 1), "cached", KNOWN, &mut errors);
+        assert!(!options.complete);
+        assert!(!errors.is_empty());
+    }
+}
