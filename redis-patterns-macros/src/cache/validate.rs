@@ -256,26 +256,20 @@ fn check_every_param_is_keyed(
 
 /// A #[cached] function returns the value to cache; none returns `impl Trait`.
 fn check_return(kind: Kind, function: &Function, errors: &mut Errors) {
-    let sig = &function.item.sig;
-    if kind == Kind::Cached && matches!(sig.output, ReturnType::Default) {
-        errors.push(syn::Error::new_spanned(
-            &sig.ident,
+    let why = match kind {
+        Kind::Cached => "the cache rebuilds it with `serde::Deserialize`",
+        Kind::CachePut => "the cache stores it with `serde::Serialize`",
+        Kind::CacheEvict => "the attribute checks whether the call succeeded",
+    };
+    function.check_return(
+        (kind == Kind::Cached).then_some(
             "a #[cached] function must return the value to cache: add a return type \
              (`-> T`, `-> Option<T>` or `-> Result<T, E>`)",
-        ));
-    }
-    if let Some(ty) = function.impl_trait_return() {
-        let why = match kind {
-            Kind::Cached => "the cache rebuilds it with `serde::Deserialize`",
-            Kind::CachePut => "the cache stores it with `serde::Serialize`",
-            Kind::CacheEvict => "the attribute checks whether the call succeeded",
-        };
-        errors.push(syn::Error::new_spanned(
-            ty,
-            format!(
-                "a #[{}] function must return a concrete type ({why}), not `impl Trait`",
-                kind.name()
-            ),
-        ));
-    }
+        ),
+        &format!(
+            "a #[{}] function must return a concrete type ({why}), not `impl Trait`",
+            kind.name()
+        ),
+        errors,
+    );
 }

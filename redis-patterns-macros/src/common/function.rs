@@ -87,6 +87,18 @@ impl Function {
         }
     }
 
+    /// Reports a missing return type at the name (when `missing` says why one is needed) and
+    /// an `impl Trait` one at the type (`impl_trait` says why it must be concrete).
+    pub fn check_return(&self, missing: Option<&str>, impl_trait: &str, errors: &mut Errors) {
+        let sig = &self.item.sig;
+        if let (Some(message), ReturnType::Default) = (missing, &sig.output) {
+            errors.push(syn::Error::new_spanned(&sig.ident, message));
+        }
+        if let Some(ty) = self.impl_trait_return() {
+            errors.push(syn::Error::new_spanned(ty, impl_trait));
+        }
+    }
+
     /// The declared return type when it is `impl Trait`.
     pub fn impl_trait_return(&self) -> Option<&Type> {
         match &self.item.sig.output {

@@ -2,7 +2,6 @@
 //! the expansion trusts.
 
 use proc_macro2::Span;
-use syn::ReturnType;
 
 use super::parse::{OnLost, Options};
 use crate::common::codegen::{Krate, Target};
@@ -52,21 +51,15 @@ pub fn validate(options: Options, function: &Function, errors: &mut Errors) -> O
         "the lock is taken and renewed asynchronously",
         errors,
     );
-    let sig = &function.item.sig;
-    if matches!(sig.output, ReturnType::Default) {
-        errors.push(syn::Error::new_spanned(
-            &sig.ident,
+    function.check_return(
+        Some(
             "a #[with_lock] function must return `Result<T, E>` where `E: From<LockError>`, so \
              that a lock it could not take, or lost, is reported: add a return type",
-        ));
-    }
-    if let Some(ty) = function.impl_trait_return() {
-        errors.push(syn::Error::new_spanned(
-            ty,
-            "a #[with_lock] function must return `Result<T, E>` where `E: From<LockError>`, \
-             not `impl Trait`",
-        ));
-    }
+        ),
+        "a #[with_lock] function must return `Result<T, E>` where `E: From<LockError>`, not \
+         `impl Trait`",
+        errors,
+    );
     let ttl = options.ttl.filter(|_| errors.is_empty())?;
     Some(Config {
         target: Target {

@@ -3,7 +3,7 @@
 //! that the errors follow the attributes' order.
 
 use proc_macro2::Span;
-use syn::{Expr, ReturnType};
+use syn::Expr;
 
 use super::parse::{Algorithm, OnError, Options};
 use crate::common::codegen::{Krate, Target};
@@ -93,21 +93,15 @@ pub fn check_function(function: &Function, errors: &mut Errors) {
         "the limit is checked on the backend before the body runs",
         errors,
     );
-    let sig = &function.item.sig;
-    if matches!(sig.output, ReturnType::Default) {
-        errors.push(syn::Error::new_spanned(
-            &sig.ident,
+    function.check_return(
+        Some(
             "a #[rate_limited] function must return `Result<T, E>` with \
              `E: From<redis_patterns::RateLimited>`, so that a denied call can return an error",
-        ));
-    }
-    if let Some(ty) = function.impl_trait_return() {
-        errors.push(syn::Error::new_spanned(
-            ty,
-            "a #[rate_limited] function must return a concrete `Result<T, E>` with \
-             `E: From<redis_patterns::RateLimited>`, not `impl Trait`",
-        ));
-    }
+        ),
+        "a #[rate_limited] function must return a concrete `Result<T, E>` with \
+         `E: From<redis_patterns::RateLimited>`, not `impl Trait`",
+        errors,
+    );
 }
 
 /// The configuration, or `None` when errors were reported. The first `crate = "…"` given
