@@ -19,6 +19,11 @@ impl Krate {
     pub fn new(given: Option<syn::Path>) -> Krate {
         Krate(given.unwrap_or_else(|| syn::parse_quote!(::redis_patterns)))
     }
+
+    /// `value` as the runtime's value, named through this path.
+    pub fn with<'a, T>(&'a self, value: &'a T) -> InCrate<'a, T> {
+        InCrate { krate: self, value }
+    }
 }
 
 impl ToTokens for Krate {
@@ -33,12 +38,6 @@ impl ToTokens for Krate {
 pub struct InCrate<'a, T> {
     pub krate: &'a Krate,
     pub value: &'a T,
-}
-
-impl Krate {
-    pub fn with<'a, T>(&'a self, value: &'a T) -> InCrate<'a, T> {
-        InCrate { krate: self, value }
-    }
 }
 
 /// What every generated body starts with: the client to use and the key it works on.
