@@ -1,6 +1,23 @@
 //! Durations written in attributes: `300` (seconds), `"500ms"`, `"10s"`, `"5m"`, `"24h"`,
 //! `"7d"`, or combinations such as `"1h30m"`; and percentages such as `"10%"`.
 
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+
+use crate::common::codegen::InCrate;
+
+/// A validated duration, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Millis(pub u64);
+
+/// `<crate>::__private::Duration::from_millis(ms)`.
+impl ToTokens for InCrate<'_, Millis> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let (krate, ms) = (self.krate, self.value.0);
+        tokens.extend(quote!(#krate::__private::Duration::from_millis(#ms)));
+    }
+}
+
 /// Milliseconds in a duration string; errors say what is accepted.
 pub fn parse_millis(text: &str) -> Result<u64, String> {
     let hint = "expected a duration such as `\"500ms\"`, `\"10s\"`, `\"5m\"`, `\"24h\"`, `\"7d\"` or `\"1h30m\"`";

@@ -1,6 +1,8 @@
-//! Error collection: every mistake in one attribute is reported in one build.
+//! Error collection: every mistake in one attribute is reported in one build, next to the
+//! untouched function so that the rest of the crate still sees it.
 
 use proc_macro2::TokenStream;
+use quote::ToTokens;
 
 #[derive(Default)]
 pub struct Errors(Option<syn::Error>);
@@ -17,9 +19,21 @@ impl Errors {
         self.0.is_none()
     }
 
-    pub fn into_compile_errors(self) -> TokenStream {
-        self.0.map(|e| e.to_compile_error()).unwrap_or_default()
+    /// The errors, then `item` as the user wrote it.
+    pub fn with_item(self, item: &impl ToTokens) -> TokenStream {
+        let mut out = self.0.map(|e| e.to_compile_error()).unwrap_or_default();
+        item.to_tokens(&mut out);
+        out
     }
+}
+
+/// `options` as the messages list them: `` `a`, `b`, `c` ``.
+pub fn list<S: AsRef<str>>(options: impl IntoIterator<Item = S>) -> String {
+    options
+        .into_iter()
+        .map(|o| format!("`{}`", o.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The closest candidate to `name`, if it is close enough to be a likely typo, or else a
