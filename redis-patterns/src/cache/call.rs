@@ -129,7 +129,7 @@ impl Call<'_> {
             };
             match self.backend().run(&probe).await {
                 Ok(Probe::Acquired) => {
-                    let guard = LockGuard {
+                    let guard = StampedeLock {
                         backend: Arc::clone(&self.client.inner().backend),
                         lock_key: &lock_key,
                         token: &token,
@@ -287,7 +287,7 @@ impl Call<'_> {
         kind: &K,
         body: F,
         leader: &mut Leader<'_>,
-        mut guard: LockGuard<'_>,
+        mut guard: StampedeLock<'_>,
     ) -> R
     where
         K: Cacheable<R>,
@@ -340,14 +340,14 @@ impl Encoded {
 
 /// Releases a stampede lock if the computation is cancelled or panics, instead of leaving the
 /// other callers to wait for its TTL.
-struct LockGuard<'a> {
+struct StampedeLock<'a> {
     backend: Arc<Backend>,
     lock_key: &'a str,
     token: &'a str,
     armed: bool,
 }
 
-impl Drop for LockGuard<'_> {
+impl Drop for StampedeLock<'_> {
     fn drop(&mut self) {
         if self.armed {
             crate::backend::unlock_in_background(
