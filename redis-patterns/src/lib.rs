@@ -27,7 +27,7 @@
 //! ```
 //!
 //! The attributes ([`cached`], [`cache_evict`], [`cache_put`]) expand to calls into this
-//! crate; the README documents every option. Runtime pieces you use directly:
+//! crate; each attribute's page lists every option. Runtime pieces you use directly:
 //!
 //! * [`Client`] and [`Config`]: where the cache lives (`redis://`, `rediss://` with feature
 //!   `tls`, or `mem://`), timeouts, namespace; [`init`] installs the process-wide default.
@@ -42,8 +42,10 @@
 //! Failure policy: caching fails open. If Redis is unreachable, slower than the command
 //! timeout, or answers with an error, the function runs and its result is returned; the
 //! failure is logged with `tracing` (target `redis_patterns`) and counted in
-//! [`CacheStats::backend_errors`]. After repeated connection failures the client fails fast
-//! for a backoff (50 ms doubling to 5 s by default) instead of waiting on every call.
+//! [`CacheStats::backend_errors`]. After repeated connection failures the client fails fast,
+//! without waiting, while a background probe finds the server again (within 250 ms of its
+//! return by default); a connection that stops answering is replaced. The README's "Failure
+//! policy" gives the bounds, which the fault-injection tests assert.
 
 #![warn(missing_docs)]
 
@@ -76,17 +78,22 @@ pub use stats::{CacheStats, cache_stats_by_function};
 
 /// Caches an async function's result: `#[cached(key = "product:<id>", ttl = "5m")]`.
 ///
-/// See the crate documentation and the README for every option.
+///
+#[doc = include_str!("../docs/cached.md")]
 pub use redis_patterns_macros::cached;
 
 /// Deletes a cache entry after the function succeeds: `#[cache_evict(key = "product:<id>")]`.
+///
+#[doc = include_str!("../docs/cache_evict.md")]
 pub use redis_patterns_macros::cache_evict;
 
 /// Runs the function while holding a distributed lock:
 /// `#[with_lock(key = "payment:<order_id>", ttl = "10s", wait = "2s")]`.
 ///
-/// The function must return `Result<T, E>` with `E: From<LockError>`. See [`lock`] and the
-/// README for every option.
+/// The function must return `Result<T, E>` with `E: From<LockError>`. See [`lock`] for how
+/// leases, renewal and fencing tokens work.
+///
+#[doc = include_str!("../docs/with_lock.md")]
 pub use redis_patterns_macros::with_lock;
 
 /// Admits a call only within a rate limit:
@@ -94,7 +101,7 @@ pub use redis_patterns_macros::with_lock;
 ///
 /// The function must return `Result<T, E>` with `E: From<RateLimited>`; a denied call returns
 /// `Err(RateLimited.into())` without running the body. Attributes stack (all must admit; a
-/// denied call consumes nothing). See [`RateLimiter`] and the README for every option.
+/// denied call consumes nothing). [`RateLimiter`] applies the same limits by key at run time.
 ///
 /// ```
 /// use redis_patterns::{RateLimited, rate_limited};
@@ -120,10 +127,14 @@ pub use redis_patterns_macros::with_lock;
 /// assert!(report("bob").await.is_ok(), "a limit per user");
 /// # }
 /// ```
+///
+#[doc = include_str!("../docs/rate_limited.md")]
 pub use redis_patterns_macros::rate_limited;
 
 /// Stores the function's result as a cache entry (write-through):
 /// `#[cache_put(key = "product:<id>", ttl = "5m")]`.
+///
+#[doc = include_str!("../docs/cache_put.md")]
 pub use redis_patterns_macros::cache_put;
 
 /// What generated code calls. Not a public API: it changes without notice.

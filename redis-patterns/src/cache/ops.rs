@@ -17,7 +17,7 @@ static GET_OR_LOCK: LazyLock<Script> =
 static SET_AND_UNLOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/cache/set_and_unlock.lua")));
 
-/// What [`GetOrLock`] found.
+/// What reading a value or else taking its stampede lock found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// The value is stored.

@@ -63,7 +63,7 @@ impl LockGuard {
         *lock(&self.valid_until)
     }
 
-    /// Resets the lease to `ttl` (clamped as [`Lock::ttl`]) counted from now.
+    /// Resets the lease to `ttl` (clamped as [`Lock::ttl`](super::Lock::ttl)) counted from now.
     ///
     /// [`LockError::Lost`] if the lock is no longer ours; [`LockError::LeaseTooShort`] if the
     /// confirmation arrived only after the new lease would have run out.

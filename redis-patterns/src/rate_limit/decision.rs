@@ -48,7 +48,7 @@ pub struct Decision {
 
 /// What to do when the limit cannot be checked because the backend is unreachable, slow
 /// (past `command_timeout`) or failing. Either way the event is logged (`tracing`, target
-/// `redis_patterns`) and counted in [`RateLimitStats::backend_errors`].
+/// `redis_patterns`) and counted in [`RateLimitStats::backend_errors`](super::RateLimitStats::backend_errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnError {
     /// Admit the call (fail open): an outage of Redis does not become an outage of the API.
@@ -70,7 +70,7 @@ pub enum DenyReason {
 }
 
 /// The error of a denied call: `#[rate_limited]` functions return it through `E:
-/// From<RateLimited>`, and [`RateLimiter::admit`] returns it.
+/// From<RateLimited>`, and [`RateLimiter::admit`](super::RateLimiter::admit) returns it.
 ///
 /// It names the limit by its key template (`"api:<user_id>"`) or limiter name, never by the
 /// rendered key, which may hold personal data such as a user id or an IP address.
