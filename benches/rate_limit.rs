@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::Script;
-use redis_patterns::{Client, Config, RateLimited, rate_limited};
+use redis_patterns::rate_limit::RateLimited;
+use redis_patterns::{Client, Config, rate_limited};
 use support::{CONCURRENCY, Pair, concurrent, runtime, sequential, server};
 
 const LIMIT: u64 = 1_000_000_000;

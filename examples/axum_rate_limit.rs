@@ -1,4 +1,4 @@
-//! A small axum API behind `redis_patterns::tower::RateLimitLayer`: 100 requests per minute
+//! A small axum API behind `redis_patterns::rate_limit::http::RateLimitLayer`: 100 requests per minute
 //! per user for requests bearing an `x-user-id` header, 20 per minute per client IP for
 //! anonymous ones. Denied requests get `429 Too Many Requests` with `Retry-After`; every
 //! response carries `RateLimit-*` and `X-RateLimit-*` headers.
@@ -19,8 +19,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, Request};
 use axum::routing::get;
-use redis_patterns::tower::{KeyExtractor, RateLimitLayer};
-use redis_patterns::{Client, RateLimiter};
+use redis_patterns::Client;
+use redis_patterns::rate_limit::RateLimiter;
+use redis_patterns::rate_limit::http::{KeyExtractor, RateLimitLayer};
 
 /// The header that marks a signed-in user.
 pub const USER_HEADER: &str = "x-user-id";

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use redis_patterns::lock::{Lock, LockError};
-use redis_patterns::{Client, Config, Error, RateLimiter, cached};
+use redis_patterns::rate_limit::RateLimiter;
+use redis_patterns::{Client, Config, Error, cached};
 
 /// The ACL rules README's ACL section gives, for the keys of `namespace`.
 fn documented_rules(namespace: &str) -> Vec<String> {

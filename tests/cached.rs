@@ -502,13 +502,17 @@ async fn associated_functions_without_self_have_companions(kind: Kind) {
     assert!(Inventory::stock_key(&client, "lamp").ends_with("{stock:#lamp}"));
     assert!(Inventory::stock_invalidate(&client, "lamp").await.unwrap());
     // The function and its `_refresh` companion are one row of the per-template statistics.
-    let rows: Vec<_> = redis_patterns::cache_stats_by_function()
+    let rows: Vec<_> = redis_patterns::cache::stats_by_function()
         .into_iter()
         .filter(|(template, _)| *template == "stock:<sku>")
         .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     let stats = rows[0].1;
     assert!(stats.computations >= 2 && stats.writes >= 2, "{stats:?}");
+    assert!(
+        stats.evictions >= 1,
+        "`_invalidate` counts for its function: {stats:?}"
+    );
 }
 
 #[cached(ttl = "1m", client = client)]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::Kind;
 use redis_patterns::lock::{Lock, LockError};
-use redis_patterns::{Client, RateLimited, RateLimiter, cached, rate_limited, with_lock};
+use redis_patterns::rate_limit::{RateLimited, RateLimiter};
+use redis_patterns::{Client, cached, rate_limited, with_lock};
 
 struct Users {
     client: Client,

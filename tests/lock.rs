@@ -284,7 +284,62 @@ async fn adversarial_lock_names_stay_in_their_hash_tag(kind: Kind) {
     }
 }
 
+#[with_lock(key = "counted:<id>", ttl = "5s", client = client)]
+async fn counted_job(client: &Client, id: u32) -> Result<u32, JobError> {
+    Ok(id)
+}
+
+async fn locks_are_counted_per_client_and_per_template(kind: Kind) {
+    let client = common::client(kind, "lock-stats");
+    let lock = |ttl| Lock::new("stats:a").client(&client).ttl(ttl);
+    let held = lock(Duration::from_secs(5)).acquire().await.unwrap();
+    let refused = lock(Duration::from_secs(5))
+        .wait(Duration::from_millis(100))
+        .retry(Duration::from_millis(10))
+        .acquire()
+        .await;
+    assert!(
+        matches!(refused, Err(LockError::Timeout { .. })),
+        "{refused:?}"
+    );
+    held.release().await.unwrap();
+    let expired = lock(Duration::from_millis(50)).acquire().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(matches!(expired.release().await, Err(LockError::Lost)));
+    let stats = client.lock_stats();
+    assert_eq!(
+        (stats.acquired, stats.contended, stats.timeouts, stats.lost),
+        (2, 1, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.late_grants, stats.backend_errors),
+        (0, 0),
+        "{stats:?}"
+    );
+
+    assert_eq!(counted_job(&client, 1).await.unwrap(), 1);
+    assert_eq!(counted_job(&client, 2).await.unwrap(), 2);
+    assert_eq!(
+        client.lock_stats().acquired,
+        4,
+        "#[with_lock] counts for its client too"
+    );
+    let row = redis_patterns::lock::stats_by_template()
+        .into_iter()
+        .find(|(template, _)| *template == "counted:<id>");
+    let (_, by_template) = row.expect("the attribute's template is listed");
+    assert!(by_template.acquired >= 2, "{by_template:?}");
+    assert!(
+        redis_patterns::lock::stats_by_template()
+            .iter()
+            .all(|(template, _)| *template != "stats:a"),
+        "locks taken with `Lock` are not attributes"
+    );
+}
+
 on_both_backends!(
+    locks_are_counted_per_client_and_per_template,
     the_lock_makes_read_modify_write_exclusive_across_clients,
     a_holder_whose_lease_expired_cannot_release_the_next_holders_lock,
     a_crashed_holder_is_replaced_after_its_ttl_with_a_greater_fencing_token,

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Kind, RedisServer};
-use redis_patterns::{Algorithm, Client, Config, DenyReason, OnError, RateLimiter};
+use redis_patterns::rate_limit::{Algorithm, DenyReason, OnError, RateLimiter};
+use redis_patterns::{Client, Config};
 
 const ALGORITHMS: [Algorithm; 5] = [
     Algorithm::FixedWindow,
@@ -389,7 +390,11 @@ async fn with_the_server_stopped_allow_admits_and_deny_refuses_within_the_timeou
         assert!(denied.retry_after > Duration::ZERO);
         assert!(bounded(open.check("api:alice", 1)).await.is_err());
     }
-    assert_eq!(open.stats().backend_errors, 5);
+    assert_eq!(
+        open.stats().backend_errors,
+        10,
+        "five admissions and five checks found the backend down"
+    );
     assert_eq!(closed.stats().backend_errors, 5);
     server.restart();
     // The breaker lets a probe through after its backoff (at most 200 ms here).

@@ -10,7 +10,8 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use common::Kind;
-use redis_patterns::{Algorithm, Client, OnError, RateLimiter};
+use redis_patterns::Client;
+use redis_patterns::rate_limit::{Algorithm, OnError, RateLimiter};
 
 /// Counts the bytes this thread allocates, so that a test on a current-thread runtime can
 /// measure what one call allocates while other tests run on other threads.

@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Kind, RedisServer};
-use redis_patterns::{Client, Config, RateLimiter};
+use redis_patterns::rate_limit::RateLimiter;
+use redis_patterns::{Client, Config};
 
 /// A window that does not end during a test.
 const LONG: Duration = Duration::from_secs(1000 * 86_400);

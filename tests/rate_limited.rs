@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Calls, Kind, RedisServer};
-use redis_patterns::{Client, Config, DenyReason, RateLimited, RateLimiter, rate_limited};
+use redis_patterns::rate_limit::{DenyReason, RateLimited, RateLimiter};
+use redis_patterns::{Client, Config, rate_limited};
 
 #[derive(Debug)]
 enum ApiError {
@@ -63,7 +64,7 @@ async fn a_denied_call_returns_rate_limited_without_running_the_body(kind: Kind)
         "one limit per user"
     );
     assert!(
-        redis_patterns::rate_limit_stats()
+        redis_patterns::rate_limit::stats_by_template()
             .iter()
             .any(|(name, stats)| *name == "api:<user_id>" && stats.denied >= 1)
     );
@@ -304,7 +305,7 @@ async fn with_the_server_stopped_on_error_allow_runs_the_body_and_deny_returns_r
         assert_eq!(denied.reason, DenyReason::BackendUnavailable);
     }
     assert_eq!(calls.get(), 5, "only the fail-open function ran");
-    let stats = redis_patterns::rate_limit_stats();
+    let stats = redis_patterns::rate_limit::stats_by_template();
     let errors = |template: &str| {
         stats
             .iter()

@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::RedisServer;
 use common::tls::Certificates;
 use redis_patterns::lock::Lock;
-use redis_patterns::{Client, Config, Error, RateLimiter, cached};
+use redis_patterns::rate_limit::RateLimiter;
+use redis_patterns::{Client, Config, Error, cached};
 
 /// One TLS server (and the certificates it uses) for the whole binary.
 fn tls_server() -> &'static (Certificates, RedisServer) {

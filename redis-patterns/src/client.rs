@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::backend::Backend;
+use crate::cache::CacheStats;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flight::Flights;
-use crate::stats::{CacheStats, Counters};
+use crate::lock::LockStats;
 
 /// A handle on one backend: a long-lived multiplexed Redis connection (reconnected with
 /// backoff when it drops) or an in-process store. Cloning is cheap and shares everything.
@@ -36,7 +37,8 @@ pub(crate) struct Inner {
     pub(crate) namespace: Option<String>,
     pub(crate) backend: Arc<Backend>,
     pub(crate) flights: Flights,
-    pub(crate) counters: Counters,
+    pub(crate) cache_counters: crate::cache::Counters,
+    pub(crate) lock_counters: crate::lock::Counters,
 }
 
 /// Anything a [`Client`] can be built from: a [`Config`] or a URL.
@@ -91,7 +93,8 @@ impl Client {
                 config,
                 backend: Arc::new(backend),
                 flights: Flights::new(),
-                counters: Counters::new(),
+                cache_counters: Default::default(),
+                lock_counters: Default::default(),
             }),
         }
     }
@@ -127,7 +130,19 @@ impl Client {
     /// # Ok::<(), redis_patterns::Error>(())
     /// ```
     pub fn cache_stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
+        self.inner.cache_counters.snapshot()
+    }
+
+    /// Counters of every lock taken through this client, with [`Lock`](crate::lock::Lock) or
+    /// `#[with_lock]` ([`Redlock`](crate::lock::Redlock) is not counted).
+    ///
+    /// ```
+    /// let client = redis_patterns::Client::new("mem://")?;
+    /// assert_eq!(client.lock_stats().acquired, 0);
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn lock_stats(&self) -> LockStats {
+        self.inner.lock_counters.snapshot()
     }
 
     /// Makes this client the process-wide default used by the attributes (those without a

@@ -5,14 +5,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// The environment variable read by [`Config::from_env`] and by the lazily created default
-/// client.
-pub const REDIS_URL_ENV: &str = "REDIS_URL";
-
-/// The URL used when [`REDIS_URL_ENV`] is not set: an in-process store, so development and
-/// tests work without a server. Production deployments set `REDIS_URL`.
-pub const DEFAULT_URL: &str = "mem://";
-
 /// How to reach the backend and how patiently.
 ///
 /// Built from a URL — `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (feature
@@ -85,6 +77,14 @@ impl<T> fmt::Debug for Secret<T> {
 }
 
 impl Config {
+    /// The environment variable read by [`Config::from_env`] and by the lazily created
+    /// default client: `REDIS_URL`.
+    pub const URL_ENV: &str = "REDIS_URL";
+
+    /// The URL used when [`URL_ENV`](Self::URL_ENV) is not set: `mem://`, an in-process store,
+    /// so development and tests work without a server. Production deployments set `REDIS_URL`.
+    pub const DEFAULT_URL: &str = "mem://";
+
     /// Parses a backend URL with the default timeouts (connect 1 s, command 500 ms, reconnect
     /// probes 50 ms apart doubling up to 250 ms, with jitter). User and password may come as
     /// URL user info (`redis://user:pass@host`) or, in the socket form, as query parameters
@@ -148,7 +148,7 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads the URL from the `REDIS_URL` environment variable, or uses [`DEFAULT_URL`]
+    /// Reads the URL from the `REDIS_URL` environment variable, or uses [`Config::DEFAULT_URL`]
     /// (`mem://`) when it is unset or empty.
     ///
     /// ```
@@ -157,15 +157,16 @@ impl Config {
     /// # Ok::<(), redis_patterns::Error>(())
     /// ```
     pub fn from_env() -> Result<Self> {
-        match std::env::var(REDIS_URL_ENV) {
+        match std::env::var(Self::URL_ENV) {
             Ok(url) if !url.trim().is_empty() => Self::from_url(url.trim()).map_err(|e| match e {
-                Error::Config(msg) => Error::Config(format!("{REDIS_URL_ENV}: {msg}")),
+                Error::Config(msg) => Error::Config(format!("{}: {msg}", Self::URL_ENV)),
                 other => other,
             }),
-            Ok(_) | Err(std::env::VarError::NotPresent) => Self::from_url(DEFAULT_URL),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(Error::Config(format!("{REDIS_URL_ENV} is not valid UTF-8")))
-            }
+            Ok(_) | Err(std::env::VarError::NotPresent) => Self::from_url(Self::DEFAULT_URL),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::Config(format!(
+                "{} is not valid UTF-8",
+                Self::URL_ENV
+            ))),
         }
     }
 

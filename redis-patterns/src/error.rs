@@ -66,9 +66,11 @@ pub enum Error {
     )]
     Tls(String),
 
-    /// The Redis client or server reported an error.
-    #[error("Redis error: {0}")]
-    Redis(redis::RedisError),
+    /// The Redis server or the connection to it reported an error (a failed command, a
+    /// dropped connection, a reply of an unexpected shape). [`BackendError`] says what; its
+    /// [`source`](std::error::Error::source) is the client library's error.
+    #[error(transparent)]
+    Backend(BackendError),
 
     /// A value could not be serialized.
     #[error("could not serialize the value: {0}")]
@@ -86,12 +88,7 @@ impl Error {
     pub fn is_connection_failure(&self) -> bool {
         match self {
             Error::Timeout(_) | Error::Unavailable { .. } => true,
-            Error::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
-            }
+            Error::Backend(e) => e.is_connection_failure(),
             Error::Config(_)
             | Error::Serialize(_)
             | Error::Authentication(_)
@@ -115,9 +112,61 @@ impl From<redis::RedisError> for Error {
             }
             _ => match tls_failure(&e) {
                 Some(why) => Error::Tls(why),
-                None => Error::Redis(e),
+                None => Error::Backend(BackendError(e)),
             },
         }
+    }
+}
+
+/// An error reported by Redis or by the connection to it.
+///
+/// Opaque on purpose, so that this crate's API does not change with the Redis client
+/// library's: [`Display`](std::fmt::Display) gives the message (with the server's error code
+/// when there is one), [`code`](Self::code) the code alone, and
+/// [`source`](std::error::Error::source) the underlying error for logging or downcasting.
+///
+/// ```
+/// # async fn demo(client: &redis_patterns::Client) {
+/// if let Err(redis_patterns::Error::Backend(e)) = client.connect().await {
+///     eprintln!("Redis failed ({:?}): {e}", e.code());
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct BackendError(redis::RedisError);
+
+impl BackendError {
+    /// The server's error code (`"READONLY"`, `"OOM"`, `"BUSY"`, …), or `None` for failures
+    /// on the client side (I/O, an unexpected reply).
+    pub fn code(&self) -> Option<&str> {
+        self.0.code()
+    }
+
+    /// `true` for a refused, dropped or timed-out connection rather than one failed command.
+    pub fn is_connection_failure(&self) -> bool {
+        let e = &self.0;
+        e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    }
+
+    /// A reply whose shape the operation did not expect (a foreign script, a wrong type).
+    pub(crate) fn unexpected_reply(script: &'static str) -> Self {
+        BackendError(redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "unexpected reply from a script",
+            script.to_owned(),
+        )))
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redis error: {}", self.0)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

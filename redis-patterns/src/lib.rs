@@ -26,23 +26,31 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The attributes ([`cached`], [`cache_evict`], [`cache_put`]) expand to calls into this
-//! crate; each attribute's page lists every option. Runtime pieces you use directly:
+//! The attributes ([`cached`], [`cache_evict`], [`cache_put`], [`rate_limited`],
+//! [`with_lock`]) expand to calls into this crate; each attribute's page lists every option.
+//! At the root:
 //!
-//! * [`Client`] and [`Config`]: where the cache lives (`redis://`, `rediss://` with feature
-//!   `tls`, or `mem://`), timeouts, namespace; [`init`] installs the process-wide default.
+//! * [`Client`] and [`Config`]: where the data lives (`redis://`, `rediss://` with feature
+//!   `tls`, `unix://`, or `mem://`), timeouts, namespace; [`init`] installs the process-wide
+//!   default.
 //! * [`KeyPart`]: what may stand in a key template's placeholder; features `uuid`, `ulid`,
 //!   `time` and `chrono` implement it for those crates' ids and date-times.
-//! * [`RateLimiter`]: the limits of [`rate_limited`] applied by key at run time, and with
-//!   feature `tower`, `tower::RateLimitLayer` for HTTP (429, `Retry-After`, `RateLimit-*`).
-//! * [`CacheStats`]: hit rates per client and per function.
-//! * [`lock`]: [`Lock`] (owner and fencing tokens, lease extension) and
-//!   [`Redlock`](lock::Redlock), also behind [`with_lock`].
+//! * [`Error`]: what the explicit APIs return.
+//!
+//! One module per pattern, with its types:
+//!
+//! * [`cache`]: [`CacheStats`](cache::CacheStats), hit rates per client and per function.
+//! * [`rate_limit`]: [`RateLimiter`](rate_limit::RateLimiter), the limits of
+//!   [`rate_limited`] applied by key at run time, the [`RateLimited`](rate_limit::RateLimited)
+//!   error, and with feature `tower`, [`rate_limit::http`]: an HTTP rate-limit layer for tower
+//!   and axum (429, `Retry-After`, `RateLimit-*`).
+//! * [`lock`]: [`Lock`](lock::Lock) (owner and fencing tokens, lease extension),
+//!   [`Redlock`](lock::Redlock), and the [`LockError`](lock::LockError) of [`with_lock`].
 //!
 //! Failure policy: caching fails open. If Redis is unreachable, slower than the command
 //! timeout, or answers with an error, the function runs and its result is returned; the
 //! failure is logged with `tracing` (target `redis_patterns`) and counted in
-//! [`CacheStats::backend_errors`]. After repeated connection failures the client fails fast,
+//! [`CacheStats::backend_errors`](cache::CacheStats::backend_errors). After repeated connection failures the client fails fast,
 //! without waiting, while a background probe finds the server again (within 250 ms of its
 //! return by default); a connection that stops answering is replaced. The README's "Failure
 //! policy" gives the bounds, which the fault-injection tests assert.
@@ -50,7 +58,7 @@
 #![warn(missing_docs)]
 
 mod backend;
-mod cache;
+pub mod cache;
 mod client;
 mod config;
 mod envelope;
@@ -58,23 +66,13 @@ mod error;
 mod flight;
 mod key;
 pub mod lock;
-mod rate_limit;
-mod stats;
+pub mod rate_limit;
 mod util;
 
 pub use client::{Client, IntoConfig, init, init_from_env};
-pub use config::{Config, DEFAULT_URL, REDIS_URL_ENV};
-pub use error::{Error, Result};
-pub use key::{KeyPart, KeyWriter, key_part_to_string};
-pub use lock::{Lock, LockError};
-/// HTTP rate limiting for tower and axum (feature `tower`): see [`tower::RateLimitLayer`].
-#[cfg(feature = "tower")]
-pub use rate_limit::tower;
-pub use rate_limit::{
-    Algorithm, Decision, DenyReason, OnError, RateLimitStats, RateLimited, RateLimiter,
-    rate_limit_stats,
-};
-pub use stats::{CacheStats, cache_stats_by_function};
+pub use config::Config;
+pub use error::{BackendError, Error, Result};
+pub use key::{KeyPart, KeyWriter};
 
 /// Caches an async function's result: `#[cached(key = "product:<id>", ttl = "5m")]`.
 ///
@@ -101,10 +99,11 @@ pub use redis_patterns_macros::with_lock;
 ///
 /// The function must return `Result<T, E>` with `E: From<RateLimited>`; a denied call returns
 /// `Err(RateLimited.into())` without running the body. Attributes stack (all must admit; a
-/// denied call consumes nothing). [`RateLimiter`] applies the same limits by key at run time.
+/// denied call consumes nothing). [`RateLimiter`](rate_limit::RateLimiter) applies the same limits by key at run time.
 ///
 /// ```
-/// use redis_patterns::{RateLimited, rate_limited};
+/// use redis_patterns::rate_limited;
+/// use redis_patterns::rate_limit::RateLimited;
 ///
 /// #[derive(Debug)]
 /// enum ApiError { Busy(RateLimited) }
@@ -141,19 +140,22 @@ pub use redis_patterns_macros::cache_put;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::backend::Backend;
-    pub use crate::cache::Probe;
-    pub use crate::cache::{
-        CacheNone, CacheSpec, Cacheable, ReturnKind, Select, SelectOption, SelectResult,
-        SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put, refresh,
+    pub use crate::cache::attribute::{
+        CacheSpec, Stampede, cached, evict, invalidate, put, refresh,
     };
+    pub use crate::cache::kind::{
+        CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
+        check_cacheable,
+    };
+    pub use crate::cache::ops::Probe;
+    pub use crate::cache::stats::FunctionCounters;
     pub use crate::client::{AsClient, Client};
     pub use crate::key::{KeyBuilder, KeyPart};
-    pub use crate::lock::{LockReturn, LockSpec, OnLost, check_lock_return, with_lock};
-    pub use crate::rate_limit::{
-        Algorithm as RateAlgorithm, OnError as RateOnError, RateCheck, RateLimitedReturn, RateSpec,
-        rate_limited,
+    pub use crate::lock::attribute::{
+        Lease, LockReturn, LockSpec, OnLost, check_lock_return, with_lock,
     };
-    pub use crate::stats::FunctionCounters;
+    pub use crate::rate_limit::attribute::{RateCheck, RateLimitedReturn, RateSpec, rate_limited};
+    pub use crate::rate_limit::{Algorithm as RateAlgorithm, OnError as RateOnError};
     pub use core::time::Duration;
 
     /// The client the attributes use when given no `client = …`.

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use redis_patterns::{Client, Config, OnError, RateLimiter};
+use redis_patterns::rate_limit::{OnError, RateLimiter};
+use redis_patterns::{Client, Config};
 use tokio::time::Instant;
 
 use crate::bounded;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use redis_patterns::{Client, Config, Error, RateLimiter, cached};
+use redis_patterns::rate_limit::RateLimiter;
+use redis_patterns::{Client, Config, Error, cached};
 use tokio::time::Instant;
 
 use crate::bounded;

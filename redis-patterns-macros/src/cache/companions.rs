@@ -145,7 +145,9 @@ impl Expansion<'_> {
             {
                 #client
                 #key
-                #krate::__private::invalidate(__rp_client, #name, __rp_key).await
+                static __RP_COUNTERS: #krate::__private::FunctionCounters =
+                    #krate::__private::FunctionCounters::new(#name);
+                #krate::__private::invalidate(__rp_client, &__RP_COUNTERS, __rp_key).await
             }
 
             #[doc = #doc_refresh]

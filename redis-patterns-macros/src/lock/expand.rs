@@ -21,10 +21,14 @@ impl ToTokens for InCrate<'_, OnLost> {
     }
 }
 
-/// The runtime's `LockSpec::extend`.
-impl ToTokens for Lease {
+/// `<crate>::__private::Lease::…`.
+impl ToTokens for InCrate<'_, Lease> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
-        (*self == Lease::Renewed).to_tokens(tokens);
+        let krate = self.krate;
+        tokens.extend(match self.value {
+            Lease::Renewed => quote!(#krate::__private::Lease::Renewed),
+            Lease::Fixed => quote!(#krate::__private::Lease::Fixed),
+        });
     }
 }
 
@@ -45,7 +49,7 @@ pub fn expand(config: &Config, function: &Function) -> TokenStream {
         krate.with(&config.wait),
         krate.with(&config.retry),
     );
-    let (extend, on_lost) = (config.lease, krate.with(&config.on_lost));
+    let (lease, on_lost) = (krate.with(&config.lease), krate.with(&config.on_lost));
     let syn::ItemFn {
         attrs, vis, sig, ..
     } = &function.item;
@@ -55,14 +59,9 @@ pub fn expand(config: &Config, function: &Function) -> TokenStream {
             #check
             #client
             #key
-            static __RP_LOCK: #krate::__private::LockSpec = #krate::__private::LockSpec {
-                name: #name,
-                ttl: #ttl,
-                wait: #wait,
-                retry: #retry,
-                extend: #extend,
-                on_lost: #on_lost,
-            };
+            static __RP_LOCK: #krate::__private::LockSpec = #krate::__private::LockSpec::new(
+                #name, #ttl, #wait, #retry, #lease, #on_lost,
+            );
             #krate::__private::with_lock(__rp_client, &__RP_LOCK, __rp_key, __rp_from_lock_error, #body)
                 .await
         }

@@ -96,10 +96,10 @@ pub fn check_function(function: &Function, errors: &mut Errors) {
     function.check_return(
         Some(
             "a #[rate_limited] function must return `Result<T, E>` with \
-             `E: From<redis_patterns::RateLimited>`, so that a denied call can return an error",
+             `E: From<redis_patterns::rate_limit::RateLimited>`, so that a denied call can return an error",
         ),
         "a #[rate_limited] function must return a concrete `Result<T, E>` with \
-         `E: From<redis_patterns::RateLimited>`, not `impl Trait`",
+         `E: From<redis_patterns::rate_limit::RateLimited>`, not `impl Trait`",
         errors,
     );
 }

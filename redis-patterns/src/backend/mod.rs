@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cache::Probe;
+use crate::cache::ops::Probe;
 use crate::cache::ops::{GetOrLock, SetAndUnlock};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};

@@ -34,11 +34,7 @@ pub(crate) trait AtomicOp {
 
 /// The error for a script reply of an unexpected shape.
 pub(crate) fn unexpected_reply(script: &'static str) -> Error {
-    Error::Redis(redis::RedisError::from((
-        redis::ErrorKind::Parse,
-        "unexpected reply from a script",
-        script.to_owned(),
-    )))
+    Error::Backend(crate::error::BackendError::unexpected_reply(script))
 }
 
 /// Milliseconds for `PX`, at least 1 (Redis rejects 0).

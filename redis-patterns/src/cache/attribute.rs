@@ -6,12 +6,74 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::call::Call;
-use super::{CacheSpec, Cacheable};
+use super::kind::Cacheable;
+use super::stats::{Event, FunctionCounters};
 use crate::client::Client;
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::flight::{Join, Shared};
-use crate::stats::{Event, FunctionCounters};
+
+/// How a cache miss is protected against many callers computing the same value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[doc(hidden)]
+pub enum Stampede {
+    /// In-process single-flight only.
+    None,
+    /// A distributed lock: one caller across all processes computes; the others wait up to
+    /// `lock_wait` for its value, then compute themselves. A crashed holder's lock expires
+    /// after `lock_ttl`.
+    Lock {
+        lock_ttl: Duration,
+        lock_wait: Duration,
+    },
+    /// XFetch probabilistic early recomputation with parameter `beta`.
+    Early { beta: f64 },
+}
+
+/// The static description of one cached function.
+#[doc(hidden)]
+pub struct CacheSpec {
+    pub ttl: Duration,
+    /// Extra random TTL, in thousandths of `ttl` (`"10%"` = 100).
+    pub ttl_jitter_permille: u32,
+    pub stampede: Stampede,
+    pub counters: FunctionCounters,
+}
+
+impl CacheSpec {
+    pub const fn new(
+        name: &'static str,
+        ttl: Duration,
+        ttl_jitter_permille: u32,
+        stampede: Stampede,
+    ) -> Self {
+        CacheSpec {
+            ttl,
+            ttl_jitter_permille,
+            stampede,
+            counters: FunctionCounters::new(name),
+        }
+    }
+
+    pub(super) fn name(&self) -> &'static str {
+        self.counters.name()
+    }
+
+    pub(super) fn ttl(&self) -> Duration {
+        if self.ttl_jitter_permille == 0 {
+            return self.ttl;
+        }
+        let max_extra = self
+            .ttl
+            .mul_f64(f64::from(self.ttl_jitter_permille) / 1000.0);
+        self.ttl + max_extra.mul_f64(fastrand::f64())
+    }
+
+    pub(super) fn count(&'static self, client: &Client, event: Event) {
+        client.inner().cache_counters.count(event);
+        self.counters.count(event);
+    }
+}
 
 /// The cached call: see the module documentation.
 #[doc(hidden)]
@@ -55,17 +117,8 @@ where
 /// Deletes `key` (after the annotated function succeeded); failures are logged and counted.
 #[doc(hidden)]
 pub async fn evict(client: &Client, counters: &'static FunctionCounters, key: String) {
-    match client.inner().backend.del(&key).await {
-        Ok(_) => {
-            client.inner().counters.count(Event::Eviction);
-            counters.count(Event::Eviction);
-        }
-        Err(error) => {
-            client.inner().counters.count(Event::BackendError);
-            counters.count(Event::BackendError);
-            tracing::warn!(target: "redis_patterns", cache = counters.name(), %error, "cache eviction failed");
-        }
-    }
+    // Nobody awaits the outcome: it is logged and counted, and caching fails open.
+    let _ = delete(client, counters, &key, "cache eviction failed").await;
 }
 
 /// What `<fn>_refresh(..)` companions call: runs the body without reading the cache and stores
@@ -125,10 +178,35 @@ pub async fn put<R, K: Cacheable<R>>(
 
 /// Deletes `key`; what `<fn>_invalidate(..)` companions call. `true` when a value was stored.
 #[doc(hidden)]
-pub async fn invalidate(client: &Client, name: &'static str, key: String) -> Result<bool> {
-    let deleted = client.inner().backend.del(&key).await.inspect_err(|error| {
-        tracing::warn!(target: "redis_patterns", cache = name, %error, "cache invalidation failed");
-    })?;
-    client.inner().counters.count(Event::Eviction);
-    Ok(deleted)
+pub async fn invalidate(
+    client: &Client,
+    counters: &'static FunctionCounters,
+    key: String,
+) -> Result<bool> {
+    delete(client, counters, &key, "cache invalidation failed").await
+}
+
+/// Deletes `key`, counting the eviction (or the failure, logged with `failure`) for the
+/// client and the function.
+async fn delete(
+    client: &Client,
+    counters: &'static FunctionCounters,
+    key: &str,
+    failure: &'static str,
+) -> Result<bool> {
+    let count = |event| {
+        client.inner().cache_counters.count(event);
+        counters.count(event);
+    };
+    match client.inner().backend.del(key).await {
+        Ok(deleted) => {
+            count(Event::Eviction);
+            Ok(deleted)
+        }
+        Err(error) => {
+            count(Event::BackendError);
+            tracing::warn!(target: "redis_patterns", cache = counters.name(), %error, "{failure}");
+            Err(error)
+        }
+    }
 }

@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::attribute::{CacheSpec, Stampede};
+use super::kind::Cacheable;
+use super::ops::Probe;
 use super::ops::{GetOrLock, SetAndUnlock};
-use super::{CacheSpec, Cacheable, Probe, Stampede};
+use super::stats::Event;
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::envelope;
 use crate::error::Error;
 use crate::flight::{Leader, Shared};
 use crate::lock::ops::Release;
-use crate::stats::Event;
 
 pub(super) struct Call<'a> {
     pub(super) client: &'a Client,

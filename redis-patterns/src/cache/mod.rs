@@ -1,7 +1,11 @@
-//! Cache-aside with stampede protection: what `#[cached]`, `#[cache_evict]` and
-//! `#[cache_put]` expand to.
+//! Cache-aside with stampede protection: the counters of `#[cached]`, `#[cache_evict]` and
+//! `#[cache_put]` ([`CacheStats`], per client with
+//! [`Client::cache_stats`](crate::Client::cache_stats) and per function with
+//! [`stats_by_function`]). The attributes themselves are at the crate root
+//! ([`cached`](crate::cached), [`cache_evict`](crate::cache_evict),
+//! [`cache_put`](crate::cache_put)), with their option tables.
 //!
-//! A call builds its key, then:
+//! How a call works: it builds its key, then
 //! 1. joins the in-process flight for that key (one backend read and at most one computation
 //!    per key at a time in this process);
 //! 2. the flight's leader reads the backend; a decodable value is a hit (with
@@ -12,89 +16,24 @@
 //!    its value — and stores it with the TTL;
 //! 4. any backend failure makes the call run the function and return its result (fail open).
 
-mod attribute;
+pub(crate) mod attribute;
 mod call;
-mod kind;
+pub(crate) mod kind;
 pub(crate) mod ops;
+pub(crate) mod stats;
 
-use std::time::Duration;
+pub(crate) use self::stats::Event;
+pub use self::stats::{CacheStats, stats_by_function};
 
-use crate::client::Client;
-use crate::stats::{Event, FunctionCounters};
-
-pub use self::attribute::{cached, evict, invalidate, put, refresh};
-pub use self::kind::{
-    CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
-    check_cacheable,
-};
-pub use self::ops::Probe;
-
-/// How a cache miss is protected against many callers computing the same value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[doc(hidden)]
-pub enum Stampede {
-    /// In-process single-flight only.
-    None,
-    /// A distributed lock: one caller across all processes computes; the others wait up to
-    /// `lock_wait` for its value, then compute themselves. A crashed holder's lock expires
-    /// after `lock_ttl`.
-    Lock {
-        lock_ttl: Duration,
-        lock_wait: Duration,
-    },
-    /// XFetch probabilistic early recomputation with parameter `beta`.
-    Early { beta: f64 },
-}
-
-/// The static description of one cached function.
-#[doc(hidden)]
-pub struct CacheSpec {
-    pub ttl: Duration,
-    /// Extra random TTL, in thousandths of `ttl` (`"10%"` = 100).
-    pub ttl_jitter_permille: u32,
-    pub stampede: Stampede,
-    pub counters: FunctionCounters,
-}
-
-impl CacheSpec {
-    pub const fn new(
-        name: &'static str,
-        ttl: Duration,
-        ttl_jitter_permille: u32,
-        stampede: Stampede,
-    ) -> Self {
-        CacheSpec {
-            ttl,
-            ttl_jitter_permille,
-            stampede,
-            counters: FunctionCounters::new(name),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        self.counters.name()
-    }
-
-    fn ttl(&self) -> Duration {
-        if self.ttl_jitter_permille == 0 {
-            return self.ttl;
-        }
-        let max_extra = self
-            .ttl
-            .mul_f64(f64::from(self.ttl_jitter_permille) / 1000.0);
-        self.ttl + max_extra.mul_f64(fastrand::f64())
-    }
-
-    fn count(&'static self, client: &Client, event: Event) {
-        client.inner().counters.count(event);
-        self.counters.count(event);
-    }
-}
+/// Live cache counters of a client.
+pub(crate) type Counters = crate::util::counters::Counters<Event>;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::attribute::{CacheSpec, Stampede};
     use super::call::xfetch_recompute;
-    use super::*;
     use crate::envelope::Header;
 
     #[test]

@@ -60,7 +60,7 @@ use std::sync::Arc;
 /// }
 ///
 /// let sku = Sku { vendor: 7, code: "AB 1".into() };
-/// assert_eq!(redis_patterns::key_part_to_string(&sku), "7/AB%201");
+/// assert_eq!(sku.to_key_text(), "7/AB%201");
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used in a key",
@@ -75,6 +75,21 @@ use std::sync::Arc;
 pub trait KeyPart {
     /// Writes this value's key text. Everything written is escaped by `out`.
     fn write_key_part(&self, out: &mut KeyWriter<'_>);
+
+    /// The key text this value writes, as it appears inside a Redis key: to check an
+    /// implementation, or to build a key by hand that matches an attribute's.
+    ///
+    /// ```
+    /// use redis_patterns::KeyPart;
+    /// assert_eq!(42u64.to_key_text(), "42");
+    /// assert_eq!(Some("x y").to_key_text(), "x%20y");
+    /// assert_eq!(None::<u8>.to_key_text(), "~");
+    /// ```
+    fn to_key_text(&self) -> String {
+        let mut s = String::new();
+        self.write_key_part(&mut KeyWriter::new(&mut s));
+        s
+    }
 }
 
 /// Where a [`KeyPart`] writes its text; it escapes every byte outside `A-Z a-z 0-9 - _ . @ + = , /`.
@@ -90,7 +105,7 @@ impl<'a> KeyWriter<'a> {
     /// Appends `s`, escaped.
     ///
     /// ```
-    /// assert_eq!(redis_patterns::key_part_to_string("a:b{c}"), "a%3Ab%7Bc%7D");
+    /// assert_eq!(redis_patterns::KeyPart::to_key_text("a:b{c}"), "a%3Ab%7Bc%7D");
     /// ```
     pub fn write_str(&mut self, s: &str) {
         if s.bytes().all(is_plain) {
@@ -138,17 +153,10 @@ fn push_escaped(buf: &mut String, b: u8) {
     }
 }
 
-/// The key text `part` writes, as it appears inside a Redis key.
-///
-/// ```
-/// assert_eq!(redis_patterns::key_part_to_string(&42u64), "42");
-/// assert_eq!(redis_patterns::key_part_to_string(&Some("x y")), "x%20y");
-/// assert_eq!(redis_patterns::key_part_to_string(&None::<u8>), "~");
-/// ```
-pub fn key_part_to_string<P: KeyPart + ?Sized>(part: &P) -> String {
-    let mut s = String::new();
-    part.write_key_part(&mut KeyWriter::new(&mut s));
-    s
+/// [`KeyPart::to_key_text`], as a function.
+#[cfg(test)]
+pub(crate) fn key_part_to_string<P: KeyPart + ?Sized>(part: &P) -> String {
+    part.to_key_text()
 }
 
 macro_rules! integer_key_parts {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::stats::{Event, TemplateCounters};
 use super::{LockError, LockGuard, acquire_key};
 use crate::client::Client;
 
@@ -21,15 +22,49 @@ pub enum OnLost {
     Continue,
 }
 
+/// Whether a `#[with_lock]` lease is renewed while the function runs.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Renewed every `ttl / 3` (`extend = true`, the default).
+    Renewed,
+    /// Ends `ttl` after it was taken (`extend = false`).
+    Fixed,
+}
+
 /// The static description of one `#[with_lock]` function.
 #[doc(hidden)]
 pub struct LockSpec {
-    pub name: &'static str,
-    pub ttl: Duration,
-    pub wait: Duration,
-    pub retry: Duration,
-    pub extend: bool,
-    pub on_lost: OnLost,
+    ttl: Duration,
+    wait: Duration,
+    retry: Duration,
+    lease: Lease,
+    on_lost: OnLost,
+    counters: TemplateCounters,
+}
+
+impl LockSpec {
+    pub const fn new(
+        name: &'static str,
+        ttl: Duration,
+        wait: Duration,
+        retry: Duration,
+        lease: Lease,
+        on_lost: OnLost,
+    ) -> Self {
+        LockSpec {
+            ttl,
+            wait,
+            retry,
+            lease,
+            on_lost,
+            counters: TemplateCounters::new(name),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.counters.name()
+    }
 }
 
 /// The return type of a `#[with_lock]` function.
@@ -101,11 +136,19 @@ pub async fn with_lock<R, F>(
 where
     F: Future<Output = R>,
 {
-    let guard = match acquire_key(client, &key, spec.ttl, spec.wait, spec.retry).await {
+    let acquired = acquire_key(
+        client,
+        &key,
+        spec.ttl,
+        spec.wait,
+        spec.retry,
+        Some(&spec.counters),
+    );
+    let guard = match acquired.await {
         Ok(guard) => guard,
         Err(error) => {
             if let LockError::Backend(e) = &error {
-                tracing::warn!(target: "redis_patterns", lock = spec.name, error = %e, "lock backend failed; the function did not run");
+                tracing::warn!(target: "redis_patterns", lock = spec.name(), error = %e, "lock backend failed; the function did not run");
             }
             return from_lock_error(error);
         }
@@ -122,15 +165,16 @@ where
     }
     // The lease is lost.
     context.lost.store(true, Ordering::Release);
+    super::count(client, Some(&spec.counters), Event::Lost);
     let mut guard = guard;
     guard.armed = false; // not ours any more: nothing to release
     match spec.on_lost {
         OnLost::Abort => {
-            tracing::error!(target: "redis_patterns", lock = spec.name, "lock lost while the function ran; it was cancelled");
+            tracing::error!(target: "redis_patterns", lock = spec.name(), "lock lost while the function ran; it was cancelled");
             from_lock_error(LockError::Lost)
         }
         OnLost::Continue => {
-            tracing::error!(target: "redis_patterns", lock = spec.name, "lock lost while the function ran; letting it finish (on_lost = \"continue\")");
+            tracing::error!(target: "redis_patterns", lock = spec.name(), "lock lost while the function ran; letting it finish (on_lost = \"continue\")");
             body.await
         }
     }
@@ -145,7 +189,7 @@ async fn watchdog(guard: &LockGuard, spec: &LockSpec) {
     let mut next = Instant::now() + interval;
     loop {
         let lease_end = guard.valid_until();
-        if !spec.extend || next >= lease_end {
+        if spec.lease == Lease::Fixed || next >= lease_end {
             tokio::time::sleep_until(lease_end).await;
             if guard.valid_until() <= lease_end {
                 return;
@@ -156,8 +200,9 @@ async fn watchdog(guard: &LockGuard, spec: &LockSpec) {
         let sent = Instant::now();
         match guard.extend_before(spec.ttl, Some(lease_end)).await {
             Ok(()) => next = sent + interval,
-            Err(LockError::Backend(error)) => {
-                tracing::warn!(target: "redis_patterns", lock = spec.name, %error, "renewing the lock's lease failed; retrying while the lease lasts");
+            Err(error @ LockError::Backend(_)) => {
+                guard.count_failure(&error);
+                tracing::warn!(target: "redis_patterns", lock = spec.name(), %error, "renewing the lock's lease failed; retrying while the lease lasts");
                 next = Instant::now() + (interval / 4).max(Duration::from_millis(1));
             }
             Err(_) => return,
@@ -170,11 +215,11 @@ async fn finish<R>(guard: LockGuard, spec: &LockSpec, ret: R) -> R {
         Ok(()) => {}
         Err(LockError::Lost) => tracing::warn!(
             target: "redis_patterns",
-            lock = spec.name,
+            lock = spec.name(),
             "the lock's lease ran out before the function finished (use `extend = true` or a longer `ttl`)"
         ),
         Err(error) => {
-            tracing::warn!(target: "redis_patterns", lock = spec.name, %error, "releasing the lock failed; it expires with its lease")
+            tracing::warn!(target: "redis_patterns", lock = spec.name(), %error, "releasing the lock failed; it expires with its lease")
         }
     }
     ret

@@ -1,14 +1,15 @@
 //! A held lock: its fencing token, the lease it can vouch for, extension, release, and
 //! release in the background when it is dropped (cancellation, panic).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::ops::Release;
+use super::stats::{Event, TemplateCounters};
 use super::{LockError, clamp_duration, extend, lease_validity};
-use crate::backend::Backend;
+use crate::client::Client;
 use crate::util::lock;
 
 /// A held lock. Dropping it releases the lock in the background (so a cancelled task does
@@ -16,7 +17,9 @@ use crate::util::lock;
 /// it now and reports whether the lock was still ours.
 #[must_use = "dropping the guard releases the lock"]
 pub struct LockGuard {
-    pub(super) backend: Arc<Backend>,
+    pub(super) client: Client,
+    /// The `#[with_lock]` attribute's counters, if it took the lock.
+    pub(super) template: Option<&'static TemplateCounters>,
     pub(super) lock_key: String,
     pub(super) token: String,
     pub(super) fencing_token: u64,
@@ -69,7 +72,22 @@ impl LockGuard {
     /// confirmation arrived only after the new lease would have run out.
     pub async fn extend(&self, ttl: Duration) -> Result<(), LockError> {
         let ttl = clamp_duration(ttl, Duration::from_millis(1));
-        self.extend_before(ttl, None).await
+        let extended = self.extend_before(ttl, None).await;
+        if let Err(error) = &extended {
+            self.count_failure(error);
+        }
+        extended
+    }
+
+    /// Counts a failed extension or release.
+    pub(super) fn count_failure(&self, error: &LockError) {
+        let event = match error {
+            LockError::Lost => Event::Lost,
+            LockError::LeaseTooShort { .. } => Event::LateGrant,
+            LockError::Backend(_) => Event::BackendError,
+            LockError::Timeout { .. } => return,
+        };
+        super::count(&self.client, self.template, event);
     }
 
     /// One compare-and-`PEXPIRE`, given up at `give_up` (or when the new lease would be over);
@@ -82,7 +100,8 @@ impl LockGuard {
         let sent = Instant::now();
         let new_end = sent + lease_validity(ttl);
         let give_up = give_up.map_or(new_end, |g| g.min(new_end));
-        let renewal = extend(&self.backend, &self.lock_key, &self.token, ttl);
+        let backend = &self.client.inner().backend;
+        let renewal = extend(backend, &self.lock_key, &self.token, ttl);
         match tokio::time::timeout_at(give_up, renewal).await {
             Ok(Ok(true)) => {
                 *lock(&self.valid_until) = new_end;
@@ -105,10 +124,15 @@ impl LockGuard {
             mutex: &self.lock_key,
             token: &self.token,
         };
-        match self.backend.run(&release).await? {
-            true => Ok(()),
-            false => Err(LockError::Lost),
+        let released = match self.client.inner().backend.run(&release).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LockError::Lost),
+            Err(error) => Err(LockError::Backend(error)),
+        };
+        if let Err(error) = &released {
+            self.count_failure(error);
         }
+        released
     }
 }
 
@@ -128,7 +152,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         if self.armed {
             crate::backend::unlock_in_background(
-                &self.backend,
+                &self.client.inner().backend,
                 std::mem::take(&mut self.lock_key),
                 std::mem::take(&mut self.token),
             );

@@ -43,23 +43,25 @@
 //! server clocks synchronised (NTP) and, where that risk matters, have the fenced storage also
 //! reject writes while it is unsure (e.g. after the Redis failover alert).
 
-mod attribute;
+pub(crate) mod attribute;
 mod guard;
 pub(crate) mod ops;
 mod redlock;
+mod stats;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-#[doc(hidden)]
-pub use self::attribute::{LockReturn, LockSpec, OnLost, check_lock_return, with_lock};
 pub use self::attribute::{fencing_token, lease_lost};
 pub use self::guard::LockGuard;
 pub(crate) use self::ops::Attempt;
 use self::ops::{Acquire, Extend};
 pub use self::redlock::{Redlock, RedlockGuard};
+pub(crate) use self::stats::Counters;
+use self::stats::{Event, TemplateCounters};
+pub use self::stats::{LockStats, stats_by_template};
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Error;
@@ -207,7 +209,7 @@ impl Lock {
             .clone()
             .unwrap_or_else(|| Client::default_client().clone());
         let key = crate::key::name_key(client.namespace(), &self.name);
-        acquire_key(&client, &key, self.ttl, self.wait, self.retry).await
+        acquire_key(&client, &key, self.ttl, self.wait, self.retry, None).await
     }
 }
 
@@ -263,76 +265,105 @@ pub(crate) async fn extend(
 
 /// Takes the lock `key` (`ns:{name}`): attempts until one is granted with its lease still
 /// valid when the reply arrives, another owner holds it past `wait`, or the backend fails.
+/// Counted for the client and, for `#[with_lock]`, its `template`.
 pub(crate) async fn acquire_key(
     client: &Client,
     key: &str,
     ttl: Duration,
     wait: Duration,
     retry: Duration,
+    template: Option<&'static TemplateCounters>,
 ) -> Result<LockGuard, LockError> {
-    let backend = &client.inner().backend;
-    let started = Instant::now();
-    let deadline = started + wait;
-    let keys = LockKeys::new(key);
-    let validity = lease_validity(ttl);
-    let mut token = new_token();
-    loop {
-        let sent = Instant::now();
-        let valid_until = sent + validity;
-        let attempt =
-            tokio::time::timeout_at(valid_until, try_acquire(backend, &keys, &token, ttl)).await;
-        let pause = match attempt {
-            Ok(Ok(Attempt::Acquired { fencing_token })) if Instant::now() < valid_until => {
-                return Ok(LockGuard {
-                    backend: Arc::clone(backend),
-                    lock_key: keys.mutex,
-                    token,
-                    fencing_token,
-                    ttl,
-                    valid_until: Mutex::new(valid_until),
-                    armed: true,
-                });
-            }
-            Ok(Ok(Attempt::Acquired { .. })) | Err(_) => {
-                // Granted (or perhaps granted: the reply never came) too late to be used. Give
-                // it back, and try again under a new token, so the give-back can never release
-                // a later grant.
-                let round_trip = sent.elapsed();
-                crate::backend::unlock_in_background(
-                    backend,
-                    keys.mutex.clone(),
-                    std::mem::replace(&mut token, new_token()),
-                );
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(LockError::LeaseTooShort { ttl, round_trip });
-                }
-                jittered(retry)
-            }
-            Ok(Ok(Attempt::Held { remaining })) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(LockError::Timeout {
-                        waited: now - started,
+    let guard = async {
+        let backend = &client.inner().backend;
+        let mut contended = false;
+        let started = Instant::now();
+        let deadline = started + wait;
+        let keys = LockKeys::new(key);
+        let validity = lease_validity(ttl);
+        let mut token = new_token();
+        loop {
+            let sent = Instant::now();
+            let valid_until = sent + validity;
+            let attempt =
+                tokio::time::timeout_at(valid_until, try_acquire(backend, &keys, &token, ttl))
+                    .await;
+            let pause = match attempt {
+                Ok(Ok(Attempt::Acquired { fencing_token })) if Instant::now() < valid_until => {
+                    return Ok(LockGuard {
+                        client: client.clone(),
+                        template,
+                        lock_key: keys.mutex,
+                        token,
+                        fencing_token,
+                        ttl,
+                        valid_until: Mutex::new(valid_until),
+                        armed: true,
                     });
                 }
-                // No point waking before the holder's lease could have run out.
-                jittered(retry).min(
-                    remaining
-                        .unwrap_or(Duration::MAX)
-                        .max(Duration::from_millis(1)),
-                )
-            }
-            Ok(Err(error)) => {
-                if error.is_connection_failure() {
-                    // The request may have been carried out after we stopped waiting: give
-                    // back a grant nobody will use rather than block others for a lease.
-                    crate::backend::unlock_in_background(backend, keys.mutex, token);
+                Ok(Ok(Attempt::Acquired { .. })) | Err(_) => {
+                    // Granted (or perhaps granted: the reply never came) too late to be used. Give
+                    // it back, and try again under a new token, so the give-back can never release
+                    // a later grant.
+                    let round_trip = sent.elapsed();
+                    crate::backend::unlock_in_background(
+                        backend,
+                        keys.mutex.clone(),
+                        std::mem::replace(&mut token, new_token()),
+                    );
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(LockError::LeaseTooShort { ttl, round_trip });
+                    }
+                    jittered(retry)
                 }
-                return Err(LockError::Backend(error));
-            }
-        };
-        let now = Instant::now();
-        tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
+                Ok(Ok(Attempt::Held { remaining })) => {
+                    if !contended {
+                        contended = true;
+                        count(client, template, Event::Contended);
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(LockError::Timeout {
+                            waited: now - started,
+                        });
+                    }
+                    // No point waking before the holder's lease could have run out.
+                    jittered(retry).min(
+                        remaining
+                            .unwrap_or(Duration::MAX)
+                            .max(Duration::from_millis(1)),
+                    )
+                }
+                Ok(Err(error)) => {
+                    if error.is_connection_failure() {
+                        // The request may have been carried out after we stopped waiting: give
+                        // back a grant nobody will use rather than block others for a lease.
+                        crate::backend::unlock_in_background(backend, keys.mutex, token);
+                    }
+                    return Err(LockError::Backend(error));
+                }
+            };
+            let now = Instant::now();
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
+        }
+    }
+    .await;
+    let count = |event| count(client, template, event);
+    match &guard {
+        Ok(_) => count(Event::Acquired),
+        Err(LockError::Timeout { .. }) => count(Event::Timeout),
+        Err(LockError::LeaseTooShort { .. }) => count(Event::LateGrant),
+        Err(LockError::Backend(_)) => count(Event::BackendError),
+        Err(LockError::Lost) => count(Event::Lost),
+    }
+    guard
+}
+
+/// Counts `event` for `client` and, for `#[with_lock]`, its `template`.
+pub(crate) fn count(client: &Client, template: Option<&'static TemplateCounters>, event: Event) {
+    client.inner().lock_counters.count(event);
+    if let Some(template) = template {
+        template.count(event);
     }
 }

@@ -10,7 +10,7 @@ use super::Decision;
 /// How a [`RateLimiter`](super::RateLimiter) counts.
 ///
 /// ```
-/// use redis_patterns::{Algorithm, RateLimiter};
+/// use redis_patterns::rate_limit::{Algorithm, RateLimiter};
 /// use std::time::Duration;
 ///
 /// let limiter = RateLimiter::gcra(100, Duration::from_secs(60), 10);

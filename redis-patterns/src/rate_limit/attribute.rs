@@ -182,8 +182,8 @@ pub async fn rate_limited(checks: &[RateCheck<'_>]) -> Result<(), RateLimited> {
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "a #[rate_limited] function must return `Result<T, E>` with `E: From<RateLimited>`; `{Self}` is not such a type",
-    label = "a denied call returns `Err(RateLimited.into())`, so this must be a `Result` whose error converts from `redis_patterns::RateLimited`",
-    note = "implement `From<redis_patterns::RateLimited>` for the error type, or return a `Result` whose error already converts (`Box<dyn std::error::Error>`, `anyhow::Error`)"
+    label = "a denied call returns `Err(RateLimited.into())`, so this must be a `Result` whose error converts from `redis_patterns::rate_limit::RateLimited`",
+    note = "implement `From<redis_patterns::rate_limit::RateLimited>` for the error type, or return a `Result` whose error already converts (`Box<dyn std::error::Error>`, `anyhow::Error`)"
 )]
 pub trait RateLimitedReturn {
     fn rate_limited(denied: RateLimited) -> Self;

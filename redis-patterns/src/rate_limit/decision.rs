@@ -12,7 +12,8 @@ use crate::error::Error;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), redis_patterns::Error> {
 /// use std::time::Duration;
-/// use redis_patterns::{Client, RateLimiter};
+/// use redis_patterns::Client;
+/// use redis_patterns::rate_limit::RateLimiter;
 ///
 /// let limiter = RateLimiter::fixed_window(2, Duration::from_secs(60)).client(Client::new("mem://")?);
 /// let first = limiter.check("api:alice", 1).await?;
@@ -79,7 +80,8 @@ pub enum DenyReason {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), redis_patterns::Error> {
 /// use std::time::Duration;
-/// use redis_patterns::{Client, RateLimited, RateLimiter};
+/// use redis_patterns::Client;
+/// use redis_patterns::rate_limit::{RateLimited, RateLimiter};
 ///
 /// let limiter = RateLimiter::sliding_window(1, Duration::from_secs(10))
 ///     .name("login")

@@ -7,12 +7,12 @@
 //! the same hash tag (Cluster-safe) and with a TTL tied to the window.
 
 mod algorithm;
-mod attribute;
+pub(crate) mod attribute;
 mod decision;
+#[cfg(feature = "tower")]
+pub mod http;
 mod ops;
 mod stats;
-#[cfg(feature = "tower")]
-pub mod tower;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,11 +25,9 @@ use crate::error::Result;
 
 pub use self::algorithm::Algorithm;
 use self::algorithm::{Outcome, Policy};
-pub use self::attribute::{RateCheck, RateLimitedReturn, RateSpec, rate_limited};
 pub use self::decision::{Decision, DenyReason, OnError, RateLimited};
-use self::stats::TemplateCounters;
-use self::stats::{Counters, Event};
-pub use self::stats::{RateLimitStats, rate_limit_stats};
+use self::stats::{Counters, Event, TemplateCounters};
+pub use self::stats::{RateLimitStats, stats_by_template};
 
 /// A rate limit applied by key: `limiter.check("api:alice", 1)`. The same limits as
 /// `#[rate_limited]`, for code that decides at run time what to limit (an HTTP layer, a job
@@ -39,7 +37,8 @@ pub use self::stats::{RateLimitStats, rate_limit_stats};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), redis_patterns::Error> {
 /// use std::time::Duration;
-/// use redis_patterns::{Client, RateLimiter};
+/// use redis_patterns::Client;
+/// use redis_patterns::rate_limit::RateLimiter;
 ///
 /// let client = Client::new("mem://")?; // or redis://…; without `.client(…)`, the default client
 /// let limiter = RateLimiter::sliding_window(100, Duration::from_secs(60)).client(client);
@@ -69,7 +68,7 @@ pub use self::stats::{RateLimitStats, rate_limit_stats};
 ///
 /// ```
 /// use std::time::Duration;
-/// use redis_patterns::RateLimiter;
+/// use redis_patterns::rate_limit::RateLimiter;
 ///
 /// let limiter = RateLimiter::token_bucket(u64::MAX, Duration::ZERO, u64::MAX);
 /// assert_eq!(limiter.limit(), 1 << 40);
@@ -131,7 +130,7 @@ impl RateLimiter {
     /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
-    /// let limiter = redis_patterns::RateLimiter::sliding_window(100, std::time::Duration::from_secs(60));
+    /// let limiter = redis_patterns::rate_limit::RateLimiter::sliding_window(100, std::time::Duration::from_secs(60));
     /// assert_eq!(limiter.limit(), 100);
     /// ```
     pub fn sliding_window(limit: u64, window: Duration) -> Self {
@@ -144,8 +143,8 @@ impl RateLimiter {
     /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
-    /// let limiter = redis_patterns::RateLimiter::fixed_window(100, std::time::Duration::from_secs(60));
-    /// assert_eq!(limiter.algorithm(), redis_patterns::Algorithm::FixedWindow);
+    /// let limiter = redis_patterns::rate_limit::RateLimiter::fixed_window(100, std::time::Duration::from_secs(60));
+    /// assert_eq!(limiter.algorithm(), redis_patterns::rate_limit::Algorithm::FixedWindow);
     /// ```
     pub fn fixed_window(limit: u64, window: Duration) -> Self {
         Self::new(Algorithm::FixedWindow, limit, window, limit)
@@ -157,7 +156,7 @@ impl RateLimiter {
     /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
-    /// let limiter = redis_patterns::RateLimiter::sliding_window_counter(100, std::time::Duration::from_secs(60));
+    /// let limiter = redis_patterns::rate_limit::RateLimiter::sliding_window_counter(100, std::time::Duration::from_secs(60));
     /// assert_eq!(limiter.window(), std::time::Duration::from_secs(60));
     /// ```
     pub fn sliding_window_counter(limit: u64, window: Duration) -> Self {
@@ -170,7 +169,7 @@ impl RateLimiter {
     /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
-    /// let limiter = redis_patterns::RateLimiter::token_bucket(10, std::time::Duration::from_secs(1), 20);
+    /// let limiter = redis_patterns::rate_limit::RateLimiter::token_bucket(10, std::time::Duration::from_secs(1), 20);
     /// assert_eq!(limiter.burst(), 20);
     /// ```
     pub fn token_bucket(limit: u64, window: Duration, burst: u64) -> Self {
@@ -183,7 +182,7 @@ impl RateLimiter {
     /// Never panics: out-of-range values are clamped (see [Limits](Self#limits)).
     ///
     /// ```
-    /// let limiter = redis_patterns::RateLimiter::gcra(100, std::time::Duration::from_secs(60), 10);
+    /// let limiter = redis_patterns::rate_limit::RateLimiter::gcra(100, std::time::Duration::from_secs(60), 10);
     /// assert_eq!((limiter.limit(), limiter.burst()), (100, 10));
     /// ```
     pub fn gcra(limit: u64, window: Duration, burst: u64) -> Self {
@@ -199,7 +198,7 @@ impl RateLimiter {
     /// What [`admit`](Self::admit) does when the backend fails; [`OnError::Allow`] by default.
     ///
     /// ```
-    /// use redis_patterns::{OnError, RateLimiter};
+    /// use redis_patterns::rate_limit::{OnError, RateLimiter};
     /// let strict = RateLimiter::fixed_window(5, std::time::Duration::from_secs(60)).on_error(OnError::Deny);
     /// ```
     pub fn on_error(mut self, policy: OnError) -> Self {
@@ -258,7 +257,8 @@ impl RateLimiter {
             &self.settings.policy,
             cost,
         )
-        .await?;
+        .await
+        .inspect_err(|_| self.counters.count(Event::BackendError))?;
         let event = if outcome.decision.allowed {
             Event::Allowed
         } else {
@@ -277,7 +277,8 @@ impl RateLimiter {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
-    /// use redis_patterns::{Client, RateLimiter};
+    /// use redis_patterns::Client;
+    /// use redis_patterns::rate_limit::RateLimiter;
     ///
     /// let limiter = RateLimiter::token_bucket(1, Duration::from_secs(60), 3).client(Client::new("mem://")?);
     /// let decision = limiter.admit("export:alice", 3).await?; // three tokens at once

@@ -1,14 +1,14 @@
 //! Counters of rate limit decisions, per limiter and per `#[rate_limited]` template.
 
-use crate::stats::{Registered, Registry, Tally};
+use crate::util::counters::{Events, Registered, Registry};
 
-/// A snapshot of rate limit counters: per [`RateLimiter`](crate::RateLimiter)
-/// ([`RateLimiter::stats`](crate::RateLimiter::stats)) or per `#[rate_limited]` key template
-/// ([`rate_limit_stats`]).
+/// A snapshot of rate limit counters: per [`RateLimiter`](super::RateLimiter)
+/// ([`RateLimiter::stats`](super::RateLimiter::stats)) or per `#[rate_limited]` key template
+/// ([`stats_by_template`]).
 ///
 /// ```
 /// use std::time::Duration;
-/// let limiter = redis_patterns::RateLimiter::fixed_window(10, Duration::from_secs(1));
+/// let limiter = redis_patterns::rate_limit::RateLimiter::fixed_window(10, Duration::from_secs(1));
 /// assert_eq!(limiter.stats().allowed, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,70 +23,49 @@ pub struct RateLimitStats {
     pub backend_errors: u64,
 }
 
+/// What rate limiting counts.
 #[derive(Clone, Copy)]
-pub(crate) enum Event {
+#[doc(hidden)]
+pub enum Event {
     Allowed,
     Denied,
     BackendError,
 }
 
-const EVENTS: usize = 3;
+impl Events for Event {
+    const REGISTRY: &'static Registry<Self> = &TEMPLATES;
+    type Stats = RateLimitStats;
 
-/// Live counters of a limiter.
-#[doc(hidden)]
-pub struct Counters(Tally<EVENTS>);
-
-impl Counters {
-    pub(crate) const fn new() -> Self {
-        Counters(Tally::new())
+    #[inline]
+    fn index(self) -> usize {
+        self as usize
     }
 
-    pub(crate) fn count(&self, event: Event) {
-        self.0.add(event as usize);
-    }
-
-    pub(crate) fn snapshot(&self) -> RateLimitStats {
-        snapshot(&|event| self.0.get(event))
+    fn stats(count: impl Fn(Self) -> u64) -> RateLimitStats {
+        RateLimitStats {
+            allowed: count(Event::Allowed),
+            denied: count(Event::Denied),
+            backend_errors: count(Event::BackendError),
+        }
     }
 }
 
-fn snapshot(count: &dyn Fn(usize) -> u64) -> RateLimitStats {
-    let get = |e: Event| count(e as usize);
-    RateLimitStats {
-        allowed: get(Event::Allowed),
-        denied: get(Event::Denied),
-        backend_errors: get(Event::BackendError),
-    }
-}
+/// Live counters of a limiter and its clones.
+pub(crate) type Counters = crate::util::counters::Counters<Event>;
 
-static TEMPLATES: Registry<EVENTS> = Registry::new();
+static TEMPLATES: Registry<Event> = Registry::new();
 
 /// Counters of one `#[rate_limited]` attribute.
-#[doc(hidden)]
-pub struct TemplateCounters(Registered<EVENTS>);
-
-impl TemplateCounters {
-    pub const fn new(name: &'static str) -> Self {
-        TemplateCounters(Registered::new(name, &TEMPLATES))
-    }
-
-    pub(crate) fn name(&self) -> &'static str {
-        self.0.name()
-    }
-
-    pub(crate) fn count(&'static self, event: Event) {
-        self.0.add(event as usize);
-    }
-}
+pub(crate) type TemplateCounters = Registered<Event>;
 
 /// Counters of every `#[rate_limited]` attribute used so far in this process, by key template
 /// (e.g. `"api:<user_id>"`), across all clients. Attributes with the same template add up.
 ///
 /// ```
-/// for (template, stats) in redis_patterns::rate_limit_stats() {
+/// for (template, stats) in redis_patterns::rate_limit::stats_by_template() {
 ///     println!("{template}: {} allowed, {} denied", stats.allowed, stats.denied);
 /// }
 /// ```
-pub fn rate_limit_stats() -> Vec<(&'static str, RateLimitStats)> {
-    TEMPLATES.snapshots(snapshot)
+pub fn stats_by_template() -> Vec<(&'static str, RateLimitStats)> {
+    TEMPLATES.snapshots()
 }

@@ -1,5 +1,7 @@
-//! Small helpers every pattern shares: owner tokens, jitter, poison-free locking, and work
-//! handed to a background task when there is a runtime to run it.
+//! Small helpers every pattern shares: owner tokens, jitter, poison-free locking, work
+//! handed to a background task when there is a runtime to run it, and counters.
+
+pub(crate) mod counters;
 
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -4,7 +4,8 @@
 
 use std::time::SystemTime;
 
-use redis_patterns::{RateLimited, rate_limited};
+use redis_patterns::rate_limited;
+use redis_patterns::rate_limit::RateLimited;
 
 #[rate_limited(key = "report:<since>", limit = 1, window = "1m")]
 async fn report(since: SystemTime) -> Result<(), RateLimited> {

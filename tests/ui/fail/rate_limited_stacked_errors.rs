@@ -1,4 +1,5 @@
-use redis_patterns::{RateLimited, rate_limited};
+use redis_patterns::rate_limited;
+use redis_patterns::rate_limit::RateLimited;
 
 // Every mistake of every stacked attribute is reported in one build.
 #[rate_limited(key = "api:<user>", limit = 10, window = "1s", algorithm = "gcra", burst = 0)]

@@ -1,4 +1,5 @@
-use redis_patterns::{RateLimited, rate_limited};
+use redis_patterns::rate_limited;
+use redis_patterns::rate_limit::RateLimited;
 
 #[rate_limited(key = "api:<user_id>", limit = 100, window = "1m", algorithm = "token-bucket")]
 async fn handle(user_id: &str) -> Result<(), RateLimited> {

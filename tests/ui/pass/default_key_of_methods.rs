@@ -3,7 +3,8 @@
 //! has a `self::` path has no `Self` and keeps the module path.
 
 use redis_patterns::lock::LockError;
-use redis_patterns::{RateLimited, cached, rate_limited, with_lock};
+use redis_patterns::{cached, rate_limited, with_lock};
+use redis_patterns::rate_limit::RateLimited;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct User {

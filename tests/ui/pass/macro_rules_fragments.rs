@@ -2,7 +2,8 @@
 //! `$cost:expr`) resolve like literal ones.
 use std::sync::LazyLock;
 
-use redis_patterns::{Client, RateLimited, cached, rate_limited};
+use redis_patterns::{Client, cached, rate_limited};
+use redis_patterns::rate_limit::RateLimited;
 
 #[derive(Debug)]
 struct ApiError;

@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use redis_patterns::{RateLimited, rate_limited};
+use redis_patterns::rate_limited;
+use redis_patterns::rate_limit::RateLimited;
 
 #[derive(Debug, thiserror::Error)]
 enum ApiError {

@@ -2,7 +2,8 @@
 //! fragments (`$x:literal`, `$x:expr`), resolves like one written in place.
 use std::sync::LazyLock;
 
-use redis_patterns::{Client, RateLimited, rate_limited};
+use redis_patterns::{Client, rate_limited};
+use redis_patterns::rate_limit::RateLimited;
 
 static CLIENT: LazyLock<Client> = LazyLock::new(|| Client::new("mem://rate-fragments").unwrap());
 

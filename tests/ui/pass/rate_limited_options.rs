@@ -1,4 +1,5 @@
-use redis_patterns::{Client, RateLimited, rate_limited};
+use redis_patterns::{Client, rate_limited};
+use redis_patterns::rate_limit::RateLimited;
 use std::net::IpAddr;
 
 #[derive(Debug)]

@@ -10,8 +10,8 @@
 //! ```
 //! use std::time::Duration;
 //! use http::{HeaderName, Request, Response, StatusCode};
-//! use redis_patterns::RateLimiter;
-//! use redis_patterns::tower::{KeyExtractor, Layer, RateLimitLayer, Service};
+//! use redis_patterns::rate_limit::RateLimiter;
+//! use redis_patterns::rate_limit::http::{KeyExtractor, Layer, RateLimitLayer, Service};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -92,7 +92,7 @@ impl KeyExtractor {
     ///
     /// ```
     /// use http::{HeaderName, Request};
-    /// use redis_patterns::tower::KeyExtractor;
+    /// use redis_patterns::rate_limit::http::KeyExtractor;
     ///
     /// let by_user = KeyExtractor::header(HeaderName::from_static("x-user-id"));
     /// let request = Request::builder().header("x-user-id", "alice").body(()).unwrap();
@@ -104,7 +104,7 @@ impl KeyExtractor {
     ///
     /// ```
     /// # use http::{HeaderName, HeaderValue, Request};
-    /// # use redis_patterns::tower::KeyExtractor;
+    /// # use redis_patterns::rate_limit::http::KeyExtractor;
     /// # let by_user = KeyExtractor::header(HeaderName::from_static("x-user-id"));
     /// let value = HeaderValue::from_bytes(b"50%-\xff").unwrap();
     /// let request = Request::builder().header("x-user-id", value).body(()).unwrap();
@@ -122,7 +122,7 @@ impl KeyExtractor {
     /// ```
     /// use std::net::SocketAddr;
     /// use http::Request;
-    /// use redis_patterns::tower::KeyExtractor;
+    /// use redis_patterns::rate_limit::http::KeyExtractor;
     ///
     /// let mut request = Request::new(());
     /// request.extensions_mut().insert("10.0.0.7:4711".parse::<SocketAddr>().unwrap());
@@ -203,9 +203,9 @@ impl<B> SelectLimit<B> for ByKey {
 /// A tower [`Layer`] that rate limits requests; see the [module documentation](self).
 ///
 /// A denial is answered `429 Too Many Requests` (or `503 Service Unavailable` when the backend
-/// failed and the limiter's policy is [`OnError::Deny`](crate::OnError::Deny)) with
+/// failed and the limiter's policy is [`OnError::Deny`](crate::rate_limit::OnError::Deny)) with
 /// `Retry-After` in whole seconds, rounded up. A request admitted because the backend failed
-/// under [`OnError::Allow`](crate::OnError::Allow) gets no rate limit headers.
+/// under [`OnError::Allow`](crate::rate_limit::OnError::Allow) gets no rate limit headers.
 #[derive(Debug)]
 pub struct RateLimitLayer<P> {
     select: Arc<P>,
@@ -225,8 +225,8 @@ impl<P> RateLimitLayer<P> {
     /// ```
     /// use std::time::Duration;
     /// use http::{HeaderName, Request};
-    /// use redis_patterns::RateLimiter;
-    /// use redis_patterns::tower::{KeyExtractor, RateLimitLayer};
+    /// use redis_patterns::rate_limit::RateLimiter;
+    /// use redis_patterns::rate_limit::http::{KeyExtractor, RateLimitLayer};
     ///
     /// let signed_in = RateLimiter::sliding_window(100, Duration::from_secs(60));
     /// let anonymous = RateLimiter::sliding_window(20, Duration::from_secs(60));

@@ -1,0 +1,112 @@
+//! Counters of caching, per client ([`Client::cache_stats`](crate::Client::cache_stats)) and
+//! per cached function ([`stats_by_function`]), on the crate's one counters mechanism.
+
+use crate::util::counters::{Events, Registered, Registry};
+
+/// A snapshot of cache counters, per client ([`Client::cache_stats`]) or per cached function
+/// ([`stats_by_function`]).
+///
+/// ```
+/// let client = redis_patterns::Client::new("mem://")?;
+/// let stats = client.cache_stats();
+/// assert_eq!(stats.hit_rate(), None); // no reads yet
+/// # Ok::<(), redis_patterns::Error>(())
+/// ```
+///
+/// [`Client::cache_stats`]: crate::Client::cache_stats
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads answered from the cache (including followers served by an in-process leader).
+    pub hits: u64,
+    /// Reads that found nothing usable, so the function ran (or a lock holder's value was
+    /// awaited).
+    pub misses: u64,
+    /// Stored values that could not be decoded (type changed, foreign data); counted as
+    /// misses too and overwritten.
+    pub undecodable: u64,
+    /// Times the function body ran.
+    pub computations: u64,
+    /// Values written to the backend.
+    pub writes: u64,
+    /// Backend failures (unreachable, timeout, error) that the cache failed open on.
+    pub backend_errors: u64,
+    /// `stampede = "lock"`: misses that waited for another caller's lock.
+    pub lock_waits: u64,
+    /// `stampede = "lock"`: waits that ran out, after which the caller computed itself.
+    pub lock_timeouts: u64,
+    /// `stampede = "early"`: hits that chose to recompute before expiry (XFetch).
+    pub early_recomputations: u64,
+    /// Keys deleted by `#[cache_evict]` or an `_invalidate` companion.
+    pub evictions: u64,
+}
+
+impl CacheStats {
+    /// `hits / (hits + misses)`, or `None` before the first read. Below ~0.7 the TTL or the
+    /// key is usually wrong.
+    pub fn hit_rate(&self) -> Option<f64> {
+        let reads = self.hits + self.misses;
+        (reads > 0).then(|| self.hits as f64 / reads as f64)
+    }
+}
+
+/// What the cache counts.
+#[derive(Clone, Copy, Debug)]
+#[doc(hidden)]
+pub enum Event {
+    Hit,
+    Miss,
+    Undecodable,
+    Computation,
+    Write,
+    BackendError,
+    LockWait,
+    LockTimeout,
+    EarlyRecomputation,
+    Eviction,
+}
+
+impl Events for Event {
+    const REGISTRY: &'static Registry<Self> = &FUNCTIONS;
+    type Stats = CacheStats;
+
+    #[inline]
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn stats(count: impl Fn(Self) -> u64) -> CacheStats {
+        CacheStats {
+            hits: count(Event::Hit),
+            misses: count(Event::Miss),
+            undecodable: count(Event::Undecodable),
+            computations: count(Event::Computation),
+            writes: count(Event::Write),
+            backend_errors: count(Event::BackendError),
+            lock_waits: count(Event::LockWait),
+            lock_timeouts: count(Event::LockTimeout),
+            early_recomputations: count(Event::EarlyRecomputation),
+            evictions: count(Event::Eviction),
+        }
+    }
+}
+
+static FUNCTIONS: Registry<Event> = Registry::new();
+
+/// The counters of one cached function (and of the `#[cache_put]`/`#[cache_evict]`
+/// attributes and companions under its template).
+#[doc(hidden)]
+pub type FunctionCounters = Registered<Event>;
+
+/// Counters of every cached function used so far in this process, keyed by its key template
+/// (e.g. `"product:<id>"`), across all clients. What `#[cache_put]`, `#[cache_evict]` and the
+/// `_refresh` and `_invalidate` companions do under the same template is counted there too.
+///
+/// ```
+/// for (template, stats) in redis_patterns::cache::stats_by_function() {
+///     println!("{template}: hit rate {:?}", stats.hit_rate());
+/// }
+/// ```
+pub fn stats_by_function() -> Vec<(&'static str, CacheStats)> {
+    FUNCTIONS.snapshots()
+}
