@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Kind, RedisServer};
+use redis_patterns::test_util::Store;
 use redis_patterns::{Algorithm, Client, Config, DenyReason, OnError, RateLimiter};
 
 const ALGORITHMS: [Algorithm; 5] = [
@@ -162,8 +163,7 @@ async fn every_state_key_has_a_ttl_tied_to_the_window(kind: Kind) {
         let decision = limiter.check("api:alice", 1).await.unwrap();
         assert!(decision.allowed);
         let key = state_key(&client, "api:#alice", algorithm, window);
-        let ttl = client
-            .__backend()
+        let ttl = Store::of(&client)
             .pttl(&key)
             .await
             .unwrap()

@@ -60,6 +60,8 @@ mod key;
 pub mod lock;
 mod rate_limit;
 mod stats;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod util;
 
 pub use client::{Client, IntoConfig, init, init_from_env};
@@ -140,8 +142,6 @@ pub use redis_patterns_macros::cache_put;
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backend::Backend;
-    pub use crate::cache::Probe;
     pub use crate::cache::{
         CacheNone, CacheSpec, Cacheable, ReturnKind, Select, SelectOption, SelectResult,
         SelectValue, Stampede, cached, check_cacheable, evict, invalidate, put, refresh,

@@ -14,6 +14,8 @@
 
 mod attribute;
 mod call;
+#[cfg(feature = "test-util")]
+pub(crate) mod conformance;
 mod kind;
 pub(crate) mod ops;
 
@@ -27,7 +29,7 @@ pub use self::kind::{
     CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
     check_cacheable,
 };
-pub use self::ops::Probe;
+pub(crate) use self::ops::Probe;
 
 /// How a cache miss is protected against many callers computing the same value.
 #[derive(Debug, Clone, Copy, PartialEq)]

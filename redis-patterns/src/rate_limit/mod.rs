@@ -8,6 +8,8 @@
 
 mod algorithm;
 mod attribute;
+#[cfg(feature = "test-util")]
+pub(crate) mod conformance;
 mod decision;
 mod ops;
 mod stats;
