@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Calls, Kind};
+use redis_patterns::test_util::Store;
 use redis_patterns::{Client, cached};
 use tokio::sync::Semaphore;
 
@@ -29,8 +30,8 @@ async fn the_envelope_expires_with_the_jittered_ttl(kind: Kind) {
     for id in 0..5 {
         jittered(&client, &calls, id).await;
         let key = jittered_key(&client, id);
-        let stored = client.__backend().get(&key).await.unwrap().unwrap();
-        let ttl = client.__backend().pttl(&key).await.unwrap().unwrap();
+        let stored = Store::of(&client).get(&key).await.unwrap().unwrap();
+        let ttl = Store::of(&client).pttl(&key).await.unwrap().unwrap();
         // The envelope's header: bytes 8..16 are the expiry, Unix ms (see `envelope.rs`).
         let expires_ms = u64::from_le_bytes(stored[8..16].try_into().unwrap());
         let key_expires_ms = now_ms() + u64::try_from(ttl.as_millis()).unwrap();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{Kind, RedisServer};
 use redis_patterns::lock::{Lock, LockError, Redlock, fencing_token, lease_lost};
+use redis_patterns::test_util::Store;
 use redis_patterns::{Client, with_lock};
 
 #[derive(Debug)]
@@ -33,15 +34,15 @@ impl From<redis_patterns::Error> for JobError {
 /// A non-atomic read-modify-write of a counter stored in the backend: GET, pause, SET.
 #[with_lock(key = "counter:<name>", ttl = "5s", wait = "60s", retry = "2ms", client = client)]
 async fn increment(client: &Client, name: &str) -> Result<(), JobError> {
-    let backend = client.__backend();
+    let store = Store::of(client);
     let key = format!("{}:counter-value:{name}", client.namespace().unwrap());
-    let current: u64 = match backend.get(&key).await? {
+    let current: u64 = match store.get(&key).await? {
         Some(bytes) => std::str::from_utf8(&bytes).unwrap().parse().unwrap(),
         None => 0,
     };
     tokio::time::sleep(Duration::from_micros(500)).await;
     let next = (current + 1).to_string().into_bytes();
-    backend.set(&key, next, Duration::from_secs(600)).await?;
+    store.set(&key, next, Duration::from_secs(600)).await?;
     Ok(())
 }
 
@@ -62,8 +63,7 @@ async fn the_lock_makes_read_modify_write_exclusive_across_clients(kind: Kind) {
     for task in tasks {
         task.await.unwrap();
     }
-    let stored = clients[0]
-        .__backend()
+    let stored = Store::of(&clients[0])
         .get(&format!("{ns}:counter-value:shared"))
         .await
         .unwrap()
@@ -180,7 +180,7 @@ async fn deleting_the_lock_from_outside_aborts_the_body_with_lost(kind: Kind) {
     let steal = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(
-            client.__backend().del(&key).await.unwrap(),
+            Store::of(&client).del(&key).await.unwrap(),
             "the lock key exists"
         );
         tokio::time::Instant::now()
@@ -207,7 +207,7 @@ async fn on_lost_continue_lets_the_body_finish_and_tells_it(kind: Kind) {
     let key = format!("{}:{{careful:#1}}:mutex", client.namespace().unwrap());
     let steal = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        client.__backend().del(&key).await.unwrap();
+        Store::of(&client).del(&key).await.unwrap();
     };
     let (result, ()) = tokio::join!(careful_job(&client, 1), steal);
     assert!(result.unwrap(), "the body finished and saw the loss");

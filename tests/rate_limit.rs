@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{Kind, RedisServer};
 use redis_patterns::rate_limit::{Algorithm, DenyReason, OnError, RateLimiter};
+use redis_patterns::test_util::Store;
 use redis_patterns::{Client, Config};
 
 const ALGORITHMS: [Algorithm; 5] = [
@@ -163,8 +164,7 @@ async fn every_state_key_has_a_ttl_tied_to_the_window(kind: Kind) {
         let decision = limiter.check("api:alice", 1).await.unwrap();
         assert!(decision.allowed);
         let key = state_key(&client, "api:#alice", algorithm, window);
-        let ttl = client
-            .__backend()
+        let ttl = Store::of(&client)
             .pttl(&key)
             .await
             .unwrap()

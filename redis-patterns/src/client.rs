@@ -109,7 +109,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn connect(&self) -> Result<()> {
-        self.inner.backend.ping().await
+        self.backend().ping().await
     }
 
     /// The configuration, or `None` for a default client whose `REDIS_URL` was unusable.
@@ -200,9 +200,8 @@ impl Client {
         &self.inner
     }
 
-    /// The backend, for the conformance tests.
-    #[doc(hidden)]
-    pub fn __backend(&self) -> &Backend {
+    /// The backend this client's operations run on.
+    pub(crate) fn backend(&self) -> &Backend {
         &self.inner.backend
     }
 }

@@ -67,6 +67,8 @@ mod flight;
 mod key;
 pub mod lock;
 pub mod rate_limit;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod util;
 
 pub use client::{Client, IntoConfig, init, init_from_env};
@@ -139,7 +141,6 @@ pub use redis_patterns_macros::cache_put;
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backend::Backend;
     pub use crate::cache::attribute::{
         CacheSpec, Stampede, cached, evict, invalidate, put, refresh,
     };
@@ -147,7 +148,6 @@ pub mod __private {
         CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
         check_cacheable,
     };
-    pub use crate::cache::ops::Probe;
     pub use crate::cache::stats::FunctionCounters;
     pub use crate::client::{AsClient, Client};
     pub use crate::key::{KeyBuilder, KeyPart};

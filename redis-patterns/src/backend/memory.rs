@@ -24,8 +24,7 @@ const MIN_SWEEP_WRITES: usize = 64;
 /// Stores shared by name (`mem://name`) inside this process.
 static NAMED: LazyLock<Mutex<HashMap<String, Weak<Store>>>> = LazyLock::new(Default::default);
 
-#[doc(hidden)]
-pub struct MemoryBackend {
+pub(crate) struct MemoryBackend {
     store: Arc<Store>,
 }
 
@@ -111,6 +110,7 @@ impl MemoryBackend {
             .is_some_and(|entry| entry.live(now))
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn pttl(&self, key: &str) -> Option<Duration> {
         let now = Instant::now();
         let shard = self.shard(key);

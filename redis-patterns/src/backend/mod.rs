@@ -1,8 +1,13 @@
 //! The storage operations every pattern is built from, with one implementation on Redis and
 //! one in process memory. Both keep the same semantics (TTLs, `NX`, owner-checked unlock),
-//! checked by one conformance suite (`tests/backend_conformance.rs`) run against each.
+//! checked by one conformance suite run against each: the checks live next to the operations
+//! they verify (`conformance.rs` here for the plain commands, and in each pattern's room),
+//! `test_util::conformance_checks` gathers them (feature `test-util`) and
+//! `tests/conformance.rs` runs them on every backend.
 
 mod breaker;
+#[cfg(feature = "test-util")]
+pub(crate) mod conformance;
 mod connection;
 mod memory;
 mod op;
@@ -13,8 +18,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cache::ops::Probe;
-use crate::cache::ops::{GetOrLock, SetAndUnlock};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::lock::ops::Release;
@@ -24,8 +27,7 @@ pub(crate) use self::op::{AtomicOp, millis, unexpected_reply};
 pub(crate) use self::redis::RedisBackend;
 
 /// A backend instance. Cheap to share: clients hold one each.
-#[doc(hidden)]
-pub enum Backend {
+pub(crate) enum Backend {
     Redis(Box<RedisBackend>),
     Memory(MemoryBackend),
     /// The configuration could not be used (e.g. a malformed `REDIS_URL` for the lazily
@@ -65,7 +67,7 @@ impl Backend {
     }
 
     /// Checks that the backend answers (`PING`).
-    pub async fn ping(&self) -> Result<()> {
+    pub(crate) async fn ping(&self) -> Result<()> {
         match self {
             Backend::Redis(r) => r.ping().await,
             Backend::Memory(_) => Ok(()),
@@ -74,7 +76,7 @@ impl Backend {
     }
 
     /// `GET key`.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self {
             Backend::Redis(r) => r.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
@@ -83,7 +85,7 @@ impl Backend {
     }
 
     /// `SET key value PX ttl`.
-    pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
+    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
         match self {
             Backend::Redis(r) => r.set(key, &value, ttl).await,
             Backend::Memory(m) => {
@@ -95,7 +97,7 @@ impl Backend {
     }
 
     /// `DEL key`; `true` when a key was deleted.
-    pub async fn del(&self, key: &str) -> Result<bool> {
+    pub(crate) async fn del(&self, key: &str) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.del(key).await,
             Backend::Memory(m) => Ok(m.del(key)),
@@ -103,53 +105,10 @@ impl Backend {
         }
     }
 
-    /// The cache's [`GetOrLock`](crate::cache::ops) operation, for the conformance suite.
-    pub async fn get_or_lock(
-        &self,
-        key: &str,
-        lock_key: &str,
-        token: &str,
-        lock_ttl: Duration,
-    ) -> Result<Probe> {
-        self.run(&GetOrLock {
-            key,
-            lock_key,
-            token,
-            lock_ttl,
-        })
-        .await
-    }
-
-    /// The cache's `SetAndUnlock` operation, for the conformance suite.
-    pub async fn set_and_unlock(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Duration,
-        lock_key: &str,
-        token: &str,
-    ) -> Result<bool> {
-        self.run(&SetAndUnlock {
-            key,
-            value: value.into(),
-            ttl,
-            lock_key,
-            token,
-        })
-        .await
-    }
-
-    /// The lock's owner-checked `Release`, for the conformance suite.
-    pub async fn unlock(&self, lock_key: &str, token: &str) -> Result<bool> {
-        self.run(&Release {
-            mutex: lock_key,
-            token,
-        })
-        .await
-    }
-
-    /// Remaining time to live of `key`: `None` when it does not exist or has no expiry.
-    pub async fn pttl(&self, key: &str) -> Result<Option<Duration>> {
+    /// Remaining time to live of `key`: `None` when it does not exist or has no expiry. Only
+    /// tests read TTLs (`test_util::Store`, the conformance checks).
+    #[cfg(feature = "test-util")]
+    pub(crate) async fn pttl(&self, key: &str) -> Result<Option<Duration>> {
         match self {
             Backend::Redis(r) => r.pttl(key).await,
             Backend::Memory(m) => Ok(m.pttl(key)),

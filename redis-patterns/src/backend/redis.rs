@@ -28,8 +28,7 @@ use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::util::spawn_if_runtime;
 
-#[doc(hidden)]
-pub struct RedisBackend {
+pub(crate) struct RedisBackend {
     inner: Arc<Inner>,
 }
 
@@ -163,6 +162,7 @@ impl RedisBackend {
         Ok(n > 0)
     }
 
+    #[cfg(feature = "test-util")]
     pub(crate) async fn pttl(&self, key: &str) -> Result<Option<Duration>> {
         let ms: i64 = self
             .run(|mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await })

@@ -18,6 +18,8 @@
 
 pub(crate) mod attribute;
 mod call;
+#[cfg(feature = "test-util")]
+pub(crate) mod conformance;
 pub(crate) mod kind;
 pub(crate) mod ops;
 pub(crate) mod stats;

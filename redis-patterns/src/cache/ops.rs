@@ -19,7 +19,7 @@ static SET_AND_UNLOCK: LazyLock<Script> =
 
 /// What reading a value or else taking its stampede lock found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// The value is stored.
     Value(Bytes),
     /// No value; the caller now holds the lock.

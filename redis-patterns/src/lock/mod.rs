@@ -44,6 +44,8 @@
 //! reject writes while it is unsure (e.g. after the Redis failover alert).
 
 pub(crate) mod attribute;
+#[cfg(feature = "test-util")]
+pub(crate) mod conformance;
 mod guard;
 pub(crate) mod ops;
 mod redlock;

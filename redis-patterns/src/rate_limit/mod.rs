@@ -8,6 +8,8 @@
 
 mod algorithm;
 pub(crate) mod attribute;
+#[cfg(feature = "test-util")]
+pub(crate) mod conformance;
 mod decision;
 #[cfg(feature = "tower")]
 pub mod http;

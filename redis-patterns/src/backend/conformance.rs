@@ -1,0 +1,112 @@
+//! Conformance checks of the facade's plain commands (`PING`, `GET`, `SET … PX`, `DEL`,
+//! `PTTL`): exact bytes, overwrites, TTLs and expiry, the same on every backend.
+
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::test_util::Check;
+use crate::test_util::conformance::{CheckResult, check, ensure, ensure_eq, scratch_key};
+
+pub(crate) fn checks() -> Vec<Check> {
+    vec![
+        check!("backend/ping: the backend answers", ping_answers),
+        check!(
+            "backend/get: a missing key reads as none, a stored one as its exact bytes",
+            get_reads_exact_bytes
+        ),
+        check!(
+            "backend/set: replaces the value and its TTL",
+            set_replaces_value_and_ttl
+        ),
+        check!(
+            "backend/set: a value expires with its TTL",
+            values_expire_with_their_ttl
+        ),
+        check!(
+            "backend/del: reports whether a live key was deleted",
+            del_reports_a_deletion
+        ),
+        check!(
+            "backend/pttl: none for a missing key, the time left for a stored one",
+            pttl_reads_the_time_left
+        ),
+    ]
+}
+
+async fn ping_answers(client: &Client) -> CheckResult {
+    client.backend().ping().await?;
+    Ok(())
+}
+
+async fn get_reads_exact_bytes(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), scratch_key(client));
+    ensure_eq!(b.get(&k).await?, None, "GET of a missing key");
+    let binary: Vec<u8> = (0..=255).collect();
+    b.set(&k, binary.clone(), Duration::from_secs(60)).await?;
+    ensure_eq!(
+        b.get(&k).await?.as_deref(),
+        Some(&binary[..]),
+        "GET of every byte value"
+    );
+    b.set(&k, Vec::new(), Duration::from_secs(60)).await?;
+    ensure_eq!(
+        b.get(&k).await?.as_deref(),
+        Some(&b""[..]),
+        "GET of an empty value (stored, not missing)"
+    );
+    Ok(())
+}
+
+async fn set_replaces_value_and_ttl(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), scratch_key(client));
+    b.set(&k, b"v1".to_vec(), Duration::from_secs(60)).await?;
+    b.set(&k, b"v2".to_vec(), Duration::from_millis(500))
+        .await?;
+    ensure_eq!(
+        b.get(&k).await?.as_deref(),
+        Some(&b"v2"[..]),
+        "GET after a second SET"
+    );
+    let ttl = b.pttl(&k).await?;
+    ensure!(
+        ttl.is_some_and(|t| t > Duration::ZERO && t <= Duration::from_millis(500)),
+        "the second SET's TTL (500 ms) replaces the first's (60 s): PTTL is {ttl:?}"
+    );
+    Ok(())
+}
+
+async fn values_expire_with_their_ttl(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), scratch_key(client));
+    b.set(&k, b"v".to_vec(), Duration::from_millis(200)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure_eq!(b.get(&k).await?, None, "GET 300 ms after a SET PX 200");
+    ensure_eq!(b.pttl(&k).await?, None, "PTTL of an expired key");
+    ensure!(
+        !b.del(&k).await?,
+        "DEL of an expired key reports a deletion"
+    );
+    Ok(())
+}
+
+async fn del_reports_a_deletion(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), scratch_key(client));
+    ensure!(!b.del(&k).await?, "DEL of a missing key reports a deletion");
+    b.set(&k, b"v".to_vec(), Duration::from_secs(60)).await?;
+    ensure!(b.del(&k).await?, "DEL of a stored key reports none");
+    ensure_eq!(b.get(&k).await?, None, "GET after DEL");
+    ensure!(!b.del(&k).await?, "a second DEL reports a deletion");
+    Ok(())
+}
+
+async fn pttl_reads_the_time_left(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), scratch_key(client));
+    ensure_eq!(b.pttl(&k).await?, None, "PTTL of a missing key");
+    b.set(&k, b"v".to_vec(), Duration::from_secs(10)).await?;
+    let ttl = b.pttl(&k).await?;
+    ensure!(
+        ttl.is_some_and(|t| t > Duration::from_secs(9) && t <= Duration::from_secs(10)),
+        "PTTL right after SET PX 10000 is {ttl:?}"
+    );
+    b.del(&k).await?;
+    Ok(())
+}
