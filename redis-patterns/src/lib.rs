@@ -47,6 +47,9 @@
 //! * [`lock`]: [`Lock`](lock::Lock) (owner and fencing tokens, lease extension),
 //!   [`Redlock`](lock::Redlock), and the [`LockError`](lock::LockError) of [`with_lock`].
 //!
+//! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
+//! client stores (`test_util::Store`), and the conformance checks every backend passes.
+//!
 //! Failure policy: caching fails open. If Redis is unreachable, slower than the command
 //! timeout, or answers with an error, the function runs and its result is returned; the
 //! failure is logged with `tracing` (target `redis_patterns`) and counted in
@@ -78,11 +81,66 @@ pub use key::{KeyPart, KeyWriter};
 
 /// Caches an async function's result: `#[cached(key = "product:<id>", ttl = "5m")]`.
 ///
+/// ```
+/// use redis_patterns::{Client, cached};
+/// # use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+/// # static LOADS: AtomicU32 = AtomicU32::new(0);
+/// # #[derive(Debug)] struct DbError;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+/// struct Product { id: u64, name: String }
+///
+/// #[cached(key = "product:<id>", ttl = "5m", stampede = "lock", client = client)]
+/// async fn product(client: &Client, id: u64) -> Result<Product, DbError> {
+///     LOADS.fetch_add(1, SeqCst); // the database
+///     Ok(Product { id, name: "lamp".into() })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::new("mem://")?; // or redis://…
+/// assert_eq!(product(&client, 7).await.unwrap().name, "lamp"); // miss: runs the body
+/// assert_eq!(product(&client, 7).await.unwrap().name, "lamp"); // hit
+/// assert_eq!(LOADS.load(SeqCst), 1);
+/// assert!(product_invalidate(&client, 7).await?); // companions: _key, _invalidate, _refresh
+/// product(&client, 7).await.unwrap();
+/// assert_eq!(LOADS.load(SeqCst), 2);
+/// assert_eq!(client.cache_stats().hits, 1);
+/// # Ok(()) }
+/// ```
 ///
 #[doc = include_str!("../docs/cached.md")]
 pub use redis_patterns_macros::cached;
 
 /// Deletes a cache entry after the function succeeds: `#[cache_evict(key = "product:<id>")]`.
+///
+/// ```
+/// use redis_patterns::{Client, cache_evict, cached};
+/// # use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+/// # static LOADS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[cached(key = "price:<sku>", ttl = "1h", client = client)]
+/// async fn price(client: &Client, sku: &str) -> u64 {
+///     LOADS.fetch_add(1, SeqCst);
+///     100
+/// }
+///
+/// /// Changes the price in the database, then drops the cached one (only on `Ok`).
+/// #[cache_evict(key = "price:<sku>", client = client)]
+/// async fn set_price(client: &Client, sku: &str, cents: u64) -> Result<(), String> {
+///     let _ = cents; // UPDATE prices SET … WHERE sku = …
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = Client::new("mem://")?;
+/// price(&client, "lamp").await;
+/// set_price(&client, "lamp", 120).await?;
+/// price(&client, "lamp").await; // a miss again: the entry was evicted
+/// assert_eq!(LOADS.load(SeqCst), 2);
+/// # Ok(()) }
+/// ```
 ///
 #[doc = include_str!("../docs/cache_evict.md")]
 pub use redis_patterns_macros::cache_evict;
@@ -92,6 +150,33 @@ pub use redis_patterns_macros::cache_evict;
 ///
 /// The function must return `Result<T, E>` with `E: From<LockError>`. See [`lock`] for how
 /// leases, renewal and fencing tokens work.
+///
+/// ```
+/// use redis_patterns::lock::{LockError, fencing_token};
+/// use redis_patterns::{Client, with_lock};
+///
+/// #[derive(Debug)]
+/// enum PayError { Busy(LockError) }
+/// impl From<LockError> for PayError {
+///     fn from(e: LockError) -> Self { PayError::Busy(e) }
+/// }
+///
+/// /// One payment per order at a time, across every process sharing the server.
+/// #[with_lock(key = "payment:<order_id>", ttl = "10s", wait = "2s", client = client)]
+/// async fn pay(client: &Client, order_id: u64) -> Result<u64, PayError> {
+///     // Hand the fencing token to storage that rejects writes older than one it has seen.
+///     Ok(fencing_token().expect("inside #[with_lock]"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), PayError> {
+/// let client = Client::new("mem://").unwrap();
+/// let first = pay(&client, 42).await?;
+/// let second = pay(&client, 42).await?;
+/// assert!(second > first, "fencing tokens increase strictly per lock");
+/// assert_eq!(client.lock_stats().acquired, 2);
+/// # Ok(()) }
+/// ```
 ///
 #[doc = include_str!("../docs/with_lock.md")]
 pub use redis_patterns_macros::with_lock;
@@ -134,6 +219,28 @@ pub use redis_patterns_macros::rate_limited;
 
 /// Stores the function's result as a cache entry (write-through):
 /// `#[cache_put(key = "product:<id>", ttl = "5m")]`.
+///
+/// ```
+/// use redis_patterns::{Client, cache_put, cached};
+///
+/// #[cached(key = "user:<id>", ttl = "10m", client = client)]
+/// async fn user(client: &Client, id: u64) -> Option<String> {
+///     None // not in the database yet
+/// }
+///
+/// /// Saves the user, and stores the saved value as the cache entry of `user(id)`.
+/// #[cache_put(key = "user:<id>", ttl = "10m", client = client)]
+/// async fn save_user(client: &Client, id: u64, name: &str) -> Option<String> {
+///     Some(name.to_owned()) // INSERT … RETURNING name
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// let client = Client::new("mem://")?;
+/// save_user(&client, 1, "ann").await;
+/// assert_eq!(user(&client, 1).await.as_deref(), Some("ann"), "served from the cache");
+/// # Ok(()) }
+/// ```
 ///
 #[doc = include_str!("../docs/cache_put.md")]
 pub use redis_patterns_macros::cache_put;
