@@ -42,7 +42,7 @@
 //! * [`cache`]: [`CacheStats`](cache::CacheStats), hit rates per client and per function.
 //! * [`rate_limit`]: [`RateLimiter`](rate_limit::RateLimiter), the limits of
 //!   [`rate_limited`] applied by key at run time, the [`RateLimited`](rate_limit::RateLimited)
-//!   error, and with feature `tower`, [`rate_limit::http`]: an HTTP rate-limit layer for tower
+//!   error, and with feature `tower`, `rate_limit::http`: an HTTP rate-limit layer for tower
 //!   and axum (429, `Retry-After`, `RateLimit-*`).
 //! * [`lock`]: [`Lock`](lock::Lock) (owner and fencing tokens, lease extension),
 //!   [`Redlock`](lock::Redlock), and the [`LockError`](lock::LockError) of [`with_lock`].
