@@ -1,4 +1,5 @@
-//! Rate limiting: what `#[rate_limited]` expands to, and [`RateLimiter`] for direct use.
+//! Rate limiting: [`RateLimiter`] applies limits by key at run time; `#[rate_limited]`
+//! (at the crate root) applies them to a function. Both decide through the same operations.
 //!
 //! Every decision is one atomic step on the backend: one Lua script (one round trip) on Redis,
 //! reading the server's clock with `TIME` so that instances with skewed clocks agree, or one
