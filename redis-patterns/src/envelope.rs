@@ -20,7 +20,7 @@
 //! JSON does not decode into the function's type (e.g. after a deploy changed the struct), is
 //! treated as a miss and overwritten.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -46,7 +46,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     buf.extend_from_slice(&[MAGIC, VERSION, CODEC_JSON, 0]);
     let delta_ms = u32::try_from(delta.as_millis()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&delta_ms.to_le_bytes());
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let ttl_ms = crate::util::whole_millis(ttl);
     buf.extend_from_slice(&now_ms().saturating_add(ttl_ms).to_le_bytes());
     serde_json::to_writer(&mut buf, value)?;
     Ok(buf)
@@ -75,10 +75,7 @@ pub(crate) fn decode(stored: &[u8]) -> Option<(Header, &[u8])> {
 
 /// Milliseconds since the Unix epoch by this machine's clock.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    crate::util::whole_millis(crate::util::unix_time())
 }
 
 #[cfg(test)]

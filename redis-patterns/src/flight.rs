@@ -6,11 +6,11 @@
 //! write to the backend), so a caller arriving in between joins it instead of starting over.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
 use foldhash::fast::RandomState;
 
+use crate::util::Sharded;
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -36,8 +36,7 @@ type Entry = Option<Arc<Slot>>;
 type Map = HashMap<String, Entry, RandomState>;
 
 pub(crate) struct Flights {
-    shards: [Mutex<Map>; SHARDS],
-    hasher: RandomState,
+    shards: Sharded<Map, SHARDS>,
 }
 
 pub(crate) enum Join<'a> {
@@ -48,14 +47,12 @@ pub(crate) enum Join<'a> {
 impl Flights {
     pub(crate) fn new() -> Self {
         Flights {
-            shards: Default::default(),
-            hasher: RandomState::default(),
+            shards: Sharded::default(),
         }
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Map> {
-        let i = (self.hasher.hash_one(key) >> 59) as usize % SHARDS;
-        crate::util::lock(&self.shards[i])
+        self.shards.lock(key)
     }
 
     pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::util::whole_millis as millis;
 
 /// Consecutive connection failures before the breaker opens.
 pub(super) const FAILURE_THRESHOLD: u32 = 3;
@@ -120,10 +121,6 @@ impl Breaker {
         let backoff = self.min.saturating_mul(1 << exponent).min(self.max);
         backoff.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::hash_tag;
+use crate::util::Sharded;
 use crate::util::lock;
 
 const SHARDS: usize = 32;
@@ -29,8 +29,7 @@ pub(crate) struct MemoryBackend {
 }
 
 struct Store {
-    shards: [Mutex<Shard>; SHARDS],
-    hasher: RandomState,
+    shards: Sharded<Shard, SHARDS>,
     /// Zero of the store's clock (see [`Txn::clock`]).
     origin: Instant,
 }
@@ -38,8 +37,7 @@ struct Store {
 impl Default for Store {
     fn default() -> Self {
         Store {
-            shards: Default::default(),
-            hasher: RandomState::default(),
+            shards: Sharded::default(),
             origin: Instant::now(),
         }
     }
@@ -89,9 +87,7 @@ impl MemoryBackend {
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let mut h = self.store.hasher.build_hasher();
-        h.write(hash_tag(key).as_bytes());
-        lock(&self.store.shards[(h.finish() >> 59) as usize % SHARDS])
+        self.store.shards.lock(hash_tag(key))
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
@@ -252,7 +248,7 @@ mod tests {
         for i in 0..10_000 {
             m.set(&format!("j{i}"), Bytes::new(), Duration::from_secs(100));
         }
-        let total: usize = m.store.shards.iter().map(|s| lock(s).map.len()).sum();
+        let total: usize = m.store.shards.iter().map(|s| s.map.len()).sum();
         assert!(total < 15_000, "expired entries were not swept: {total}");
     }
 

@@ -39,5 +39,5 @@ pub(crate) fn unexpected_reply(script: &'static str) -> Error {
 
 /// Milliseconds for `PX`, at least 1 (Redis rejects 0).
 pub(crate) fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    crate::util::whole_millis(d).max(1)
 }

@@ -78,9 +78,7 @@ impl AtomicOp for Acquire<'_> {
             Some(self.ttl),
         );
         // As the script: the last token + 1, or the clock in microseconds if greater.
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let now_us = crate::util::whole_micros(crate::util::unix_time());
         let last = txn.state::<u64>(self.fence);
         let token = last.saturating_add(1).max(now_us);
         *last = token;

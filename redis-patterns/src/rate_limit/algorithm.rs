@@ -105,9 +105,7 @@ impl Policy {
         let mut policy = Policy {
             algorithm,
             limit: limit.min(MAX_UNITS),
-            window_us: u64::try_from(window.as_micros())
-                .unwrap_or(u64::MAX)
-                .clamp(1, MAX_WINDOW_US),
+            window_us: crate::util::whole_micros(window).clamp(1, MAX_WINDOW_US),
             burst: burst.min(MAX_UNITS),
         };
         if algorithm.has_burst() {

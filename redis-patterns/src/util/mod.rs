@@ -1,7 +1,11 @@
 //! Small helpers every pattern shares: owner tokens, jitter, poison-free locking, work
-//! handed to a background task when there is a runtime to run it, and counters.
+//! handed to a background task when there is a runtime to run it, time conversions,
+//! sharded maps, and counters.
 
 pub(crate) mod counters;
+mod sharded;
+
+pub(crate) use self::sharded::Sharded;
 
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -20,6 +24,23 @@ pub(crate) fn new_token() -> String {
 /// `base` randomised by ±50 %, so that waiters do not retry in lockstep.
 pub(crate) fn jittered(base: Duration) -> Duration {
     base.mul_f64(0.5 + fastrand::f64())
+}
+
+/// Whole milliseconds of `d`, saturating (a `Duration` can hold more than `u64` milliseconds).
+pub(crate) fn whole_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whole microseconds of `d`, saturating.
+pub(crate) fn whole_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Time since the Unix epoch by this machine's clock (zero if the clock is before 1970).
+pub(crate) fn unix_time() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// Locks a mutex, ignoring poisoning: no critical section in this crate leaves its data

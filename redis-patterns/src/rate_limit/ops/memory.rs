@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::backend::Txn;
 
 use super::super::algorithm::{Algorithm, Policy, Raw};
+use crate::util::whole_micros as micros;
 
 #[derive(Default)]
 struct FixedWindow {
@@ -52,10 +53,6 @@ struct Bucket(Option<(u64, u64)>);
 /// The theoretical arrival time; `None` when missing.
 #[derive(Default)]
 struct Tat(Option<u64>);
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
 
 fn ceil_ms(us: u64) -> Duration {
     Duration::from_millis(us.div_ceil(1000).max(1))
