@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod proxy;
 pub mod tls;
 
@@ -351,6 +353,9 @@ impl Calls {
 pub enum Kind {
     Redis,
     Memory,
+    /// The binary's shared Redis Cluster (root feature `cluster`).
+    #[cfg(feature = "cluster")]
+    Cluster,
 }
 
 /// A client on the shared server (or a private in-memory store) with a fresh namespace.
@@ -365,6 +370,8 @@ pub fn clients(kind: Kind, ns: &str, n: usize) -> Vec<Client> {
     let url = match kind {
         Kind::Redis => server().url(),
         Kind::Memory => format!("mem://{ns}"),
+        #[cfg(feature = "cluster")]
+        Kind::Cluster => cluster::cluster().url(),
     };
     (0..n)
         .map(|_| {
@@ -393,10 +400,20 @@ pub fn client_in(url: &str, ns: &str, command_timeout: Duration) -> Client {
     Client::new(config).unwrap()
 }
 
-/// Defines `<name>_on_redis` and `<name>_on_memory` tests that call `name(kind)`.
+/// Defines `on_redis::<name>` and `on_memory::<name>` tests that call `name(kind)`, and with
+/// the root feature `cluster`, `on_cluster::<name>` on the binary's Redis Cluster.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
+        #[cfg(feature = "cluster")]
+        mod on_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Kind::Cluster).await;
+                }
+            )*
+        }
         mod on_redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

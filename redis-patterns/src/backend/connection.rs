@@ -1,4 +1,5 @@
-//! One shared multiplexed connection, replaced when it breaks.
+//! One shared multiplexed connection, replaced when it breaks, for every server topology: a
+//! [`Connector`] dials it (one server, a cluster's nodes, the master a Sentinel group names).
 //!
 //! This does what redis-rs's `ConnectionManager` does, minus the per-command costs that
 //! show up under load (an `ArcSwap` guard held across every await, which exhausts its fast
@@ -8,17 +9,43 @@
 //! dials a new one. Concurrent callers share one dialling attempt: if it fails they all get
 //! the error at once, rather than queueing up to dial one after another.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
 
-pub(crate) struct SharedConnection {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
+/// Dials the connection of one topology. The connection is cloned per command, so it must be
+/// a cheap handle onto shared I/O (a multiplexed or cluster connection).
+pub(crate) trait Connector: Send + Sync + 'static {
+    /// The connection a command runs on.
+    type Conn: ConnectionLike + Clone + Send + Sync + 'static;
+
+    /// A new connection, bounded by the configured connection timeout.
+    fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send;
+}
+
+/// One server (`redis://`, `rediss://`, `unix://`).
+pub(crate) struct Single {
+    pub(crate) client: redis::Client,
+    pub(crate) config: AsyncConnectionConfig,
+}
+
+impl Connector for Single {
+    type Conn = MultiplexedConnection;
+
+    async fn connect(&self) -> RedisResult<MultiplexedConnection> {
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+    }
+}
+
+pub(crate) struct SharedConnection<C: Connector> {
+    connector: C,
     /// The connection in use and its generation.
-    current: RwLock<Option<(u64, MultiplexedConnection)>>,
+    current: RwLock<Option<(u64, C::Conn)>>,
     /// Serialises dialling; holds the last attempt's failure, if it failed.
     dialling: tokio::sync::Mutex<Option<String>>,
     /// Dialling attempts finished, readable without waiting for `dialling`.
@@ -26,11 +53,10 @@ pub(crate) struct SharedConnection {
     generation: AtomicU64,
 }
 
-impl SharedConnection {
-    pub(crate) fn new(client: redis::Client, config: AsyncConnectionConfig) -> Self {
+impl<C: Connector> SharedConnection<C> {
+    pub(crate) fn new(connector: C) -> Self {
         SharedConnection {
-            client,
-            config,
+            connector,
             current: RwLock::new(None),
             dialling: tokio::sync::Mutex::new(None),
             finished: AtomicU64::new(0),
@@ -38,17 +64,17 @@ impl SharedConnection {
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Option<(u64, MultiplexedConnection)>> {
+    fn read(&self) -> RwLockReadGuard<'_, Option<(u64, C::Conn)>> {
         crate::util::read(&self.current)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Option<(u64, MultiplexedConnection)>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Option<(u64, C::Conn)>> {
         crate::util::write(&self.current)
     }
 
     /// The current connection and its generation, dialling one if there is none. Dialling is
     /// bounded by the configured connection timeout.
-    pub(crate) async fn get(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+    pub(crate) async fn get(&self) -> RedisResult<(u64, C::Conn)> {
         if let Some((generation, conn)) = self.read().as_ref() {
             return Ok((*generation, conn.clone()));
         }
@@ -63,10 +89,7 @@ impl SharedConnection {
         {
             return Err(dial_error(error));
         }
-        let dialled = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await;
+        let dialled = self.connector.connect().await;
         self.finished.fetch_add(1, Ordering::Release);
         match dialled {
             Ok(conn) => {

@@ -6,6 +6,8 @@
 //! `tests/conformance.rs` runs them on every backend.
 
 mod breaker;
+#[cfg(feature = "cluster")]
+mod cluster;
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
 mod connection;
@@ -29,6 +31,9 @@ pub(crate) use self::redis::RedisBackend;
 /// A backend instance. Cheap to share: clients hold one each.
 pub(crate) enum Backend {
     Redis(Box<RedisBackend>),
+    /// Redis Cluster (feature `cluster`).
+    #[cfg(feature = "cluster")]
+    Cluster(Box<RedisBackend<cluster::ClusterNodes>>),
     Memory(MemoryBackend),
     /// The configuration could not be used (e.g. a malformed `REDIS_URL` for the lazily
     /// created default client): every operation reports why.
@@ -40,6 +45,13 @@ impl Backend {
         Ok(match &config.target {
             Target::Memory(name) => Backend::Memory(MemoryBackend::new(name.as_deref())),
             Target::Redis(_) => Backend::Redis(Box::new(RedisBackend::new(config)?)),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(_) => Backend::Cluster(Box::new(RedisBackend::cluster(config)?)),
+            // `parse_target` refuses cluster URLs without the feature.
+            #[cfg(not(feature = "cluster"))]
+            Target::Cluster(_) => {
+                Backend::Unusable("Redis Cluster needs the `cluster` feature".into())
+            }
         })
     }
 
@@ -55,12 +67,9 @@ impl Backend {
     /// Runs an atomic operation: its script on Redis, its twin in memory.
     pub(crate) async fn run<O: AtomicOp>(&self, op: &O) -> Result<O::Output> {
         match self {
-            Backend::Redis(r) => {
-                let mut invocation = op.script().prepare_invoke();
-                op.arguments(&mut invocation);
-                let reply: O::Reply = r.invoke(&invocation).await?;
-                op.answer(reply)
-            }
+            Backend::Redis(r) => r.run_op(op).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.run_op(op).await,
             Backend::Memory(m) => Ok(m.atomically(op.key(), |txn| op.in_memory(txn))),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -70,6 +79,8 @@ impl Backend {
     pub(crate) async fn ping(&self) -> Result<()> {
         match self {
             Backend::Redis(r) => r.ping().await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.ping().await,
             Backend::Memory(_) => Ok(()),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -79,6 +90,8 @@ impl Backend {
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self {
             Backend::Redis(r) => r.get(key).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -88,6 +101,8 @@ impl Backend {
     pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
         match self {
             Backend::Redis(r) => r.set(key, &value, ttl).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.set(key, &value, ttl).await,
             Backend::Memory(m) => {
                 m.set(key, value.into(), ttl);
                 Ok(())
@@ -100,6 +115,8 @@ impl Backend {
     pub(crate) async fn del(&self, key: &str) -> Result<bool> {
         match self {
             Backend::Redis(r) => r.del(key).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.del(key).await,
             Backend::Memory(m) => Ok(m.del(key)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -111,6 +128,8 @@ impl Backend {
     pub(crate) async fn pttl(&self, key: &str) -> Result<Option<Duration>> {
         match self {
             Backend::Redis(r) => r.pttl(key).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.pttl(key).await,
             Backend::Memory(m) => Ok(m.pttl(key)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }

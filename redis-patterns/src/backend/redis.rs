@@ -18,23 +18,23 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult};
 
 use super::breaker::{Breaker, Tripped};
-use super::connection::SharedConnection;
+use super::connection::{Connector, SharedConnection, Single};
 use super::op::millis;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::util::spawn_if_runtime;
 
-pub(crate) struct RedisBackend {
-    inner: Arc<Inner>,
+/// A Redis topology behind a [`Connector`]: one server ([`Single`]), or a cluster.
+pub(crate) struct RedisBackend<C: Connector = Single> {
+    inner: Arc<Inner<C>>,
 }
 
 /// What the background tasks share with the callers.
-struct Inner {
-    conn: SharedConnection,
+struct Inner<C: Connector> {
+    conn: SharedConnection<C>,
     command_timeout: Duration,
     breaker: Breaker,
     /// A health check of the current connection is running.
@@ -43,7 +43,8 @@ struct Inner {
     probing: AtomicBool,
 }
 
-impl RedisBackend {
+impl RedisBackend<Single> {
+    /// One server: `redis://`, `rediss://` or `unix://`.
     pub(crate) fn new(config: &Config) -> Result<Self> {
         let Target::Redis(url) = &config.target else {
             return Err(Error::Config("not a redis:// configuration".into()));
@@ -56,27 +57,34 @@ impl RedisBackend {
         if let Some(password) = &config.password {
             settings = settings.set_password(&password.0);
         }
-        // Keepalive probes notice a dead peer on an idle connection; the health check below
-        // covers busy ones sooner.
-        let keepalive = redis::io::tcp::socket2::TcpKeepalive::new()
-            .with_time(Duration::from_secs(15))
-            .with_interval(Duration::from_secs(5))
-            .with_retries(3);
-        let tcp = info.tcp_settings().clone().set_keepalive(keepalive);
+        let tcp = info.tcp_settings().clone().set_keepalive(keepalive());
         let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
         let client = open_client(info, config)?;
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout));
-        Ok(RedisBackend {
+        Ok(Self::with_connector(
+            Single {
+                client,
+                config: connection_config,
+            },
+            config,
+        ))
+    }
+}
+
+impl<C: Connector> RedisBackend<C> {
+    /// A backend dialling through `connector`, with the config's timeouts and backoff.
+    pub(crate) fn with_connector(connector: C, config: &Config) -> Self {
+        RedisBackend {
             inner: Arc::new(Inner {
-                conn: SharedConnection::new(client, connection_config),
+                conn: SharedConnection::new(connector),
                 command_timeout: config.command_timeout,
                 breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
                 checking: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
             }),
-        })
+        }
     }
 
     /// Runs one command behind the breaker. redis-rs bounds it: dialling (when there is no
@@ -84,7 +92,7 @@ impl RedisBackend {
     /// would only add cost to every call.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(C::Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let inner = &self.inner;
@@ -119,6 +127,15 @@ impl RedisBackend {
                 Err(e)
             }
         }
+    }
+
+    /// Runs an atomic operation's script (`EVALSHA`, loading it on `NOSCRIPT`) behind the
+    /// breaker, and reads its answer.
+    pub(crate) async fn run_op<O: super::AtomicOp>(&self, op: &O) -> Result<O::Output> {
+        let mut invocation = op.script().prepare_invoke();
+        op.arguments(&mut invocation);
+        let reply: O::Reply = self.invoke(&invocation).await?;
+        op.answer(reply)
     }
 
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) behind the breaker.
@@ -171,34 +188,49 @@ impl RedisBackend {
     }
 }
 
+/// TCP keepalive: probes notice a dead peer on an idle connection (the health check covers
+/// busy ones sooner).
+pub(crate) fn keepalive() -> redis::io::tcp::socket2::TcpKeepalive {
+    redis::io::tcp::socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(15))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3)
+}
+
+/// The configured certificates, if any beyond the defaults (feature `tls`). Installs ring's
+/// crypto provider first: redis-rs leaves rustls without one (unless the application
+/// installed its own).
+#[cfg(feature = "tls")]
+pub(crate) fn tls_certificates(config: &Config) -> Option<redis::TlsCertificates> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = &config.tls;
+    if tls.root_certificate.is_none() && tls.client.is_none() {
+        return None;
+    }
+    Some(redis::TlsCertificates {
+        client_tls: tls
+            .client
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.0.clone(),
+            }),
+        root_cert: tls.root_certificate.clone(),
+    })
+}
+
 /// A redis-rs client for `info`, with the configured certificates if any.
 fn open_client(info: redis::ConnectionInfo, config: &Config) -> Result<redis::Client> {
     #[cfg(feature = "tls")]
-    {
-        // redis-rs leaves rustls without a crypto provider; install ring's unless the
-        // application installed one of its own.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let tls = &config.tls;
-        if tls.root_certificate.is_some() || tls.client.is_some() {
-            let certificates = redis::TlsCertificates {
-                client_tls: tls
-                    .client
-                    .as_ref()
-                    .map(|(cert, key)| redis::ClientTlsConfig {
-                        client_cert: cert.clone(),
-                        client_key: key.0.clone(),
-                    }),
-                root_cert: tls.root_certificate.clone(),
-            };
-            return Ok(redis::Client::build_with_tls(info, certificates)?);
-        }
+    if let Some(certificates) = tls_certificates(config) {
+        return Ok(redis::Client::build_with_tls(info, certificates)?);
     }
     #[cfg(not(feature = "tls"))]
     let _ = config;
     Ok(redis::Client::open(info)?)
 }
 
-impl Inner {
+impl<C: Connector> Inner<C> {
     fn failed(self: &Arc<Self>) {
         if self.breaker.failed() == Tripped::Opened {
             self.start_probing();
@@ -207,7 +239,7 @@ impl Inner {
 
     /// After a timeout: `PING` on the connection that timed out, and drop it if that times
     /// out (or fails) too. At most one check runs at a time.
-    fn check_connection(self: &Arc<Self>, generation: u64, mut conn: MultiplexedConnection) {
+    fn check_connection(self: &Arc<Self>, generation: u64, mut conn: C::Conn) {
         if self.checking.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -237,7 +269,7 @@ impl Inner {
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let weak: Weak<Inner> = Arc::downgrade(self);
+        let weak: Weak<Inner<C>> = Arc::downgrade(self);
         let probing = async move {
             for attempt in 1u32.. {
                 let pause = match weak.upgrade() {

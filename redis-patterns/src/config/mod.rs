@@ -5,11 +5,17 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+mod target;
+
+pub(crate) use self::target::Target;
+use self::target::parse_target;
+
 /// How to reach the backend and how patiently.
 ///
 /// Built from a URL — `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (feature
-/// `tls`), `unix:///path/to/redis.sock`, or `mem://[name]` for the in-process backend — and
-/// refined with builder methods. Passwords never appear in `Debug` or `Display`.
+/// `tls`), `unix:///path/to/redis.sock`, `redis+cluster://host:port,host:port,…` (feature
+/// `cluster`), or `mem://[name]` for the in-process backend — and refined with builder
+/// methods. Passwords never appear in `Debug` or `Display`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,15 +58,6 @@ impl fmt::Debug for TlsFiles {
             .field("client_certificate", &set(self.client.is_some()))
             .finish()
     }
-}
-
-#[derive(Clone)]
-pub(crate) enum Target {
-    /// The URL with any password removed (it lives in [`Config::password`]).
-    Redis(url::Url),
-    /// `mem://` (a private store) or `mem://name` (a store shared by every client of that name
-    /// in this process).
-    Memory(Option<String>),
 }
 
 /// The longest timeout or backoff a configuration keeps; longer ones are clamped to it.
@@ -116,36 +113,57 @@ impl Config {
             reconnect_max_backoff: Duration::from_millis(250),
             tls: TlsFiles::default(),
         };
-        if let Target::Redis(parsed) = &mut config.target {
-            if !parsed.username().is_empty() {
-                config.username = Some(percent_decode(parsed.username()));
-            }
-            if let Some(password) = parsed.password() {
-                config.password = Some(Secret(percent_decode(password)));
-            }
-            // Neither stays in the URL: they are applied from the fields, so that the
-            // builder methods can override them and printing the URL never leaks them.
-            let _ = parsed.set_password(None);
-            let _ = parsed.set_username("");
-            // `unix:///path?user=…&pass=…` (redis-rs's socket form) carries them as query
-            // parameters: take those out the same way.
-            let mut kept = Vec::new();
-            for (name, value) in parsed.query_pairs() {
-                match &*name {
-                    "pass" | "password" => config.password = Some(Secret(value.into_owned())),
-                    "user" | "username" => config.username = Some(value.into_owned()),
-                    _ => kept.push((name.into_owned(), value.into_owned())),
-                }
-            }
-            if parsed.query().is_some() {
-                if kept.is_empty() {
-                    parsed.set_query(None);
-                } else {
-                    parsed.query_pairs_mut().clear().extend_pairs(kept);
-                }
-            }
-        }
+        config.take_credentials();
         Ok(config)
+    }
+
+    /// A Redis Cluster reached through its seed nodes (feature `cluster`): `"host:port"`
+    /// each, or `"rediss://host:port"` for TLS (feature `tls`). The rest of the topology is
+    /// discovered and followed. Credentials and certificates set on the config apply to every
+    /// node. The same as the URL `redis+cluster://host:port,host:port`.
+    ///
+    /// ```
+    /// let config = redis_patterns::Config::cluster(["10.0.0.1:6379", "10.0.0.2:6379"])?
+    ///     .username("app")
+    ///     .password("s3cret");
+    /// assert_eq!(config.to_string(), "redis+cluster://app:***@10.0.0.1:6379,10.0.0.2:6379");
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster<I>(nodes: I) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut tls = None;
+        let mut hosts = Vec::new();
+        for node in nodes {
+            let node = node.as_ref();
+            let (secure, host) = match node.split_once("://") {
+                Some(("rediss", host)) => (true, host),
+                Some(("redis", host)) => (false, host),
+                Some((other, _)) => {
+                    return Err(Error::Config(format!(
+                        "cluster node `{node}`: unsupported scheme `{other}`; give `host:port`, \
+                         `redis://host:port` or `rediss://host:port`"
+                    )));
+                }
+                None => (false, node),
+            };
+            if *tls.get_or_insert(secure) != secure {
+                return Err(Error::Config(
+                    "cluster nodes mix `redis://` and `rediss://`: TLS is all or nothing".into(),
+                ));
+            }
+            hosts.push(host.trim_end_matches('/').to_owned());
+        }
+        if hosts.is_empty() {
+            return Err(Error::Config(
+                "a cluster needs at least one seed node".into(),
+            ));
+        }
+        let scheme = if tls == Some(true) { "rediss" } else { "redis" };
+        Self::from_url(&format!("{scheme}+cluster://{}", hosts.join(",")))
     }
 
     /// Reads the URL from the `REDIS_URL` environment variable, or uses [`Config::DEFAULT_URL`]
@@ -268,56 +286,9 @@ impl Config {
     }
 }
 
-fn parse_target(url: &str) -> Result<Target> {
-    let bad = |why: &str| {
-        Error::Config(format!(
-            "{why}; expected `redis://host[:port][/db]`, `rediss://…`, `unix:///path` or `mem://[name]`"
-        ))
-    };
-    if let Some(rest) = url.strip_prefix("mem://") {
-        if rest.contains(['/', '?', '#', '@']) {
-            return Err(bad("a `mem://` URL takes only a store name"));
-        }
-        return Ok(Target::Memory((!rest.is_empty()).then(|| rest.to_owned())));
-    }
-    let parsed = url::Url::parse(url).map_err(|e| bad(&format!("cannot parse the URL ({e})")))?;
-    match parsed.scheme() {
-        "redis" | "unix" | "redis+unix" => Ok(Target::Redis(parsed)),
-        "rediss" if cfg!(feature = "tls") => Ok(Target::Redis(parsed)),
-        "rediss" => Err(Error::Config(
-            "`rediss://` needs TLS support: enable the `tls` feature of redis-patterns".into(),
-        )),
-        other => Err(bad(&format!("unsupported scheme `{other}`"))),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.target {
-            Target::Memory(None) => f.write_str("mem://")?,
-            Target::Memory(Some(name)) => write!(f, "mem://{name}")?,
-            Target::Redis(url) => f.write_str(&self.shown_url(url))?,
-        }
+        f.write_str(&self.shown_target())?;
         if let Some(ns) = &self.namespace {
             write!(f, " (namespace `{ns}`)")?;
         }
@@ -325,41 +296,10 @@ impl fmt::Display for Config {
     }
 }
 
-impl Config {
-    /// The URL as given, with the user name and `***` in place of the password: as user info
-    /// for host URLs, as query parameters for the socket form.
-    fn shown_url(&self, url: &url::Url) -> String {
-        let mut shown = url.clone();
-        let as_user_info = shown.has_host() && !shown.host_str().unwrap_or_default().is_empty();
-        if as_user_info {
-            if let Some(user) = &self.username {
-                let _ = shown.set_username(user);
-            }
-            if self.password.is_some() {
-                let _ = shown.set_password(Some("***"));
-            }
-        } else {
-            let mut query = shown.query_pairs_mut();
-            if let Some(user) = &self.username {
-                query.append_pair("user", user);
-            }
-            if self.password.is_some() {
-                query.append_pair("pass", "***");
-            }
-        }
-        shown.as_str().replace("pass=%2A%2A%2A", "pass=***")
-    }
-}
-
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match &self.target {
-            Target::Redis(url) => self.shown_url(url),
-            Target::Memory(None) => "mem://".to_owned(),
-            Target::Memory(Some(name)) => format!("mem://{name}"),
-        };
         f.debug_struct("Config")
-            .field("url", &target)
+            .field("url", &self.shown_target())
             .field("username", &self.username)
             .field("password", &self.password)
             .field("namespace", &self.namespace)
@@ -381,93 +321,4 @@ impl std::str::FromStr for Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn password_is_never_printed() {
-        let c = Config::from_url("redis://u:p%40ss@h:1/0").unwrap();
-        assert_eq!(c.password.as_ref().unwrap().0, "p@ss");
-        assert_eq!(c.username.as_deref(), Some("u"));
-        let shown = format!("{c} {c:?}");
-        assert!(
-            !shown.contains("p@ss") && !shown.contains("p%40ss"),
-            "{shown}"
-        );
-        assert!(shown.contains("redis://u:***@h:1/0"), "{shown}");
-    }
-
-    #[test]
-    fn secrets_of_every_url_form_are_redacted() {
-        for (url, secret, shown) in [
-            (
-                "unix:///run/redis.sock?db=1&pass=hunter2",
-                "hunter2",
-                "unix:///run/redis.sock?db=1&pass=***",
-            ),
-            (
-                "redis+unix:///run/redis.sock?user=app&pass=s3cr%40t&db=2",
-                "s3cr",
-                "redis+unix:///run/redis.sock?db=2&user=app&pass=***",
-            ),
-            (
-                "unix:///run/redis.sock?password=pw9",
-                "pw9",
-                "unix:///run/redis.sock?pass=***",
-            ),
-            (
-                "redis://:pw7@h:1/?protocol=resp3",
-                "pw7",
-                "redis://:***@h:1/?protocol=resp3",
-            ),
-            ("redis://h:1/?password=pw8", "pw8", "redis://:***@h:1/"),
-        ] {
-            let c = Config::from_url(url).unwrap();
-            assert!(c.password.is_some(), "{url}");
-            let printed = format!("{c} {c:?} {c:#?}");
-            assert!(!printed.contains(secret), "{printed}");
-            assert_eq!(c.to_string(), shown);
-        }
-        let c = Config::from_url("unix:///run/redis.sock?pass=hunter2").unwrap();
-        assert_eq!(c.password.unwrap().0, "hunter2");
-    }
-
-    #[test]
-    fn builder_password_overrides_url() {
-        let c = Config::from_url("redis://h").unwrap().password("x");
-        assert_eq!(c.password.unwrap().0, "x");
-    }
-
-    #[test]
-    fn memory_urls() {
-        assert!(matches!(
-            Config::from_url("mem://").unwrap().target,
-            Target::Memory(None)
-        ));
-        assert!(matches!(
-            Config::from_url("mem://shared").unwrap().target,
-            Target::Memory(Some(ref n)) if n == "shared"
-        ));
-        assert!(Config::from_url("mem://a/b").is_err());
-    }
-
-    #[test]
-    fn bad_urls_are_config_errors() {
-        for url in ["", "http://x", "redis//x", "nonsense"] {
-            assert!(
-                matches!(Config::from_url(url), Err(Error::Config(_))),
-                "{url}"
-            );
-        }
-    }
-
-    #[test]
-    fn namespace_is_validated() {
-        let ok = Config::from_url("mem://").unwrap().namespace("shop-1:v2");
-        assert!(ok.validate().is_ok());
-        for bad in ["", "a b", "a{b}", "ä"] {
-            let c = Config::from_url("mem://").unwrap().namespace(bad);
-            assert!(c.validate().is_err(), "{bad:?}");
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,103 @@
+//! Redis Cluster specifics (feature `cluster`) on a cluster of 3 primaries and 3 replicas the
+//! harness spawns once for this binary: both ways of configuring it, and calls whose keys live
+//! on different primaries. Every pattern suite also runs on this topology through
+//! `on_both_backends!` (`on_cluster::…`) when the root feature `cluster` is on.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::Calls;
+use common::cluster::cluster;
+use redis_patterns::rate_limit::RateLimited;
+use redis_patterns::{Client, Config, cached, rate_limited};
+
+#[cached(key = "greeting:<name>", ttl = "1m", client = client, skip(calls))]
+async fn greeting(client: &Client, calls: &Calls, name: &str) -> String {
+    calls.hit();
+    format!("hello {name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_and_the_builder_reach_the_same_cluster() {
+    let ns = common::namespace("both-forms");
+    let from_url = Client::new(Config::from_url(&cluster().url()).unwrap().namespace(&ns)).unwrap();
+    let seeds: Vec<String> = cluster()
+        .nodes
+        .iter()
+        .take(2)
+        .map(|n| format!("127.0.0.1:{}", n.port()))
+        .collect();
+    let from_builder = Client::new(Config::cluster(&seeds).unwrap().namespace(&ns)).unwrap();
+    from_url.connect().await.unwrap();
+    from_builder.connect().await.unwrap();
+    let calls = Calls::default();
+    for name in ["ann", "bob", "cy", "dee", "eve", "fay"] {
+        assert_eq!(
+            greeting(&from_url, &calls, name).await,
+            format!("hello {name}")
+        );
+        assert_eq!(
+            greeting(&from_builder, &calls, name).await,
+            format!("hello {name}")
+        );
+    }
+    assert_eq!(
+        calls.get(),
+        6,
+        "the second client read what the first stored"
+    );
+    assert_eq!(from_builder.cache_stats().hits, 6);
+}
+
+#[derive(Debug)]
+struct Limited(#[allow(dead_code)] RateLimited);
+
+impl From<RateLimited> for Limited {
+    fn from(e: RateLimited) -> Self {
+        Limited(e)
+    }
+}
+
+#[rate_limited(key = "minute:<user>", limit = 10, window = "1m", client = client)]
+#[rate_limited(key = "burst:<user>", limit = 5, window = "1m", algorithm = "token_bucket", client = client)]
+async fn stacked(client: &Client, user: &str) -> Result<(), Limited> {
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacked_limits_on_different_primaries_admit_exactly_the_tightest() {
+    let cluster = cluster();
+    // A user whose two limits live on different primaries, so the stack crosses nodes.
+    let user = (0..100)
+        .map(|i| format!("u{i}"))
+        .find(|u| {
+            cluster.primary_of(&format!("{{minute:#{u}}}"))
+                != cluster.primary_of(&format!("{{burst:#{u}}}"))
+        })
+        .expect("some user's limits land on different primaries");
+    let client = Arc::new(common::client(common::Kind::Cluster, "stacked"));
+    let calls = (0..64).map(|_| {
+        let (client, user) = (Arc::clone(&client), user.clone());
+        tokio::spawn(async move { stacked(&client, &user).await.is_ok() })
+    });
+    let mut admitted = 0;
+    for call in calls {
+        admitted += u32::from(call.await.unwrap());
+    }
+    assert_eq!(admitted, 5, "the tighter limit, across two primaries");
+    let mut more = 0;
+    for _ in 0..10 {
+        more += u32::from(stacked(&client, &user).await.is_ok());
+    }
+    assert_eq!(more, 0, "the burst limit is spent");
+}
+
+#[test]
+fn templates_of_one_test_spread_over_the_primaries() {
+    let cluster = cluster();
+    let primaries: std::collections::HashSet<u16> = (0..20)
+        .map(|i| cluster.primary_of(&format!("{{product:#{i}}}")))
+        .collect();
+    assert_eq!(primaries.len(), 3, "keys spread over all three primaries");
+}
