@@ -45,7 +45,10 @@ async fn lock_builders_take_any_duration(kind: Kind) {
                         assert!(guard.ttl() <= MAX_LOCK_DURATION);
                         match guard.extend(ttl).await {
                             Ok(()) => guard.release().await.unwrap(),
-                            Err(LockError::LeaseTooShort { .. }) if tiny_lease => {}
+                            // A 1 ms lease may be over before the extension arrives
+                            // (late, or already expired: lost).
+                            Err(LockError::LeaseTooShort { .. } | LockError::Lost)
+                                if tiny_lease => {}
                             Err(other) => panic!("extend by {ttl:?}: {other:?}"),
                         }
                     }
@@ -97,7 +100,14 @@ async fn redlock_builders_take_any_duration(kind: Kind) {
                     .await
                 {
                     Ok(Ok(guard)) => guard.release().await,
-                    Ok(Err(LockError::Timeout { .. })) | Err(_) if tiny_lease => {}
+                    // …or, on a busy machine, its per-server timeout (a tenth of the lease,
+                    // at least a few milliseconds) runs out before any server answers.
+                    Ok(Err(
+                        LockError::Timeout { .. }
+                        | LockError::Backend(redis_patterns::Error::Timeout(_)),
+                    ))
+                    | Err(_)
+                        if tiny_lease => {}
                     other => panic!("ttl {ttl:?} wait {wait:?} retry {retry:?}: {other:?}"),
                 }
             }
