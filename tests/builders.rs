@@ -24,6 +24,8 @@ fn url(kind: Kind) -> String {
         Kind::Memory => "mem://".to_owned(),
         #[cfg(feature = "cluster")]
         Kind::Cluster => common::cluster::cluster().url(),
+        #[cfg(feature = "sentinel")]
+        Kind::Sentinel => common::sentinel::group().url(),
     }
 }
 

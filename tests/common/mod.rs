@@ -11,6 +11,8 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod proxy;
+#[cfg(feature = "sentinel")]
+pub mod sentinel;
 pub mod tls;
 
 use std::io::{Read, Write};
@@ -356,6 +358,9 @@ pub enum Kind {
     /// The binary's shared Redis Cluster (root feature `cluster`).
     #[cfg(feature = "cluster")]
     Cluster,
+    /// The binary's Sentinel group (root feature `sentinel`).
+    #[cfg(feature = "sentinel")]
+    Sentinel,
 }
 
 /// A client on the shared server (or a private in-memory store) with a fresh namespace.
@@ -372,6 +377,8 @@ pub fn clients(kind: Kind, ns: &str, n: usize) -> Vec<Client> {
         Kind::Memory => format!("mem://{ns}"),
         #[cfg(feature = "cluster")]
         Kind::Cluster => cluster::cluster().url(),
+        #[cfg(feature = "sentinel")]
+        Kind::Sentinel => sentinel::group().url(),
     };
     (0..n)
         .map(|_| {
@@ -401,10 +408,20 @@ pub fn client_in(url: &str, ns: &str, command_timeout: Duration) -> Client {
 }
 
 /// Defines `on_redis::<name>` and `on_memory::<name>` tests that call `name(kind)`, and with
-/// the root feature `cluster`, `on_cluster::<name>` on the binary's Redis Cluster.
+/// the root features `cluster` and `sentinel`, `on_cluster::<name>` on the binary's Redis
+/// Cluster and `on_sentinel::<name>` behind its Sentinel group.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
+        #[cfg(feature = "sentinel")]
+        mod on_sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Kind::Sentinel).await;
+                }
+            )*
+        }
         #[cfg(feature = "cluster")]
         mod on_cluster {
             $(

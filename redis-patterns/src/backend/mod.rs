@@ -14,6 +14,8 @@ mod connection;
 mod memory;
 mod op;
 mod redis;
+#[cfg(feature = "sentinel")]
+mod sentinel;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub(crate) enum Backend {
     /// Redis Cluster (feature `cluster`).
     #[cfg(feature = "cluster")]
     Cluster(Box<RedisBackend<cluster::ClusterNodes>>),
+    /// A primary behind Redis Sentinel (feature `sentinel`).
+    #[cfg(feature = "sentinel")]
+    Sentinel(Box<RedisBackend<sentinel::SentinelPrimary>>),
     Memory(MemoryBackend),
     /// The configuration could not be used (e.g. a malformed `REDIS_URL` for the lazily
     /// created default client): every operation reports why.
@@ -51,6 +56,13 @@ impl Backend {
             #[cfg(not(feature = "cluster"))]
             Target::Cluster(_) => {
                 Backend::Unusable("Redis Cluster needs the `cluster` feature".into())
+            }
+            #[cfg(feature = "sentinel")]
+            Target::Sentinel { .. } => Backend::Sentinel(Box::new(RedisBackend::sentinel(config)?)),
+            // `parse_target` refuses sentinel URLs without the feature.
+            #[cfg(not(feature = "sentinel"))]
+            Target::Sentinel { .. } => {
+                Backend::Unusable("Redis Sentinel needs the `sentinel` feature".into())
             }
         })
     }
@@ -70,6 +82,8 @@ impl Backend {
             Backend::Redis(r) => r.run_op(op).await,
             #[cfg(feature = "cluster")]
             Backend::Cluster(c) => c.run_op(op).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.run_op(op).await,
             Backend::Memory(m) => Ok(m.atomically(op.key(), |txn| op.in_memory(txn))),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -81,6 +95,8 @@ impl Backend {
             Backend::Redis(r) => r.ping().await,
             #[cfg(feature = "cluster")]
             Backend::Cluster(c) => c.ping().await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.ping().await,
             Backend::Memory(_) => Ok(()),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -92,6 +108,8 @@ impl Backend {
             Backend::Redis(r) => r.get(key).await,
             #[cfg(feature = "cluster")]
             Backend::Cluster(c) => c.get(key).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -103,6 +121,8 @@ impl Backend {
             Backend::Redis(r) => r.set(key, &value, ttl).await,
             #[cfg(feature = "cluster")]
             Backend::Cluster(c) => c.set(key, &value, ttl).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.set(key, &value, ttl).await,
             Backend::Memory(m) => {
                 m.set(key, value.into(), ttl);
                 Ok(())
@@ -117,6 +137,8 @@ impl Backend {
             Backend::Redis(r) => r.del(key).await,
             #[cfg(feature = "cluster")]
             Backend::Cluster(c) => c.del(key).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.del(key).await,
             Backend::Memory(m) => Ok(m.del(key)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
@@ -130,6 +152,8 @@ impl Backend {
             Backend::Redis(r) => r.pttl(key).await,
             #[cfg(feature = "cluster")]
             Backend::Cluster(c) => c.pttl(key).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.pttl(key).await,
             Backend::Memory(m) => Ok(m.pttl(key)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }

@@ -117,7 +117,9 @@ impl<C: Connector> RedisBackend<C> {
                 Err(Error::Timeout(inner.command_timeout))
             }
             Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() {
+                // `READONLY`: the server was a primary and is now a replica (a failover): the
+                // next call dials again, and behind Sentinel finds the new primary.
+                if e.is_io_error() || e.is_connection_dropped() || e.code() == Some("READONLY") {
                     inner.conn.discard(generation);
                 }
                 let e = Error::from(e);

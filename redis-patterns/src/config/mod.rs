@@ -14,7 +14,8 @@ use self::target::parse_target;
 ///
 /// Built from a URL — `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (feature
 /// `tls`), `unix:///path/to/redis.sock`, `redis+cluster://host:port,host:port,…` (feature
-/// `cluster`), or `mem://[name]` for the in-process backend — and refined with builder
+/// `cluster`), `redis+sentinel://host:port,host:port/name` (feature `sentinel`), or
+/// `mem://[name]` for the in-process backend — and refined with builder
 /// methods. Passwords never appear in `Debug` or `Display`.
 ///
 /// ```
@@ -40,6 +41,9 @@ pub struct Config {
     pub(crate) reconnect_max_backoff: Duration,
     /// Certificates for `rediss://` beyond the defaults (feature `tls`).
     pub(crate) tls: TlsFiles,
+    /// Credentials for the Sentinel nodes themselves, when they differ from the data nodes'.
+    pub(crate) sentinel_username: Option<String>,
+    pub(crate) sentinel_password: Option<Secret>,
 }
 
 /// A CA to trust instead of the webpki roots, and a client certificate for mutual TLS. The
@@ -112,6 +116,8 @@ impl Config {
             reconnect_min_backoff: Duration::from_millis(50),
             reconnect_max_backoff: Duration::from_millis(250),
             tls: TlsFiles::default(),
+            sentinel_username: None,
+            sentinel_password: None,
         };
         config.take_credentials();
         Ok(config)
@@ -164,6 +170,53 @@ impl Config {
         }
         let scheme = if tls == Some(true) { "rediss" } else { "redis" };
         Self::from_url(&format!("{scheme}+cluster://{}", hosts.join(",")))
+    }
+
+    /// A primary with replicas behind Redis Sentinel (feature `sentinel`): the sentinels'
+    /// addresses (`"host:port"`, 26379 by default) and the name they monitor the primary under.
+    /// The current primary is asked of the sentinels, and asked again after a failover. The same
+    /// as the URL `redis+sentinel://host:port,host:port/name`. Credentials set on the config
+    /// are the data nodes'; the sentinels' own are [`sentinel_credentials`](Self::sentinel_credentials).
+    ///
+    /// ```
+    /// let config = redis_patterns::Config::sentinel(["10.0.0.1:26379", "10.0.0.2:26379"], "mymaster")?;
+    /// assert_eq!(config.to_string(), "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster");
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    #[cfg(feature = "sentinel")]
+    pub fn sentinel<I>(sentinels: I, service: &str) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let hosts: Vec<String> = sentinels
+            .into_iter()
+            .map(|s| {
+                s.as_ref()
+                    .trim_start_matches("redis://")
+                    .trim_end_matches('/')
+                    .to_owned()
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err(Error::Config(
+                "Sentinel needs at least one sentinel address".into(),
+            ));
+        }
+        Self::from_url(&format!("redis+sentinel://{}/{service}", hosts.join(",")))
+    }
+
+    /// The user name and password of the Sentinel nodes, when they require their own (their
+    /// `requirepass` / ACL user). Never printed.
+    #[cfg(feature = "sentinel")]
+    pub fn sentinel_credentials(
+        mut self,
+        username: Option<impl Into<String>>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.sentinel_username = username.map(Into::into);
+        self.sentinel_password = Some(Secret(password.into()));
+        self
     }
 
     /// Reads the URL from the `REDIS_URL` environment variable, or uses [`Config::DEFAULT_URL`]
@@ -308,6 +361,8 @@ impl fmt::Debug for Config {
             .field("reconnect_min_backoff", &self.reconnect_min_backoff)
             .field("reconnect_max_backoff", &self.reconnect_max_backoff)
             .field("tls", &self.tls)
+            .field("sentinel_username", &self.sentinel_username)
+            .field("sentinel_password", &self.sentinel_password)
             .finish()
     }
 }

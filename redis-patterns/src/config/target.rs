@@ -11,6 +11,12 @@ pub(crate) enum Target {
     /// `redis+cluster://` or `rediss+cluster://`: the seed nodes, as `redis://host:port` (or
     /// `rediss://`) URLs without credentials; the rest of the cluster is discovered.
     Cluster(Vec<::url::Url>),
+    /// `redis+sentinel://` or `rediss+sentinel://`: the sentinels (URLs without credentials)
+    /// and the name they monitor the primary under.
+    Sentinel {
+        sentinels: Vec<::url::Url>,
+        service: String,
+    },
     /// `mem://` (a private store) or `mem://name` (a store shared by every client of that name
     /// in this process).
     Memory(Option<String>),
@@ -29,7 +35,26 @@ pub(super) fn parse_target(url: &str) -> Result<Target> {
         return Ok(Target::Memory((!rest.is_empty()).then(|| rest.to_owned())));
     }
     if let Some((scheme, nodes)) = url.split_once("+cluster://") {
-        return parse_cluster(scheme, nodes);
+        return parse_nodes(scheme, "cluster", nodes, 6379).map(Target::Cluster);
+    }
+    if let Some((scheme, rest)) = url.split_once("+sentinel://") {
+        let (nodes, service) = rest.trim_end_matches('/').rsplit_once('/').ok_or_else(|| {
+            Error::Config(
+                "a sentinel URL names the monitored primary: \
+                 `redis+sentinel://host:port,host:port/mymaster`"
+                    .into(),
+            )
+        })?;
+        if service.is_empty() || service.contains(['?', '#']) {
+            return Err(Error::Config(format!(
+                "`{service}` is not a Sentinel service name (give it as the URL's path, no options)"
+            )));
+        }
+        let sentinels = parse_nodes(scheme, "sentinel", nodes, 26379)?;
+        return Ok(Target::Sentinel {
+            sentinels,
+            service: service.to_owned(),
+        });
     }
     let parsed = ::url::Url::parse(url).map_err(|e| bad(&format!("cannot parse the URL ({e})")))?;
     match parsed.scheme() {
@@ -42,39 +67,40 @@ pub(super) fn parse_target(url: &str) -> Result<Target> {
     }
 }
 
-/// `[user[:password]@]host[:port],host[:port],…[/]` after `redis+cluster://`: one URL per
-/// seed node, the credentials on the first (taken out by [`Config::take_credentials`]).
-fn parse_cluster(scheme: &str, rest: &str) -> Result<Target> {
+/// `[user[:password]@]host[:port],host[:port],…` after `redis+cluster://` (or
+/// `+sentinel://`): one URL per node, the credentials on the first (taken out by
+/// [`Config::take_credentials`]).
+fn parse_nodes(scheme: &str, kind: &str, rest: &str, default_port: u16) -> Result<Vec<::url::Url>> {
     let bad = |why: String| {
         Error::Config(format!(
-            "{why}; expected `redis+cluster://[user:password@]host:port,host:port,…` (or \
-             `rediss+cluster://` with feature `tls`)"
+            "{why}; expected `redis+{kind}://[user:password@]host:port,host:port,…` (or \
+             `rediss+{kind}://` with feature `tls`)"
         ))
     };
-    if !cfg!(feature = "cluster") {
-        return Err(Error::Config(
-            "a `+cluster://` URL needs Redis Cluster support: enable the `cluster` feature of \
-             redis-patterns"
-                .into(),
-        ));
+    let enabled = match kind {
+        "cluster" => cfg!(feature = "cluster"),
+        _ => cfg!(feature = "sentinel"),
+    };
+    if !enabled {
+        return Err(Error::Config(format!(
+            "a `+{kind}://` URL needs the `{kind}` feature of redis-patterns"
+        )));
     }
     match scheme {
         "redis" => {}
         "rediss" if cfg!(feature = "tls") => {}
         "rediss" => {
-            return Err(Error::Config(
-                "`rediss+cluster://` needs TLS support: enable the `tls` feature of \
-                 redis-patterns"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "`rediss+{kind}://` needs TLS support: enable the `tls` feature of redis-patterns"
+            )));
         }
-        other => return Err(bad(format!("unsupported scheme `{other}+cluster`"))),
+        other => return Err(bad(format!("unsupported scheme `{other}+{kind}`"))),
     }
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#']) {
-        return Err(bad(
-            "a cluster URL takes no database or options (a cluster has only database 0)".into(),
-        ));
+        return Err(bad(format!(
+            "a {kind} URL takes no database or options (a cluster has only database 0)"
+        )));
     }
     let (user_info, hosts) = match rest.rsplit_once('@') {
         Some((user_info, hosts)) => (Some(user_info), hosts),
@@ -89,14 +115,17 @@ fn parse_cluster(scheme: &str, rest: &str) -> Result<Target> {
             (0, Some(user_info)) => format!("{scheme}://{user_info}@{host}"),
             _ => format!("{scheme}://{host}"),
         };
-        let node = ::url::Url::parse(&text)
+        let mut node = ::url::Url::parse(&text)
             .map_err(|e| bad(format!("cannot parse node `{host}` ({e})")))?;
         if node.host_str().is_none_or(str::is_empty) {
             return Err(bad(format!("node `{host}` has no host")));
         }
+        if node.port().is_none() {
+            let _ = node.set_port(Some(default_port));
+        }
         nodes.push(node);
     }
-    Ok(Target::Cluster(nodes))
+    Ok(nodes)
 }
 
 pub(super) fn percent_decode(s: &str) -> String {
@@ -127,6 +156,7 @@ impl Config {
         let urls: &mut [::url::Url] = match &mut self.target {
             Target::Redis(url) => std::slice::from_mut(url),
             Target::Cluster(nodes) => nodes,
+            Target::Sentinel { sentinels, .. } => sentinels,
             Target::Memory(_) => return,
         };
         for parsed in urls {
@@ -162,25 +192,31 @@ impl Config {
             Target::Memory(None) => "mem://".to_owned(),
             Target::Memory(Some(name)) => format!("mem://{name}"),
             Target::Redis(url) => self.shown_url(url),
-            Target::Cluster(nodes) => {
-                let mut shown = String::new();
-                for (i, node) in nodes.iter().enumerate() {
-                    if i == 0 {
-                        // `redis://user:***@host:port/` → `redis+cluster://user:***@host:port`
-                        let first = self.shown_url(node);
-                        let first = first.strip_suffix('/').unwrap_or(&first);
-                        shown.push_str(&first.replacen("://", "+cluster://", 1));
-                    } else {
-                        shown.push(',');
-                        shown.push_str(node.host_str().unwrap_or_default());
-                        if let Some(port) = node.port() {
-                            shown.push_str(&format!(":{port}"));
-                        }
-                    }
-                }
-                shown
+            Target::Cluster(nodes) => self.shown_nodes("cluster", nodes),
+            Target::Sentinel { sentinels, service } => {
+                format!("{}/{service}", self.shown_nodes("sentinel", sentinels))
             }
         }
+    }
+
+    /// `redis+<kind>://user:***@host:port,host:port`.
+    fn shown_nodes(&self, kind: &str, nodes: &[::url::Url]) -> String {
+        let mut shown = String::new();
+        for (i, node) in nodes.iter().enumerate() {
+            if i == 0 {
+                // `redis://user:***@host:port/` → `redis+cluster://user:***@host:port`
+                let first = self.shown_url(node);
+                let first = first.strip_suffix('/').unwrap_or(&first);
+                shown.push_str(&first.replacen("://", &format!("+{kind}://"), 1));
+            } else {
+                shown.push(',');
+                shown.push_str(node.host_str().unwrap_or_default());
+                if let Some(port) = node.port() {
+                    shown.push_str(&format!(":{port}"));
+                }
+            }
+        }
+        shown
     }
 
     /// The URL as given, with the user name and `***` in place of the password: as user info

@@ -103,7 +103,7 @@ fn cluster_urls_list_their_seed_nodes_and_keep_secrets_out() {
         [
             "redis://10.0.0.1:7000",
             "redis://10.0.0.2:7001",
-            "redis://host3"
+            "redis://host3:6379"
         ]
     );
     assert_eq!(c.username.as_deref(), Some("app"));
@@ -114,7 +114,7 @@ fn cluster_urls_list_their_seed_nodes_and_keep_secrets_out() {
         "{shown}"
     );
     assert!(
-        shown.contains("redis+cluster://app:***@10.0.0.1:7000,10.0.0.2:7001,host3"),
+        shown.contains("redis+cluster://app:***@10.0.0.1:7000,10.0.0.2:7001,host3:6379"),
         "{shown}"
     );
     let built = Config::cluster(["10.0.0.1:7000", "redis://10.0.0.2:7001"]).unwrap();
@@ -141,4 +141,34 @@ fn bad_cluster_urls_say_what_is_wrong() {
     assert!(Config::cluster(Vec::<&str>::new()).is_err());
     assert!(Config::cluster(["redis://a:1", "rediss://b:2"]).is_err());
     assert!(Config::cluster(["http://a:1"]).is_err());
+}
+
+#[cfg(feature = "sentinel")]
+#[test]
+fn sentinel_urls_name_the_sentinels_and_the_service() {
+    let c = Config::from_url("redis+sentinel://app:s3cret@10.0.0.1,10.0.0.2:26380/mymaster")
+        .unwrap()
+        .sentinel_credentials(None::<String>, "sentinel-pw");
+    let Target::Sentinel { sentinels, service } = &c.target else {
+        panic!("a sentinel target")
+    };
+    let sentinels: Vec<&str> = sentinels.iter().map(::url::Url::as_str).collect();
+    assert_eq!(sentinels, ["redis://10.0.0.1:26379", "redis://10.0.0.2:26380"]);
+    assert_eq!(service, "mymaster");
+    assert_eq!(c.username.as_deref(), Some("app"));
+    let shown = format!("{c} {c:?}");
+    assert!(!shown.contains("s3cret") && !shown.contains("sentinel-pw"), "{shown}");
+    assert!(
+        shown.contains("redis+sentinel://app:***@10.0.0.1:26379,10.0.0.2:26380/mymaster"),
+        "{shown}"
+    );
+    for (url, says) in [
+        ("redis+sentinel://10.0.0.1", "names the monitored primary"),
+        ("redis+sentinel://10.0.0.1/", "names the monitored primary"),
+        ("redis+sentinel://10.0.0.1/a?x=1", "not a Sentinel service name"),
+        ("redis+sentinel:///mymaster", "empty"),
+    ] {
+        let err = Config::from_url(url).unwrap_err().to_string();
+        assert!(err.contains(says), "{url}: {err}");
+    }
 }

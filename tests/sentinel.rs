@@ -1,0 +1,194 @@
+//! Redis Sentinel specifics (feature `sentinel`) on a group the harness spawns once for this
+//! binary (1 primary, 1 replica, 3 sentinels): both ways of configuring it, and a failover
+//! under load. Every pattern suite also runs behind this topology through
+//! `on_both_backends!` (`on_sentinel::…`) when the root feature `sentinel` is on.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::Calls;
+use common::sentinel::{SERVICE, group};
+use redis_patterns::lock::Lock;
+use redis_patterns::test_util::Store;
+use redis_patterns::{Client, Config, cached};
+
+/// The failover test changes which server is the primary: the tests of this binary take
+/// turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CONNECT: Duration = Duration::from_millis(500);
+const COMMAND: Duration = Duration::from_millis(500);
+
+fn client(test: &str) -> Client {
+    let config = Config::from_url(&group().url())
+        .unwrap()
+        .namespace(common::namespace(test))
+        .connect_timeout(CONNECT)
+        .command_timeout(COMMAND);
+    Client::new(config).unwrap()
+}
+
+#[cached(key = "greeting:<name>", ttl = "1m", client = client, skip(calls))]
+async fn greeting(client: &Client, calls: &Calls, name: u64) -> String {
+    calls.hit();
+    format!("hello {name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_and_the_builder_find_the_same_primary() {
+    let _turn = SERIAL.lock().await;
+    let ns = common::namespace("both-forms");
+    let from_url = Client::new(Config::from_url(&group().url()).unwrap().namespace(&ns)).unwrap();
+    let sentinels: Vec<String> = group()
+        .sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let from_builder = Client::new(
+        Config::sentinel(&sentinels, SERVICE)
+            .unwrap()
+            .namespace(&ns),
+    )
+    .unwrap();
+    let calls = Calls::default();
+    for name in 0..5 {
+        assert_eq!(
+            greeting(&from_url, &calls, name).await,
+            format!("hello {name}")
+        );
+        assert_eq!(
+            greeting(&from_builder, &calls, name).await,
+            format!("hello {name}")
+        );
+    }
+    assert_eq!(
+        calls.get(),
+        5,
+        "the second client read what the first stored"
+    );
+}
+
+/// The primary and the replica as the sentinels see them, once they agree and the replica
+/// is in sync again.
+fn settled_primary(old: u16, within: Duration) -> (u16, Instant) {
+    let deadline = Instant::now() + within;
+    loop {
+        let ports: Vec<Option<u16>> = group().sentinels.iter().map(|s| s.primary_port()).collect();
+        if let Some(Some(primary)) = ports.first().copied()
+            && primary != old
+            && ports.iter().all(|p| *p == Some(primary))
+        {
+            let replica = if primary == group().primary.port() {
+                &group().replica
+            } else {
+                &group().primary
+            };
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut replica.redis())
+                .unwrap_or_default();
+            if info.contains("master_link_status:up") {
+                return (primary, Instant::now());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover within {within:?}: {ports:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_under_load_is_followed_within_bounds() {
+    let _turn = SERIAL.lock().await;
+    let old = group().sentinels[0].primary_port().expect("a primary");
+    let client = Arc::new(client("failover"));
+    let calls = Calls::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowest_us = Arc::new(AtomicU64::new(0));
+    let lock_errors = Arc::new(AtomicU64::new(0));
+    // 64 tasks: cached reads and writes (fail open) and locks (fail closed).
+    let tasks: Vec<_> = (0..64u64)
+        .map(|i| {
+            let (client, calls, stop) = (Arc::clone(&client), calls.clone(), Arc::clone(&stop));
+            let (slowest_us, lock_errors) = (Arc::clone(&slowest_us), Arc::clone(&lock_errors));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    assert_eq!(
+                        greeting(&client, &calls, i % 16).await,
+                        format!("hello {}", i % 16)
+                    );
+                    let lock = Lock::new(format!("job:{i}"))
+                        .client(&client)
+                        .ttl(Duration::from_secs(5));
+                    match lock.acquire().await {
+                        Ok(guard) => drop(guard.release().await),
+                        Err(_) => {
+                            lock_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    slowest_us.fetch_max(took, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failover_at = Instant::now();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(SERVICE)
+        .query(
+            &mut redis::Client::open(format!("redis://127.0.0.1:{}", group().sentinels[0].port))
+                .unwrap()
+                .get_connection()
+                .unwrap(),
+        )
+        .expect("SENTINEL FAILOVER");
+    let (new, settled_at) =
+        tokio::task::spawn_blocking(move || settled_primary(old, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert_ne!(new, old);
+    // Calls succeed again: a write and a lock on the new primary.
+    let store = Store::of(&client);
+    let recovered_at = loop {
+        let key = format!("{}:{{probe}}", client.namespace().unwrap());
+        let wrote = store.set(&key, "x", Duration::from_secs(10)).await.is_ok();
+        let locked = Lock::new("probe").client(&client).acquire().await;
+        if wrote && let Ok(guard) = locked {
+            guard.release().await.unwrap();
+            break Instant::now();
+        }
+        assert!(
+            settled_at.elapsed() < Duration::from_secs(5),
+            "calls did not succeed within 5 s of the failover settling"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("no task panicked");
+    }
+    let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
+    // A call (a cached read, a lock) makes at most a few round trips, each bounded by the
+    // command timeout, plus one redial (asking the sentinels and dialling: 2 × connect).
+    let bound = 2 * CONNECT + 4 * COMMAND + Duration::from_millis(500);
+    println!(
+        "failover settled {:?} after SENTINEL FAILOVER; calls succeeded {:?} after that; \
+         slowest call under load {slowest:?}; lock attempts refused {}",
+        settled_at - failover_at,
+        recovered_at.saturating_duration_since(settled_at),
+        lock_errors.load(Ordering::Relaxed)
+    );
+    assert!(
+        slowest <= bound,
+        "a call took {slowest:?} (bound {bound:?})"
+    );
+}
