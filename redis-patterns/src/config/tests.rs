@@ -153,11 +153,17 @@ fn sentinel_urls_name_the_sentinels_and_the_service() {
         panic!("a sentinel target")
     };
     let sentinels: Vec<&str> = sentinels.iter().map(::url::Url::as_str).collect();
-    assert_eq!(sentinels, ["redis://10.0.0.1:26379", "redis://10.0.0.2:26380"]);
+    assert_eq!(
+        sentinels,
+        ["redis://10.0.0.1:26379", "redis://10.0.0.2:26380"]
+    );
     assert_eq!(service, "mymaster");
     assert_eq!(c.username.as_deref(), Some("app"));
     let shown = format!("{c} {c:?}");
-    assert!(!shown.contains("s3cret") && !shown.contains("sentinel-pw"), "{shown}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("sentinel-pw"),
+        "{shown}"
+    );
     assert!(
         shown.contains("redis+sentinel://app:***@10.0.0.1:26379,10.0.0.2:26380/mymaster"),
         "{shown}"
@@ -165,7 +171,10 @@ fn sentinel_urls_name_the_sentinels_and_the_service() {
     for (url, says) in [
         ("redis+sentinel://10.0.0.1", "names the monitored primary"),
         ("redis+sentinel://10.0.0.1/", "names the monitored primary"),
-        ("redis+sentinel://10.0.0.1/a?x=1", "not a Sentinel service name"),
+        (
+            "redis+sentinel://10.0.0.1/a?x=1",
+            "not a Sentinel service name",
+        ),
         ("redis+sentinel:///mymaster", "empty"),
     ] {
         let err = Config::from_url(url).unwrap_err().to_string();
