@@ -46,7 +46,12 @@ async fn lock_builders_take_any_duration(kind: Kind) {
                         assert!(guard.ttl() >= Duration::from_millis(1));
                         assert!(guard.ttl() <= MAX_LOCK_DURATION);
                         match guard.extend(ttl).await {
-                            Ok(()) => guard.release().await.unwrap(),
+                            Ok(()) => match guard.release().await {
+                                Ok(()) => {}
+                                // Extended by 1 ms: over again before the release arrives.
+                                Err(LockError::Lost) if tiny_lease => {}
+                                Err(other) => panic!("release after {ttl:?}: {other:?}"),
+                            },
                             // A 1 ms lease may be over before the extension arrives
                             // (late, or already expired: lost).
                             Err(LockError::LeaseTooShort { .. } | LockError::Lost)
