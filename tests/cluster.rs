@@ -101,3 +101,75 @@ fn templates_of_one_test_spread_over_the_primaries() {
         .collect();
     assert_eq!(primaries.len(), 3, "keys spread over all three primaries");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redlock_refuses_cluster_clients_and_says_why() {
+    let clients: Vec<Client> = (0..3)
+        .map(|_| common::client(common::Kind::Cluster, "redlock"))
+        .collect();
+    let refused = redis_patterns::lock::Redlock::new(clients)
+        .acquire("invoice:1")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("independent Redis primaries"),
+        "{refused}"
+    );
+}
+
+#[cached(key = "stock:<sku>", ttl = "1m", stampede = "lock", client = client, skip(calls))]
+async fn stock(client: &Client, calls: &Calls, sku: u64) -> u64 {
+    calls.hit();
+    sku * 2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_flush_on_every_node_under_load_costs_no_call() {
+    let client = Arc::new(common::client(common::Kind::Cluster, "script-flush"));
+    let calls = Calls::default();
+    let limiter = redis_patterns::rate_limit::RateLimiter::sliding_window(
+        1_000_000,
+        std::time::Duration::from_secs(60),
+    )
+    .client((*client).clone());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = (0..64u64)
+        .map(|i| {
+            let (client, calls, stop, limiter) = (
+                Arc::clone(&client),
+                calls.clone(),
+                Arc::clone(&stop),
+                limiter.clone(),
+            );
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert_eq!(stock(&client, &calls, i % 32).await, (i % 32) * 2);
+                    limiter
+                        .check(&format!("api:{i}"), 1)
+                        .await
+                        .expect("a decision");
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for node in &cluster().nodes {
+        node.script_flush();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("no task panicked: every call answered");
+    }
+    assert!(done > 64, "the tasks kept going: {done} calls");
+    assert_eq!(
+        client.cache_stats().backend_errors,
+        0,
+        "each node reloaded the scripts on NOSCRIPT; no call failed"
+    );
+    assert_eq!(limiter.stats().backend_errors, 0);
+}

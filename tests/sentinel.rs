@@ -192,3 +192,16 @@ async fn a_failover_under_load_is_followed_within_bounds() {
         "a call took {slowest:?} (bound {bound:?})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redlock_refuses_sentinel_clients() {
+    let clients: Vec<Client> = (0..3).map(|_| client("redlock")).collect();
+    let refused = redis_patterns::lock::Redlock::new(clients)
+        .acquire("invoice:1")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("independent Redis primaries"),
+        "{refused}"
+    );
+}

@@ -67,6 +67,18 @@ impl Backend {
         })
     }
 
+    /// `true` for one server or a `mem://` store, `false` for a cluster or a Sentinel group:
+    /// what Redlock needs to know (its servers must not replicate each other).
+    pub(crate) fn is_independent_server(&self) -> bool {
+        match self {
+            Backend::Redis(_) | Backend::Memory(_) | Backend::Unusable(_) => true,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(_) => false,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(_) => false,
+        }
+    }
+
     /// A backend whose configuration could not be used: every operation reports `why`.
     pub(crate) fn broken(why: String) -> Self {
         Backend::Unusable(why)

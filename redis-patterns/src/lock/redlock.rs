@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{Attempt, LockError, LockKeys, clamp_duration, try_acquire};
 use crate::backend::Backend;
 use crate::client::Client;
+use crate::error::Error;
 use crate::util::{jittered, new_token};
 
 /// A lock over several independent servers (typically 3 or 5 masters, not replicas of each
@@ -79,7 +80,23 @@ impl Redlock {
     /// round's locks are released everywhere and, within `wait`, another round follows.
     /// Fails with [`LockError::Backend`] when a majority of servers could not be reached in the
     /// last round, and with [`LockError::Timeout`] otherwise.
+    ///
+    /// Refuses ([`LockError::Backend`] with a configuration error) clients of a Redis Cluster
+    /// or a Sentinel group: their nodes replicate each other, so a "majority" of them is not
+    /// independent evidence. Use a [`Lock`](super::Lock) on the cluster or group instead (its
+    /// fencing token is the guard across failovers), or Redlock over independent primaries.
     pub async fn acquire(&self, name: &str) -> Result<RedlockGuard, LockError> {
+        if self
+            .clients
+            .iter()
+            .any(|c| !c.inner().backend.is_independent_server())
+        {
+            return Err(LockError::Backend(Error::Config(
+                "Redlock needs independent Redis primaries (one-server clients); a Redis Cluster \
+                 or Sentinel client is one replicated deployment: take a `Lock` on it instead"
+                    .into(),
+            )));
+        }
         let token = new_token();
         let quorum = self.clients.len() / 2 + 1;
         let started = Instant::now();
