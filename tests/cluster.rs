@@ -6,11 +6,16 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use common::Calls;
 use common::cluster::cluster;
 use redis_patterns::rate_limit::RateLimited;
-use redis_patterns::{Client, Config, cached, rate_limited};
+use redis_patterns::{Client, Config, cached, rate_limited, with_lock};
+
+/// The failover test changes which node is a primary: the tests of this binary take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[cached(key = "greeting:<name>", ttl = "1m", client = client, skip(calls))]
 async fn greeting(client: &Client, calls: &Calls, name: &str) -> String {
@@ -20,6 +25,7 @@ async fn greeting(client: &Client, calls: &Calls, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_url_and_the_builder_reach_the_same_cluster() {
+    let _turn = SERIAL.lock().await;
     let ns = common::namespace("both-forms");
     let from_url = Client::new(Config::from_url(&cluster().url()).unwrap().namespace(&ns)).unwrap();
     let seeds: Vec<String> = cluster()
@@ -67,6 +73,7 @@ async fn stacked(client: &Client, user: &str) -> Result<(), Limited> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stacked_limits_on_different_primaries_admit_exactly_the_tightest() {
+    let _turn = SERIAL.lock().await;
     let cluster = cluster();
     // A user whose two limits live on different primaries, so the stack crosses nodes.
     let user = (0..100)
@@ -95,6 +102,7 @@ async fn stacked_limits_on_different_primaries_admit_exactly_the_tightest() {
 
 #[test]
 fn templates_of_one_test_spread_over_the_primaries() {
+    let _turn = SERIAL.blocking_lock();
     let cluster = cluster();
     let primaries: std::collections::HashSet<u16> = (0..20)
         .map(|i| cluster.primary_of(&format!("{{product:#{i}}}")))
@@ -125,14 +133,13 @@ async fn stock(client: &Client, calls: &Calls, sku: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_flush_on_every_node_under_load_costs_no_call() {
+    let _turn = SERIAL.lock().await;
     let client = Arc::new(common::client(common::Kind::Cluster, "script-flush"));
     let calls = Calls::default();
-    let limiter = redis_patterns::rate_limit::RateLimiter::sliding_window(
-        1_000_000,
-        std::time::Duration::from_secs(60),
-    )
-    .client((*client).clone());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let limiter =
+        redis_patterns::rate_limit::RateLimiter::sliding_window(1_000_000, Duration::from_secs(60))
+            .client((*client).clone());
+    let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..64u64)
         .map(|i| {
             let (client, calls, stop, limiter) = (
@@ -143,7 +150,7 @@ async fn script_flush_on_every_node_under_load_costs_no_call() {
             );
             tokio::spawn(async move {
                 let mut done = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     assert_eq!(stock(&client, &calls, i % 32).await, (i % 32) * 2);
                     limiter
                         .check(&format!("api:{i}"), 1)
@@ -155,12 +162,12 @@ async fn script_flush_on_every_node_under_load_costs_no_call() {
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     for node in &cluster().nodes {
         node.script_flush();
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
     let mut done = 0;
     for task in tasks {
         done += task.await.expect("no task panicked: every call answered");
@@ -172,4 +179,122 @@ async fn script_flush_on_every_node_under_load_costs_no_call() {
         "each node reloaded the scripts on NOSCRIPT; no call failed"
     );
     assert_eq!(limiter.stats().backend_errors, 0);
+}
+
+#[with_lock(key = "account:<id>", ttl = "5s", wait = "10s", retry = "5ms", client = client)]
+async fn guarded(client: &Client, id: u64, inside: &AtomicU32) -> Result<(), Held> {
+    let _ = id;
+    assert_eq!(
+        inside.fetch_add(1, Ordering::SeqCst),
+        0,
+        "two holders at once"
+    );
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    inside.fetch_sub(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Held(#[allow(dead_code)] redis_patterns::lock::LockError);
+
+impl From<redis_patterns::lock::LockError> for Held {
+    fn from(e: redis_patterns::lock::LockError) -> Self {
+        Held(e)
+    }
+}
+
+/// `CLUSTER FAILOVER` on the replica of the primary that serves the hot keys, with 64 tasks
+/// running cached calls and one guarded critical section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_under_load_is_followed_within_bounds() {
+    let _turn = SERIAL.lock().await;
+    const COMMAND: Duration = Duration::from_millis(500);
+    let ns = common::namespace("failover");
+    let client = Arc::new(
+        Client::new(
+            Config::from_url(&cluster().url())
+                .unwrap()
+                .namespace(&ns)
+                .connect_timeout(COMMAND)
+                .command_timeout(COMMAND),
+        )
+        .unwrap(),
+    );
+    let hot = format!("{ns}:{{account:#7}}");
+    let probe = format!("{hot}:probe");
+    let primary = cluster().primary_of(&hot);
+    let replica = cluster().replica_of(primary);
+    let calls = Calls::default();
+    let inside = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowest_us = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..64u64)
+        .map(|i| {
+            let (client, calls, stop) = (Arc::clone(&client), calls.clone(), Arc::clone(&stop));
+            let (inside, slowest_us) = (Arc::clone(&inside), Arc::clone(&slowest_us));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    assert_eq!(stock(&client, &calls, i % 16).await, (i % 16) * 2);
+                    let _ = guarded(&client, 7, &inside).await; // fails closed during the switch
+                    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    slowest_us.fetch_max(took, Ordering::Relaxed);
+                    // A handler yields between requests (to read the next one).
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failover_at = Instant::now();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query(&mut replica.redis())
+        .expect("CLUSTER FAILOVER");
+    // Settled: the replica serves the slot, every node agrees, all slots are served.
+    let settled_at = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if cluster().primary_of(&hot) != primary {
+                cluster().wait_until_ready(Duration::from_secs(30));
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "no failover within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    // Calls succeed again: a write to the slot that moved (the guarded section's own key is
+    // contended by the 64 tasks, so it would measure the queue, not the recovery).
+    let store = redis_patterns::test_util::Store::of(&client);
+    let recovered_at = loop {
+        match store.set(&probe, "x", Duration::from_secs(10)).await {
+            Ok(()) => break Instant::now(),
+            Err(e) => eprintln!("probe: {e:?}"),
+        }
+        assert!(
+            settled_at.elapsed() < Duration::from_secs(5),
+            "calls did not succeed within 5 s of the failover settling"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await
+            .expect("no task panicked, no two lock holders overlapped");
+    }
+    let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
+    println!(
+        "cluster failover settled {:?} after CLUSTER FAILOVER; calls succeeded {:?} after that; \
+         slowest call under load {slowest:?}",
+        settled_at - failover_at,
+        recovered_at.saturating_duration_since(settled_at),
+    );
+    // A cached call plus a lock: a handful of round trips bounded by the command timeout
+    // (the cluster client's overall timeout covers its retries), plus the lock's 10 s wait.
+    assert!(
+        slowest <= Duration::from_secs(10) + 6 * COMMAND,
+        "a call took {slowest:?}"
+    );
 }

@@ -130,6 +130,20 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The node that replicates the primary on `primary_port`.
+    pub fn replica_of(&self, primary_port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|node| {
+                let replication = info(node, "INFO replication");
+                replication.contains("role:slave")
+                    && replication.contains(&format!("master_port:{primary_port}\r\n"))
+            })
+            .unwrap_or_else(|| panic!("no replica of the primary on {primary_port}"))
+    }
+}
+
 /// The cluster shared by the tests of this binary.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();

@@ -5,6 +5,12 @@
 //! followed, and `TRYAGAIN`, `CLUSTERDOWN` and broken connections are retried within the
 //! command timeout (the client's overall response timeout). The breaker, health check and
 //! fail-open / fail-closed policies of `redis.rs` apply unchanged.
+//!
+//! The health check matters here: after a `CLUSTER FAILOVER` under load, redis-rs 1.8's
+//! cluster connection can stay inside a slot refresh that never completes, so that every
+//! command on it times out. The health check's `PING` times out too, the connection is
+//! dropped, and the next call dials a fresh one (1.1–1.2 s after the failover settled, with a
+//! 500 ms command timeout; `tests/cluster.rs`).
 
 use redis::RedisResult;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};

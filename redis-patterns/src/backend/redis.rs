@@ -297,12 +297,17 @@ impl<C: Connector> Inner<C> {
 
     /// One probe: the current connection (dialled if there is none) answers `PING`.
     async fn probe(&self) -> bool {
-        let Ok((generation, mut conn)) = self.conn.get().await else {
-            return false;
+        let (generation, mut conn) = match self.conn.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(target: "redis_patterns", "probe: dialling failed: {e}");
+                return false;
+            }
         };
         match redis::cmd("PING").query_async::<()>(&mut conn).await {
             Ok(()) => true,
-            Err(_) => {
+            Err(e) => {
+                tracing::debug!(target: "redis_patterns", "probe: PING failed: {e}");
                 self.conn.discard(generation);
                 false
             }
