@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::Calls;
 use common::cluster::cluster;
-use redis_patterns::rate_limit::RateLimited;
+use redis_patterns::rate_limit::{DenyReason, RateLimited};
 use redis_patterns::{Client, Config, cached, rate_limited, with_lock};
 
 /// The failover test changes which node is a primary: the tests of this binary take turns.
@@ -181,6 +181,7 @@ async fn script_flush_on_every_node_under_load_costs_no_call() {
     assert_eq!(limiter.stats().backend_errors, 0);
 }
 
+// The hot account: its cached value, its limit and its lock share one hash tag, so one slot.
 #[with_lock(key = "account:<id>", ttl = "5s", wait = "10s", retry = "5ms", client = client)]
 async fn guarded(client: &Client, id: u64, inside: &AtomicU32) -> Result<(), Held> {
     let _ = id;
@@ -194,6 +195,21 @@ async fn guarded(client: &Client, id: u64, inside: &AtomicU32) -> Result<(), Hel
     Ok(())
 }
 
+#[cached(key = "account:<id>", ttl = "1m", client = client, skip(calls))]
+async fn balance(client: &Client, calls: &Calls, id: u64) -> u64 {
+    calls.hit();
+    id * 3
+}
+
+/// Admissions of the hot account per minute.
+const LIMIT: u64 = 300;
+
+#[rate_limited(key = "account:<id>", limit = 300, window = "1m", on_error = "deny", client = client)]
+async fn limited(client: &Client, id: u64) -> Result<(), Limited> {
+    let _ = id;
+    Ok(())
+}
+
 #[derive(Debug)]
 struct Held(#[allow(dead_code)] redis_patterns::lock::LockError);
 
@@ -203,13 +219,50 @@ impl From<redis_patterns::lock::LockError> for Held {
     }
 }
 
-/// `CLUSTER FAILOVER` on the replica of the primary that serves the hot keys, with 64 tasks
-/// running cached calls and one guarded critical section.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manual_failover_under_load_is_followed_within_bounds() {
-    let _turn = SERIAL.lock().await;
-    const COMMAND: Duration = Duration::from_millis(500);
-    let ns = common::namespace("failover");
+/// The command and connect timeout of the clients under load.
+const COMMAND: Duration = Duration::from_millis(500);
+
+/// What 64 tasks saw while the topology changed under them.
+struct Outcome {
+    /// From the change starting to the cluster agreeing again.
+    settled: Duration,
+    /// From the cluster agreeing to the first write that succeeded on the hot slot.
+    recovered: Duration,
+    slowest: Duration,
+    /// Calls of the hot account the limiter admitted, and denied because it could not decide.
+    admitted: u64,
+    undecided: u64,
+    /// The client the tasks used.
+    client: Arc<Client>,
+}
+
+impl Outcome {
+    /// Admissions of the hot account over the whole test: those under load plus those left
+    /// now. Exactly [`LIMIT`] if the limit's state survived the change intact.
+    async fn total_admissions(&self) -> u64 {
+        let mut total = self.admitted;
+        for _ in 0..=2 * LIMIT {
+            match limited(&self.client, 7).await {
+                Ok(()) => total += 1,
+                Err(Limited(denied)) if denied.reason == DenyReason::LimitExceeded => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        total
+    }
+}
+
+/// Runs 64 tasks, each calling in a loop a cached read of keys all over the cluster and, on the
+/// hot account, a cached read, a rate-limited call and a guarded critical section (which
+/// asserts that no two holders overlap), while `change` (on a blocking thread, given the hot
+/// key) changes the topology and returns when it started and when the cluster agreed again.
+/// Asserts that no task panicked and that a write to the hot slot succeeds within 5 s of the
+/// cluster agreeing.
+async fn under_load(
+    name: &str,
+    change: impl FnOnce(String) -> (Instant, Instant) + Send + 'static,
+) -> Outcome {
+    let ns = common::namespace(name);
     let client = Arc::new(
         Client::new(
             Config::from_url(&cluster().url())
@@ -221,61 +274,59 @@ async fn a_manual_failover_under_load_is_followed_within_bounds() {
         .unwrap(),
     );
     let hot = format!("{ns}:{{account:#7}}");
-    let probe = format!("{hot}:probe");
-    let primary = cluster().primary_of(&hot);
-    let replica = cluster().replica_of(primary);
     let calls = Calls::default();
     let inside = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let slowest_us = Arc::new(AtomicU64::new(0));
+    let admitted = Arc::new(AtomicU64::new(0));
+    let undecided = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..64u64)
         .map(|i| {
             let (client, calls, stop) = (Arc::clone(&client), calls.clone(), Arc::clone(&stop));
             let (inside, slowest_us) = (Arc::clone(&inside), Arc::clone(&slowest_us));
+            let (admitted, undecided) = (Arc::clone(&admitted), Arc::clone(&undecided));
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
                     assert_eq!(stock(&client, &calls, i % 16).await, (i % 16) * 2);
-                    let _ = guarded(&client, 7, &inside).await; // fails closed during the switch
+                    assert_eq!(balance(&client, &calls, 7).await, 21);
+                    match limited(&client, 7).await {
+                        Ok(()) => admitted.fetch_add(1, Ordering::Relaxed),
+                        Err(Limited(denied)) if denied.reason == DenyReason::BackendUnavailable => {
+                            undecided.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(_) => 0,
+                    };
+                    // Fails closed while the slot has no reachable primary.
+                    let _ = guarded(&client, 7, &inside).await;
                     let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     slowest_us.fetch_max(took, Ordering::Relaxed);
-                    // A handler yields between requests (to read the next one).
+                    // A handler yields between requests (to read the next one); a loop that
+                    // never yields while the breaker fails it fast would starve the runtime.
                     tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let failover_at = Instant::now();
-    let _: () = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .query(&mut replica.redis())
-        .expect("CLUSTER FAILOVER");
-    // Settled: the replica serves the slot, every node agrees, all slots are served.
-    let settled_at = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if cluster().primary_of(&hot) != primary {
-                cluster().wait_until_ready(Duration::from_secs(30));
-                return Instant::now();
-            }
-            assert!(Instant::now() < deadline, "no failover within 30 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
-    // Calls succeed again: a write to the slot that moved (the guarded section's own key is
-    // contended by the 64 tasks, so it would measure the queue, not the recovery).
+    let probe = format!("{hot}:probe");
+    let (changed_at, settled_at) = tokio::task::spawn_blocking(move || change(hot))
+        .await
+        .expect("the topology change");
+    // Calls succeed again: a write to the hot slot (the guarded section's own key is contended
+    // by the 64 tasks, so it would measure the queue, not the recovery).
     let store = redis_patterns::test_util::Store::of(&client);
     let recovered_at = loop {
-        match store.set(&probe, "x", Duration::from_secs(10)).await {
-            Ok(()) => break Instant::now(),
-            Err(e) => eprintln!("probe: {e:?}"),
+        if store
+            .set(&probe, "x", Duration::from_secs(10))
+            .await
+            .is_ok()
+        {
+            break Instant::now();
         }
         assert!(
             settled_at.elapsed() < Duration::from_secs(5),
-            "calls did not succeed within 5 s of the failover settling"
+            "calls did not succeed within 5 s of the cluster settling"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
@@ -284,17 +335,103 @@ async fn a_manual_failover_under_load_is_followed_within_bounds() {
         task.await
             .expect("no task panicked, no two lock holders overlapped");
     }
-    let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
+    let outcome = Outcome {
+        settled: settled_at.saturating_duration_since(changed_at),
+        recovered: recovered_at.saturating_duration_since(settled_at),
+        slowest: Duration::from_micros(slowest_us.load(Ordering::Relaxed)),
+        admitted: admitted.load(Ordering::Relaxed),
+        undecided: undecided.load(Ordering::Relaxed),
+        client,
+    };
     println!(
-        "cluster failover settled {:?} after CLUSTER FAILOVER; calls succeeded {:?} after that; \
-         slowest call under load {slowest:?}",
-        settled_at - failover_at,
-        recovered_at.saturating_duration_since(settled_at),
+        "{name}: settled {:?} after the change began; calls succeeded {:?} after that; slowest \
+         call under load {:?}; limit admitted {} (of {LIMIT}), undecided {}",
+        outcome.settled, outcome.recovered, outcome.slowest, outcome.admitted, outcome.undecided
     );
-    // A cached call plus a lock: a handful of round trips bounded by the command timeout
-    // (the cluster client's overall timeout covers its retries), plus the lock's 10 s wait.
+    // A call makes a handful of round trips, each bounded by the command timeout (the cluster
+    // client's overall timeout covers its retries), plus the lock's 10 s wait.
     assert!(
-        slowest <= Duration::from_secs(10) + 6 * COMMAND,
-        "a call took {slowest:?}"
+        outcome.slowest <= Duration::from_secs(10) + 8 * COMMAND,
+        "a call took {:?}",
+        outcome.slowest
     );
+    outcome
+}
+
+/// Waits until the primary serving `key` is no longer `old` and the running nodes agree.
+fn until_moved_from(key: &str, old: u16) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster().primary_of(key) == old {
+        assert!(Instant::now() < deadline, "no failover within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster().wait_until_ready(Duration::from_secs(30));
+    Instant::now()
+}
+
+/// `CLUSTER FAILOVER` on the replica of the hot slot's primary: a coordinated switch (the
+/// replica catches up first), so the limit stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_under_load_is_followed_within_bounds() {
+    let _turn = SERIAL.lock().await;
+    let outcome = under_load("manual-failover", |hot| {
+        let primary = cluster().primary_of(&hot);
+        let replica = cluster().replica_of(primary);
+        let at = Instant::now();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query(&mut replica.redis())
+            .expect("CLUSTER FAILOVER");
+        (at, until_moved_from(&hot, primary))
+    })
+    .await;
+    assert_eq!(outcome.total_admissions().await, LIMIT);
+}
+
+/// The hot slot's primary is killed: its replica takes over after `cluster-node-timeout`
+/// (2 s here); meanwhile caching fails open, the lock fails closed and the limit denies
+/// (`on_error = "deny"`). The killed node then comes back as a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_replaced_within_bounds() {
+    let _turn = SERIAL.lock().await;
+    let outcome = under_load("killed-primary", |hot| {
+        let primary = cluster().primary_of(&hot);
+        let at = Instant::now();
+        cluster().node(primary).stop();
+        let settled = until_moved_from(&hot, primary);
+        cluster().node(primary).restart();
+        (at, settled)
+    })
+    .await;
+    assert!(outcome.undecided > 0, "the limiter saw the outage");
+    tokio::task::spawn_blocking(|| cluster().wait_until_ready(Duration::from_secs(30)))
+        .await
+        .unwrap();
+}
+
+/// The hot slot moves to another primary key by key (`ASK` for keys already moved, `TRYAGAIN`
+/// for scripts whose keys are split, `MOVED` at the end) while 64 tasks use it.
+///
+/// This is where redis-rs 1.8's cluster connection is most likely to stall in its slot refresh
+/// (see `backend/cluster.rs`): calls then fail per their policy until the health check has
+/// replaced the connection, about two command timeouts. The limit never over-admits (it denies
+/// when undecided) and its state moves with the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_the_hot_slot_under_load_is_followed_within_bounds() {
+    let _turn = SERIAL.lock().await;
+    let outcome = under_load("slot-migration", |hot| {
+        let slot = cluster().slot_of(&hot);
+        let from = cluster().primary_of_slot(slot);
+        let to = cluster()
+            .primaries()
+            .into_iter()
+            .find(|p| *p != from)
+            .expect("another primary");
+        let at = Instant::now();
+        cluster().migrate_slot(slot, to, Duration::from_millis(20));
+        assert_eq!(cluster().primary_of_slot(slot), to);
+        (at, Instant::now())
+    })
+    .await;
+    assert_eq!(outcome.total_admissions().await, LIMIT);
 }

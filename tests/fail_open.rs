@@ -43,7 +43,7 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_stopped_mid_test_fails_open_and_caching_resumes_on_restart() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let client = client_for(&server.url(), "stopped");
 
     assert_eq!(bounded(user(&client, 1)).await.unwrap(), "user 1");

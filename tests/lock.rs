@@ -363,7 +363,7 @@ async fn pay(client: &Client, order_id: u64) -> Result<(), JobError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_fail_closed_when_redis_is_down() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let client = Client::new(
         redis_patterns::Config::from_url(&server.url())
             .unwrap()
@@ -407,7 +407,7 @@ fn redlock_clients(servers: &[RedisServer], ns: &str) -> Vec<Client> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redlock_needs_a_majority_of_three_servers() {
-    let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let ns = common::namespace("redlock");
     let redlock = Redlock::new(redlock_clients(&servers, &ns)).ttl(Duration::from_secs(10));
 

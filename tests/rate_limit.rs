@@ -375,7 +375,7 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_server_stopped_allow_admits_and_deny_refuses_within_the_timeouts() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let client = client_with_short_timeouts(&server.url());
     let open = RateLimiter::sliding_window(1, LONG).client(client.clone());
     let closed = RateLimiter::sliding_window(1, LONG)

@@ -282,7 +282,7 @@ async fn fail_closed(client: &Client, calls: &Calls, id: u32) -> Result<u32, Api
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_server_stopped_on_error_allow_runs_the_body_and_deny_returns_rate_limited() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let config = Config::from_url(&server.url())
         .unwrap()
         .namespace(common::namespace("policy"))

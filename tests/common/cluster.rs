@@ -63,18 +63,24 @@ impl Cluster {
         cluster
     }
 
-    /// Every node sees all slots served and every replica's link to its primary is up.
+    /// Every node that is running sees all slots served, and every running replica's link to
+    /// its primary is up. (A stopped node is skipped: after a primary was killed, this is the
+    /// moment its replica took over.)
     pub fn wait_until_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let settled = self.nodes.iter().all(|node| {
-                let cluster = info(node, "CLUSTER INFO");
-                let replication = info(node, "INFO replication");
-                cluster.contains("cluster_state:ok")
-                    && cluster.contains("cluster_slots_ok:16384")
-                    && (replication.contains("role:master")
-                        || replication.contains("master_link_status:up"))
-            });
+            let settled = self
+                .nodes
+                .iter()
+                .filter(|node| node.is_running())
+                .all(|node| {
+                    let cluster = info(node, "CLUSTER INFO");
+                    let replication = info(node, "INFO replication");
+                    cluster.contains("cluster_state:ok")
+                        && cluster.contains("cluster_slots_ok:16384")
+                        && (replication.contains("role:master")
+                            || replication.contains("master_link_status:up"))
+                });
             if settled {
                 return;
             }
@@ -96,17 +102,33 @@ impl Cluster {
         format!("redis+cluster://{}", nodes.join(","))
     }
 
-    /// The port of the primary serving `key`'s slot.
-    pub fn primary_of(&self, key: &str) -> u16 {
-        let mut conn = self.nodes[0].redis();
-        let slot: u16 = redis::cmd("CLUSTER")
+    /// A running node to ask about the cluster.
+    fn any_running(&self) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|node| node.is_running())
+            .expect("a running cluster node")
+    }
+
+    /// The hash slot of `key`.
+    pub fn slot_of(&self, key: &str) -> u16 {
+        redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)
-            .query(&mut conn)
-            .expect("CLUSTER KEYSLOT");
+            .query(&mut self.any_running().redis())
+            .expect("CLUSTER KEYSLOT")
+    }
+
+    /// The port of the primary serving `key`'s slot.
+    pub fn primary_of(&self, key: &str) -> u16 {
+        self.primary_of_slot(self.slot_of(key))
+    }
+
+    /// The port of the primary serving `slot`, as a running node sees it.
+    pub fn primary_of_slot(&self, slot: u16) -> u16 {
         let shards: Vec<redis::Value> = redis::cmd("CLUSTER")
             .arg("SLOTS")
-            .query(&mut conn)
+            .query(&mut self.any_running().redis())
             .expect("CLUSTER SLOTS");
         for shard in shards {
             let redis::Value::Array(fields) = shard else {
@@ -127,6 +149,85 @@ impl Cluster {
             }
         }
         panic!("no primary serves slot {slot}");
+    }
+
+    /// The node listening on `port`.
+    pub fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|node| node.port() == port)
+            .unwrap_or_else(|| panic!("no cluster node on {port}"))
+    }
+
+    /// The primaries' ports.
+    pub fn primaries(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|node| {
+                node.is_running() && info(node, "INFO replication").contains("role:master")
+            })
+            .map(RedisServer::port)
+            .collect()
+    }
+
+    /// Moves `slot` to the primary on `to` the way `redis-cli --cluster reshard` does:
+    /// `IMPORTING` on the target, `MIGRATING` on the source, then `MIGRATE` of its keys one at
+    /// a time with `pause` in between (clients meanwhile get `ASK` for keys already moved and
+    /// `TRYAGAIN` for scripts whose keys are split), and finally `SETSLOT … NODE` everywhere.
+    pub fn migrate_slot(&self, slot: u16, to: u16, pause: Duration) {
+        let from = self.primary_of_slot(slot);
+        assert_ne!(from, to, "slot {slot} is already on {to}");
+        let id = |port: u16| -> String {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut self.node(port).redis())
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        let mut source = self.node(from).redis();
+        let mut target = self.node(to).redis();
+        let setslot = |conn: &mut redis::Connection, state: &str, node: &str| {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(state)
+                .arg(node)
+                .query::<()>(conn)
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {state}: {e}"));
+        };
+        setslot(&mut target, "IMPORTING", &from_id);
+        setslot(&mut source, "MIGRATING", &to_id);
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(1)
+                .query(&mut source)
+                .expect("CLUSTER GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("REPLACE")
+                .arg("KEYS")
+                .arg(&keys)
+                .query::<()>(&mut source)
+                .expect("MIGRATE");
+            std::thread::sleep(pause);
+        }
+        setslot(&mut target, "NODE", &to_id);
+        setslot(&mut source, "NODE", &to_id);
+        // The other primaries (replicas learn it from their primaries).
+        for port in self.primaries() {
+            if ![from, to].contains(&port) {
+                setslot(&mut self.node(port).redis(), "NODE", &to_id);
+            }
+        }
     }
 }
 

@@ -28,7 +28,9 @@ use redis_patterns::{Client, Config};
 
 /// A `redis-server` this harness started.
 pub struct RedisServer {
-    child: Option<Child>,
+    /// `None` while stopped; behind a lock so that a server shared by a test binary can be
+    /// killed and restarted.
+    child: Mutex<Option<Child>>,
     port: u16,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
@@ -101,8 +103,8 @@ impl RedisServer {
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let mut server = RedisServer {
-                child: None,
+            let server = RedisServer {
+                child: Mutex::new(None),
                 port: free_port(),
                 dir: tempfile::tempdir().expect("create a temp dir for redis-server"),
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -119,8 +121,8 @@ impl RedisServer {
     /// Starts a server that speaks TLS only (`--port 0 --tls-port …`), with a certificate for
     /// `127.0.0.1` signed by `files`' CA; client certificates are optional.
     pub fn start_tls(files: tls::ServerFiles) -> RedisServer {
-        let mut server = RedisServer {
-            child: None,
+        let server = RedisServer {
+            child: Mutex::new(None),
             port: free_port(),
             dir: tempfile::tempdir().expect("create a temp dir for redis-server"),
             extra_args: Vec::new(),
@@ -130,7 +132,7 @@ impl RedisServer {
         server
     }
 
-    fn launch(&mut self) -> Result<(), String> {
+    fn launch(&self) -> Result<(), String> {
         let log = self.dir.path().join("redis.log");
         let mut cmd = Command::new(binary());
         cmd.args(["--port", &self.port.to_string()])
@@ -180,7 +182,7 @@ impl RedisServer {
                 None => ping(self.port),
             };
             if ready {
-                self.child = Some(child);
+                *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -201,15 +203,24 @@ impl RedisServer {
     }
 
     /// Kills the server (as a crash would) and waits until the port is closed.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn stop(&self) {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
+    /// The server process is running (it may not have been started, or been stopped).
+    pub fn is_running(&self) -> bool {
+        self.child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Starts the server again on the same port (empty: nothing is persisted).
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.stop();
         self.launch()
             .expect("restart redis-server on the same port");

@@ -140,7 +140,7 @@ async fn cache_fails_open_while_the_server_is_stalled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_fails_open_when_the_server_is_killed_and_restarted() {
-    let mut rig = rig("cache-restart");
+    let rig = rig("cache-restart");
     assert_eq!(item(&rig.client, 1).await.unwrap(), "item 1");
     rig.server.stop();
     for id in 0..6 {

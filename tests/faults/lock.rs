@@ -185,7 +185,7 @@ async fn take_and_release(client: &Client) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fencing_tokens_keep_increasing_across_flushes_evictions_and_restarts() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let ns = common::namespace("fencing-faults");
     let client = common::client_in(&server.url(), &ns, Duration::from_secs(2));
     let mut last = 0;

@@ -60,7 +60,7 @@ async fn a_silently_dead_connection_is_replaced_within_two_command_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_every_client_is_served_within_half_a_second() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let ns = common::namespace("restart-recovery");
     // Default backoff settings: what users get.
     let clients: Vec<Client> = (0..4)
