@@ -113,7 +113,14 @@ impl SentinelGroup {
     pub fn wait_until_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let synced = query(self.replica.port(), &["INFO", "replication"])
+            // Whichever server is not the primary now (failover tests swap them) is in sync.
+            let primary = self.sentinels[0].primary_port();
+            let replica = if primary == Some(self.replica.port()) {
+                &self.primary
+            } else {
+                &self.replica
+            };
+            let synced = query(replica.port(), &["INFO", "replication"])
                 .ok()
                 .and_then(|v| redis::from_redis_value::<String>(v).ok())
                 .is_some_and(|info| info.contains("master_link_status:up"));
@@ -131,6 +138,14 @@ impl SentinelGroup {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The data server (primary or replica) listening on `port`.
+    pub fn server(&self, port: u16) -> &RedisServer {
+        [&self.primary, &self.replica]
+            .into_iter()
+            .find(|server| server.port() == port)
+            .unwrap_or_else(|| panic!("no server of the group on {port}"))
     }
 
     /// `redis+sentinel://…/mymaster` with every sentinel.
