@@ -199,9 +199,39 @@ async fn under_load(
     );
 }
 
+/// Connections on the server on `port` whose last command was a `GET` (only the readers
+/// of these tests send one).
+fn readers_on(port: u16) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut group().server(port).redis())
+        .unwrap_or_default();
+    list.lines()
+        .filter(|line| line.contains(" cmd=get "))
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_under_load_is_followed_within_bounds() {
     let _turn = SERIAL.lock().await;
+    // A client that only reads: a demoted primary still answers reads, so nothing fails and
+    // only the sentinels' `+switch-master` tells it to move.
+    let reader = client("failover-reader");
+    let key = format!("{}:{{read}}", reader.namespace().unwrap());
+    let old = group().sentinels[0].primary_port().expect("a primary");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            let store = Store::of(&reader);
+            while !stop.load(Ordering::Relaxed) {
+                let _ = store.get(&key).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(readers_on(old), 1, "the reader reads from the primary");
     under_load("failover", |old| {
         let at = Instant::now();
         let _: () = redis::cmd("SENTINEL")
@@ -221,6 +251,17 @@ async fn a_failover_under_load_is_followed_within_bounds() {
         (at, new, settled)
     })
     .await;
+    // By now the reader has moved to the new primary.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while readers_on(old) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the reader still reads from the demoted primary"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    reading.await.unwrap();
 }
 
 /// The primary dies: the sentinels agree it is down after `down-after-milliseconds` (1 s
