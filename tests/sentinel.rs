@@ -214,8 +214,9 @@ fn readers_on(port: u16) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_under_load_is_followed_within_bounds() {
     let _turn = SERIAL.lock().await;
-    // A client that only reads: a demoted primary still answers reads, so nothing fails and
-    // only the sentinels' `+switch-master` tells it to move.
+    // A client that only reads: nothing fails on the old primary, which stays a primary for
+    // several seconds after the switch (the sentinels reconfigure it only after a grace
+    // period), so only the sentinels' `+switch-master` tells the client to move.
     let reader = client("failover-reader");
     let key = format!("{}:{{read}}", reader.namespace().unwrap());
     let old = group().sentinels[0].primary_port().expect("a primary");
@@ -232,6 +233,28 @@ async fn a_failover_under_load_is_followed_within_bounds() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(readers_on(old), 1, "the reader reads from the primary");
+    // When the sentinels announce the switch, and when the reader has left the old primary.
+    let switched = tokio::task::spawn_blocking(|| {
+        let sentinel =
+            redis::Client::open(format!("redis://127.0.0.1:{}", group().sentinels[1].port))
+                .unwrap();
+        let mut conn = sentinel.get_connection().unwrap();
+        let mut pubsub = conn.as_pubsub();
+        pubsub.subscribe("+switch-master").unwrap();
+        pubsub.get_message().expect("+switch-master");
+        Instant::now()
+    });
+    let left = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while readers_on(old) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the reader never left the old primary"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Instant::now()
+    });
     under_load("failover", |old| {
         let at = Instant::now();
         let _: () = redis::cmd("SENTINEL")
@@ -251,15 +274,13 @@ async fn a_failover_under_load_is_followed_within_bounds() {
         (at, new, settled)
     })
     .await;
-    // By now the reader has moved to the new primary.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while readers_on(old) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the reader still reads from the demoted primary"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (switched, left) = (switched.await.unwrap(), left.await.unwrap());
+    let moved = left.saturating_duration_since(switched);
+    println!("the reader left the old primary {moved:?} after +switch-master");
+    assert!(
+        moved < Duration::from_secs(1),
+        "the reader stayed on the old primary {moved:?} after the switch"
+    );
     stop.store(true, Ordering::Relaxed);
     reading.await.unwrap();
 }
@@ -295,4 +316,56 @@ async fn redlock_refuses_sentinel_clients() {
         refused.to_string().contains("independent Redis primaries"),
         "{refused}"
     );
+}
+
+/// Connections subscribed to a channel, over all sentinels.
+fn sentinel_subscribers() -> usize {
+    group()
+        .sentinels
+        .iter()
+        .map(|sentinel| {
+            let list: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query(
+                    &mut redis::Client::open(format!("redis://127.0.0.1:{}", sentinel.port))
+                        .unwrap()
+                        .get_connection()
+                        .unwrap(),
+                )
+                .unwrap_or_default();
+            list.lines().filter(|line| line.contains(" sub=1 ")).count()
+        })
+        .sum()
+}
+
+/// Waits until `sentinel_subscribers()` is `expected`.
+async fn until_subscribers(expected: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = tokio::task::spawn_blocking(sentinel_subscribers)
+            .await
+            .unwrap();
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {now} subscribers, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_listens_to_one_sentinel_and_stops_when_dropped() {
+    let _turn = SERIAL.lock().await;
+    let before = tokio::task::spawn_blocking(sentinel_subscribers)
+        .await
+        .unwrap();
+    let client = client("follower");
+    let calls = Calls::default();
+    assert_eq!(greeting(&client, &calls, 1).await, "hello 1");
+    until_subscribers(before + 1, "after the first call").await;
+    drop(client);
+    until_subscribers(before, "after the client was dropped").await;
 }

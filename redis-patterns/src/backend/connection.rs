@@ -10,8 +10,10 @@
 //! the error at once, rather than queueing up to dial one after another.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+
+use futures_util::future::BoxFuture;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
@@ -24,6 +26,18 @@ pub(crate) trait Connector: Send + Sync + 'static {
 
     /// A new connection, bounded by the configured connection timeout.
     fn connect(&self) -> impl Future<Output = RedisResult<Self::Conn>> + Send;
+
+    /// A task that follows topology changes the connection cannot notice itself (Sentinel's
+    /// `+switch-master`) and drops `conn`'s current connection on each, so that the next call
+    /// dials where the topology now says. It ends once `conn` is gone. `None`: nothing to
+    /// follow.
+    fn follow(&self, conn: Weak<SharedConnection<Self>>) -> Option<BoxFuture<'static, ()>>
+    where
+        Self: Sized,
+    {
+        let _ = conn;
+        None
+    }
 }
 
 /// One server (`redis://`, `rediss://`, `unix://`).
@@ -51,6 +65,8 @@ pub(crate) struct SharedConnection<C: Connector> {
     /// Dialling attempts finished, readable without waiting for `dialling`.
     finished: AtomicU64,
     generation: AtomicU64,
+    /// The connector's `follow` task was started.
+    following: AtomicBool,
 }
 
 impl<C: Connector> SharedConnection<C> {
@@ -61,6 +77,7 @@ impl<C: Connector> SharedConnection<C> {
             dialling: tokio::sync::Mutex::new(None),
             finished: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            following: AtomicBool::new(false),
         }
     }
 
@@ -73,8 +90,9 @@ impl<C: Connector> SharedConnection<C> {
     }
 
     /// The current connection and its generation, dialling one if there is none. Dialling is
-    /// bounded by the configured connection timeout.
-    pub(crate) async fn get(&self) -> RedisResult<(u64, C::Conn)> {
+    /// bounded by the configured connection timeout; the first successful dial starts the
+    /// connector's `follow` task.
+    pub(crate) async fn get(self: &Arc<Self>) -> RedisResult<(u64, C::Conn)> {
         if let Some((generation, conn)) = self.read().as_ref() {
             return Ok((*generation, conn.clone()));
         }
@@ -96,6 +114,7 @@ impl<C: Connector> SharedConnection<C> {
                 *last_error = None;
                 let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
                 *self.write() = Some((generation, conn.clone()));
+                self.start_following();
                 Ok((generation, conn))
             }
             Err(e) => {
@@ -103,6 +122,24 @@ impl<C: Connector> SharedConnection<C> {
                 Err(e)
             }
         }
+    }
+
+    fn start_following(self: &Arc<Self>) {
+        if self.following.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(follow) = self.connector.follow(Arc::downgrade(self))
+            && !crate::util::spawn_if_runtime(follow)
+        {
+            self.following.store(false, Ordering::Release);
+        }
+    }
+
+    /// Drops the current connection, whatever its generation: the topology moved away from
+    /// it. Commands in flight on it finish there.
+    #[cfg(feature = "sentinel")]
+    pub(crate) fn discard_current(&self) {
+        *self.write() = None;
     }
 
     /// Drops the connection of `generation` (if still current) after it failed.

@@ -23,7 +23,7 @@ use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult};
 use super::breaker::{Breaker, Tripped};
 use super::connection::{Connector, SharedConnection, Single};
 use super::op::millis;
-use crate::config::{Config, Target};
+use crate::config::{Config, Secret, Target};
 use crate::error::{Error, Result};
 use crate::util::spawn_if_runtime;
 
@@ -34,7 +34,7 @@ pub(crate) struct RedisBackend<C: Connector = Single> {
 
 /// What the background tasks share with the callers.
 struct Inner<C: Connector> {
-    conn: SharedConnection<C>,
+    conn: Arc<SharedConnection<C>>,
     command_timeout: Duration,
     breaker: Breaker,
     /// A health check of the current connection is running.
@@ -49,17 +49,12 @@ impl RedisBackend<Single> {
         let Target::Redis(url) = &config.target else {
             return Err(Error::Config("not a redis:// configuration".into()));
         };
-        let info = url.clone().into_connection_info()?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(user) = &config.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(&password.0);
-        }
-        let tcp = info.tcp_settings().clone().set_keepalive(keepalive());
-        let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
-        let client = open_client(info, config)?;
+        let client = open_client(
+            url.clone(),
+            config.username.as_deref(),
+            config.password.as_ref(),
+            config,
+        )?;
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout));
@@ -78,7 +73,7 @@ impl<C: Connector> RedisBackend<C> {
     pub(crate) fn with_connector(connector: C, config: &Config) -> Self {
         RedisBackend {
             inner: Arc::new(Inner {
-                conn: SharedConnection::new(connector),
+                conn: Arc::new(SharedConnection::new(connector)),
                 command_timeout: config.command_timeout,
                 breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
                 checking: AtomicBool::new(false),
@@ -221,8 +216,24 @@ pub(crate) fn tls_certificates(config: &Config) -> Option<redis::TlsCertificates
     })
 }
 
-/// A redis-rs client for `info`, with the configured certificates if any.
-fn open_client(info: redis::ConnectionInfo, config: &Config) -> Result<redis::Client> {
+/// A redis-rs client for `target` with these credentials, TCP keepalive and the configured
+/// certificates, if any.
+pub(crate) fn open_client(
+    target: impl IntoConnectionInfo,
+    username: Option<&str>,
+    password: Option<&Secret>,
+    config: &Config,
+) -> Result<redis::Client> {
+    let info = target.into_connection_info()?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(user) = username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = password {
+        settings = settings.set_password(&password.0);
+    }
+    let tcp = info.tcp_settings().clone().set_keepalive(keepalive());
+    let info = info.set_redis_settings(settings).set_tcp_settings(tcp);
     #[cfg(feature = "tls")]
     if let Some(certificates) = tls_certificates(config) {
         return Ok(redis::Client::build_with_tls(info, certificates)?);

@@ -77,10 +77,11 @@ fn parse_nodes(scheme: &str, kind: &str, rest: &str, default_port: u16) -> Resul
              `rediss+{kind}://` with feature `tls`)"
         ))
     };
-    let enabled = match kind {
-        "cluster" => cfg!(feature = "cluster"),
-        _ => cfg!(feature = "sentinel"),
-    };
+    const ENABLED: [(&str, bool); 2] = [
+        ("cluster", cfg!(feature = "cluster")),
+        ("sentinel", cfg!(feature = "sentinel")),
+    ];
+    let enabled = ENABLED.iter().any(|&(name, on)| name == kind && on);
     if !enabled {
         return Err(Error::Config(format!(
             "a `+{kind}://` URL needs the `{kind}` feature of redis-patterns"
