@@ -6,12 +6,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Calls;
 use common::sentinel::{SERVICE, group};
-use redis_patterns::lock::Lock;
+use redis_patterns::lock::{Lock, LockError};
 use redis_patterns::test_util::Store;
 use redis_patterns::{Client, Config, cached};
 
@@ -115,10 +115,10 @@ fn settled(old: u16, within: Duration, with_replica: bool) -> (u16, Instant) {
     }
 }
 
-/// Runs 64 tasks, each calling in a loop a cached read (fails open) and a lock (fails
+/// Runs 64 tasks, each calling in a loop a cached read (fails open) and one shared lock (fails
 /// closed), while `change` (on a blocking thread) moves the primary and returns when it began
 /// and when the sentinels agree on the new primary and its replica is in sync. Asserts that no
-/// task panicked, that a write and a lock succeed within 5 s of that, and that no call took
+/// task panicked, that no two tasks held the lock at once, that a write and a lock succeed within 5 s of that, and that no call took
 /// longer than its timeouts allow.
 async fn under_load(
     name: &str,
@@ -130,10 +130,12 @@ async fn under_load(
     let stop = Arc::new(AtomicBool::new(false));
     let slowest_us = Arc::new(AtomicU64::new(0));
     let lock_errors = Arc::new(AtomicU64::new(0));
+    let inside = Arc::new(AtomicU32::new(0));
     let tasks: Vec<_> = (0..64u64)
         .map(|i| {
             let (client, calls, stop) = (Arc::clone(&client), calls.clone(), Arc::clone(&stop));
             let (slowest_us, lock_errors) = (Arc::clone(&slowest_us), Arc::clone(&lock_errors));
+            let inside = Arc::clone(&inside);
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
@@ -141,14 +143,21 @@ async fn under_load(
                         greeting(&client, &calls, i % 16).await,
                         format!("hello {}", i % 16)
                     );
-                    let lock = Lock::new(format!("job:{i}"))
+                    // One lock for all tasks, taken without waiting: no two holders at once.
+                    let lock = Lock::new("shared")
                         .client(&client)
                         .ttl(Duration::from_secs(5));
                     match lock.acquire().await {
-                        Ok(guard) => drop(guard.release().await),
-                        Err(_) => {
+                        Ok(guard) => {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            drop(guard.release().await);
+                        }
+                        Err(LockError::Backend(_)) => {
                             lock_errors.fetch_add(1, Ordering::Relaxed);
                         }
+                        Err(_) => {} // held by another task
                     }
                     let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     slowest_us.fetch_max(took, Ordering::Relaxed);
@@ -180,7 +189,8 @@ async fn under_load(
     };
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
-        task.await.expect("no task panicked");
+        task.await
+            .expect("no task panicked, no two lock holders overlapped");
     }
     let slowest = Duration::from_micros(slowest_us.load(Ordering::Relaxed));
     // A call (a cached read, a lock) makes at most a few round trips, each bounded by the
@@ -188,7 +198,7 @@ async fn under_load(
     let bound = 2 * CONNECT + 4 * COMMAND + Duration::from_millis(500);
     println!(
         "{name}: settled {:?} after the change began; calls succeeded {:?} after that; \
-         slowest call under load {slowest:?}; lock attempts refused {}",
+         slowest call under load {slowest:?}; lock attempts failed closed {}",
         settled_at - changed_at,
         recovered_at.saturating_duration_since(settled_at),
         lock_errors.load(Ordering::Relaxed)
