@@ -118,8 +118,8 @@ fn settled(old: u16, within: Duration, with_replica: bool) -> (u16, Instant) {
 /// Runs 64 tasks, each calling in a loop a cached read (fails open) and one shared lock (fails
 /// closed), while `change` (on a blocking thread) moves the primary and returns when it began
 /// and when the sentinels agree on the new primary and its replica is in sync. Asserts that no
-/// task panicked, that no two tasks held the lock at once, that a write and a lock succeed within 5 s of that, and that no call took
-/// longer than its timeouts allow.
+/// task panicked, that no two tasks held the lock at once, that a write and a lock succeed
+/// within 5 s of that, and that no call took longer than its timeouts allow.
 async fn under_load(
     name: &str,
     change: impl FnOnce(u16) -> (Instant, u16, Instant) + Send + 'static,
