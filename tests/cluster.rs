@@ -435,3 +435,77 @@ async fn migrating_the_hot_slot_under_load_is_followed_within_bounds() {
     .await;
     assert_eq!(outcome.total_admissions().await, LIMIT);
 }
+
+/// A user that exists on every node, for the credentials test.
+const ACL_USER: &str = "rp-cluster-app";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_credentials_reach_every_node() {
+    let _turn = SERIAL.lock().await;
+    for node in cluster().nodes.iter().filter(|n| n.is_running()) {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(ACL_USER)
+            .arg("reset")
+            .arg("on")
+            .arg(">s3cret")
+            .arg("~*")
+            .arg("+@all")
+            .query(&mut node.redis())
+            .expect("ACL SETUSER");
+    }
+    let ns = common::namespace("acl");
+    // In the URL, and on the builder.
+    let url = cluster().url().replacen(
+        "redis+cluster://",
+        &format!("redis+cluster://{ACL_USER}:s3cret@"),
+        1,
+    );
+    let from_url = Client::new(Config::from_url(&url).unwrap().namespace(&ns)).unwrap();
+    let wrong = Client::new(
+        Config::from_url(&cluster().url())
+            .unwrap()
+            .username(ACL_USER)
+            .password("wrong")
+            .namespace(&ns)
+            .connect_timeout(COMMAND)
+            .command_timeout(COMMAND),
+    )
+    .unwrap();
+    let calls = Calls::default();
+    // Twenty names: their keys live on all three primaries.
+    let names: Vec<String> = (0..20).map(|i| format!("user{i}")).collect();
+    let primaries: std::collections::HashSet<u16> = names
+        .iter()
+        .map(|name| cluster().primary_of(&format!("{{greeting:#{name}}}")))
+        .collect();
+    assert_eq!(primaries.len(), 3);
+    for name in &names {
+        assert_eq!(
+            greeting(&from_url, &calls, name).await,
+            format!("hello {name}")
+        );
+    }
+    for name in &names {
+        assert_eq!(
+            greeting(&from_url, &calls, name).await,
+            format!("hello {name}")
+        );
+    }
+    assert_eq!(from_url.cache_stats().hits, 20);
+    assert_eq!(from_url.cache_stats().backend_errors, 0);
+    // Every primary served this client as the ACL user, not as the default user.
+    for port in primaries {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut cluster().node(port).redis())
+            .unwrap();
+        assert!(
+            clients.contains(&format!(" user={ACL_USER} ")),
+            "no connection as {ACL_USER} on {port}:\n{clients}"
+        );
+    }
+    // A wrong password fails (open) with a backend error, never silently.
+    assert_eq!(greeting(&wrong, &calls, "user0").await, "hello user0");
+    assert!(wrong.cache_stats().backend_errors > 0);
+}
