@@ -35,6 +35,8 @@ pub struct Client {
 pub(crate) struct Inner {
     pub(crate) config: Option<Config>,
     pub(crate) namespace: Option<String>,
+    /// The codec `#[cached]` writes in by default.
+    pub(crate) codec: crate::cache::Codec,
     pub(crate) backend: Arc<Backend>,
     pub(crate) flights: Flights,
     pub(crate) cache_counters: crate::cache::Counters,
@@ -90,6 +92,7 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 namespace: config.as_ref().and_then(|c| c.namespace.clone()),
+                codec: config.as_ref().map(|c| c.codec).unwrap_or_default(),
                 config,
                 backend: Arc::new(backend),
                 flights: Flights::new(),

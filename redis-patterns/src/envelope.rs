@@ -1,76 +1,144 @@
 //! The stored form of a cached value.
 //!
-//! Every value `#[cached]` writes is a 16-byte header followed by the value's JSON:
+//! Every value `#[cached]` writes is a 16-byte header followed by the encoded value:
 //!
 //! | bytes  | field        | meaning                                                        |
 //! |--------|--------------|----------------------------------------------------------------|
 //! | 0      | magic `0xFE` | never the first byte of UTF-8 text, so a foreign value is seen |
 //! | 1      | version `1`  | layout of this header                                          |
-//! | 2      | codec `1`    | payload encoding: 1 = JSON (`serde_json`)                      |
+//! | 2      | codec        | payload encoding: 1 = JSON, 2 = MessagePack (see [`Codec`])    |
 //! | 3      | reserved `0` |                                                                |
 //! | 4..8   | `delta_ms`   | u32 LE: how long the function took (XFetch's *delta*)          |
 //! | 8..16  | `expires_ms` | u64 LE: Unix time in ms when the entry expires (XFetch)        |
-//! | 16..   | payload      | the value as JSON                                              |
+//! | 16..   | payload      | the value in that codec                                        |
 //!
 //! `expires_ms` is computed from the same TTL the key is stored with, `ttl_jitter` included,
 //! so that XFetch aims at the moment the entry really expires.
 //!
 //! The header lets `stampede = "early"` decide on recomputation from the value alone, without
 //! a second round trip for `PTTL`. A value that does not start with this header, or whose
-//! JSON does not decode into the function's type (e.g. after a deploy changed the struct), is
-//! treated as a miss and overwritten.
+//! payload does not decode into the function's type (e.g. after a deploy changed the struct),
+//! is treated as a miss and overwritten.
+//!
+//! A value is decoded with the codec its header names, whatever the function or client is
+//! configured to write: a deploy that changes the codec still reads the entries already stored.
 
 use std::time::Duration;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 const MAGIC: u8 = 0xFE;
 const VERSION: u8 = 1;
-const CODEC_JSON: u8 = 1;
-pub(crate) const HEADER_LEN: usize = 16;
+const HEADER_LEN: usize = 16;
+
+/// How `#[cached]` encodes values: per function with `codec = "…"`, or for a whole client with
+/// [`Config::codec`](crate::Config::codec). Reading always follows the codec the stored entry
+/// names, so switching codecs needs no migration: old entries are read until they expire.
+///
+/// ```
+/// use redis_patterns::cache::Codec;
+/// let config = redis_patterns::Config::from_url("mem://")?.codec(Codec::MessagePack);
+/// # Ok::<(), redis_patterns::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Codec {
+    /// JSON (`serde_json`): readable with `redis-cli`, the default.
+    #[default]
+    Json,
+    /// MessagePack (`rmp-serde`) with field names, so that adding a field with a default
+    /// stays compatible, as with JSON; smaller, and faster to decode.
+    MessagePack,
+}
+
+impl Codec {
+    /// Its byte in the envelope header.
+    const fn byte(self) -> u8 {
+        match self {
+            Codec::Json => 1,
+            Codec::MessagePack => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Codec> {
+        match byte {
+            1 => Some(Codec::Json),
+            2 => Some(Codec::MessagePack),
+            _ => None,
+        }
+    }
+
+    /// Appends `value` to `buf` in this codec.
+    fn write<T: Serialize + ?Sized>(self, buf: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
+        match self {
+            Codec::Json => serde_json::to_writer(buf, value).map_err(EncodeError::from),
+            Codec::MessagePack => value
+                .serialize(&mut rmp_serde::Serializer::new(buf).with_struct_map())
+                .map_err(EncodeError::from),
+        }
+    }
+
+    /// `payload` decoded from this codec, or `None` when it does not decode into `T`.
+    pub(crate) fn read<T: DeserializeOwned>(self, payload: &[u8]) -> Option<T> {
+        match self {
+            Codec::Json => serde_json::from_slice(payload).ok(),
+            Codec::MessagePack => rmp_serde::from_slice(payload).ok(),
+        }
+    }
+}
+
+/// Why a value could not be encoded; carried by [`Error::Serialize`](crate::Error::Serialize).
+pub(crate) type EncodeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the header says about a stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub delta_ms: u32,
     pub expires_ms: u64,
+    pub codec: Codec,
 }
 
-/// Serializes `value` behind a header, in one allocation.
+/// Serializes `value` in `codec` behind a header, in one allocation.
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
+    codec: Codec,
     delta: Duration,
     ttl: Duration,
-) -> Result<Vec<u8>, serde_json::Error> {
+) -> Result<Vec<u8>, EncodeError> {
     let mut buf = Vec::with_capacity(128);
-    buf.extend_from_slice(&[MAGIC, VERSION, CODEC_JSON, 0]);
+    buf.extend_from_slice(&[MAGIC, VERSION, codec.byte(), 0]);
     let delta_ms = u32::try_from(delta.as_millis()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&delta_ms.to_le_bytes());
     let ttl_ms = crate::util::whole_millis(ttl);
     buf.extend_from_slice(&now_ms().saturating_add(ttl_ms).to_le_bytes());
-    serde_json::to_writer(&mut buf, value)?;
+    codec.write(&mut buf, value)?;
     Ok(buf)
 }
 
 /// Splits a stored value into header and payload, or `None` when it is not an envelope this
 /// version understands.
 pub(crate) fn decode(stored: &[u8]) -> Option<(Header, &[u8])> {
-    if stored.len() < HEADER_LEN
-        || stored[0] != MAGIC
-        || stored[1] != VERSION
-        || stored[2] != CODEC_JSON
-    {
+    if stored.len() < HEADER_LEN || stored[0] != MAGIC || stored[1] != VERSION {
         return None;
     }
+    let codec = Codec::from_byte(stored[2])?;
     let delta_ms = u32::from_le_bytes(stored[4..8].try_into().ok()?);
     let expires_ms = u64::from_le_bytes(stored[8..16].try_into().ok()?);
     Some((
         Header {
             delta_ms,
             expires_ms,
+            codec,
         },
         &stored[HEADER_LEN..],
     ))
+}
+
+/// The value of a stored envelope, decoded with the codec its header names.
+pub(crate) fn decode_value<T: DeserializeOwned>(stored: &[u8]) -> Option<(T, Header)> {
+    let (header, payload) = decode(stored)?;
+    Some((header.codec.read(payload)?, header))
 }
 
 /// Milliseconds since the Unix epoch by this machine's clock.
@@ -87,21 +155,77 @@ mod tests {
         let before = now_ms();
         let bytes = encode(
             &vec![1, 2, 3],
+            Codec::Json,
             Duration::from_millis(42),
             Duration::from_secs(10),
         )
         .unwrap();
         let (header, payload) = decode(&bytes).unwrap();
         assert_eq!(header.delta_ms, 42);
+        assert_eq!(header.codec, Codec::Json);
         assert!(header.expires_ms >= before + 10_000 && header.expires_ms <= now_ms() + 10_000);
         assert_eq!(payload, b"[1,2,3]");
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct V1 {
+        id: u64,
+        name: String,
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct V2 {
+        id: u64,
+        name: String,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn every_codec_round_trips_and_reads_by_the_stored_byte() {
+        let v1 = V1 {
+            id: 7,
+            name: "lamp".into(),
+        };
+        for codec in [Codec::Json, Codec::MessagePack] {
+            let bytes = encode(&v1, codec, Duration::ZERO, Duration::from_secs(1)).unwrap();
+            assert_eq!(decode(&bytes).unwrap().0.codec, codec);
+            let (back, _) = decode_value::<V1>(&bytes).unwrap();
+            assert_eq!(back, v1);
+            // Named fields: a field added with a default still reads old entries.
+            let (v2, _) = decode_value::<V2>(&bytes).unwrap();
+            assert_eq!((v2.id, v2.name.as_str(), v2.tags.len()), (7, "lamp", 0));
+            // A payload of another type is a miss, not a wrong value.
+            assert!(decode_value::<Vec<u64>>(&bytes).is_none());
+        }
+        let json = encode(&v1, Codec::Json, Duration::ZERO, Duration::from_secs(1)).unwrap();
+        let msgpack = encode(
+            &v1,
+            Codec::MessagePack,
+            Duration::ZERO,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(
+            msgpack.len() < json.len(),
+            "{} vs {}",
+            msgpack.len(),
+            json.len()
+        );
+    }
+
+    #[test]
+    fn an_unknown_codec_byte_is_not_an_envelope() {
+        let mut bytes = encode(&1, Codec::Json, Duration::ZERO, Duration::from_secs(1)).unwrap();
+        bytes[2] = 200;
+        assert!(decode(&bytes).is_none());
     }
 
     #[test]
     fn foreign_values_are_rejected() {
         assert!(decode(b"").is_none());
         assert!(decode(b"{\"plain\":\"json value\"}").is_none());
-        let mut bytes = encode(&1, Duration::ZERO, Duration::from_secs(1)).unwrap();
+        let mut bytes = encode(&1, Codec::Json, Duration::ZERO, Duration::from_secs(1)).unwrap();
         bytes[1] = 99;
         assert!(decode(&bytes).is_none());
     }

@@ -72,9 +72,9 @@ pub enum Error {
     #[error(transparent)]
     Backend(BackendError),
 
-    /// A value could not be serialized.
+    /// A value could not be serialized in its codec ([`cache::Codec`](crate::cache::Codec)).
     #[error("could not serialize the value: {0}")]
-    Serialize(#[source] serde_json::Error),
+    Serialize(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {

@@ -19,7 +19,7 @@ const SHARDS: usize = 16;
 /// What a leader hands its followers.
 #[derive(Clone, Debug)]
 pub(crate) enum Shared {
-    /// The JSON payload of the result.
+    /// The stored envelope of the result (header and encoded value).
     Value(Bytes),
     /// The result cannot be shared (e.g. an `Err`): followers run the function themselves.
     NotShareable,

@@ -257,6 +257,7 @@ pub mod __private {
     };
     pub use crate::cache::stats::FunctionCounters;
     pub use crate::client::{AsClient, Client};
+    pub use crate::envelope::Codec;
     pub use crate::key::{KeyBuilder, KeyPart};
     pub use crate::lock::attribute::{
         Lease, LockReturn, LockSpec, OnLost, check_lock_return, with_lock,

@@ -383,6 +383,14 @@ pub fn client(kind: Kind, test: &str) -> Client {
 /// `n` independent clients (separate connections, separate in-process single-flight) that
 /// share one store: the shared server, or one named in-memory store.
 pub fn clients(kind: Kind, ns: &str, n: usize) -> Vec<Client> {
+    (0..n)
+        .map(|_| Client::new(config(kind, ns)).unwrap())
+        .collect()
+}
+
+/// The configuration of [`clients`]: the shared server (or the in-memory store named `ns`),
+/// namespace `ns`, a 2 s command timeout.
+pub fn config(kind: Kind, ns: &str) -> Config {
     let url = match kind {
         Kind::Redis => server().url(),
         Kind::Memory => format!("mem://{ns}"),
@@ -391,15 +399,10 @@ pub fn clients(kind: Kind, ns: &str, n: usize) -> Vec<Client> {
         #[cfg(feature = "sentinel")]
         Kind::Sentinel => sentinel::group().url(),
     };
-    (0..n)
-        .map(|_| {
-            let config = Config::from_url(&url)
-                .unwrap()
-                .namespace(ns)
-                .command_timeout(Duration::from_secs(2));
-            Client::new(config).unwrap()
-        })
-        .collect()
+    Config::from_url(&url)
+        .unwrap()
+        .namespace(ns)
+        .command_timeout(Duration::from_secs(2))
 }
 
 /// A client of `url` with a fresh namespace of its own and the given command timeout, for

@@ -5,6 +5,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 
+use super::parse::CodecMode;
 use super::validate::{Action, Config, Stampede, Ttl};
 use crate::common::codegen::{InCrate, respan};
 use crate::common::function::Function;
@@ -56,6 +57,7 @@ impl Expansion<'_> {
     fn cached(&self, ttl: &Ttl, stampede: &Stampede, cache_none: Option<Span>) -> TokenStream {
         let krate = &self.config.target.krate;
         let name = self.config.target.name_tokens();
+        let codec = self.codec(ttl);
         let (ttl, jitter) = (krate.with(&ttl.ttl), ttl.jitter_permille);
         let stampede = krate.with(stampede);
         let (cache_none, check, body) = (
@@ -65,7 +67,7 @@ impl Expansion<'_> {
         );
         self.wrap(quote! {
             static __RP_SPEC: #krate::__private::CacheSpec =
-                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede);
+                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede)#codec;
             #cache_none
             #check
             #krate::__private::cached(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
@@ -155,13 +157,26 @@ impl Expansion<'_> {
     pub(super) fn write_spec(&self, ttl: &Ttl) -> TokenStream {
         let krate = &self.config.target.krate;
         let name = self.config.target.name_tokens();
+        let codec = self.codec(ttl);
         let (ttl, jitter) = (krate.with(&ttl.ttl), ttl.jitter_permille);
         let stampede = krate.with(&Stampede::None);
         quote! {
             static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
                 #name, #ttl, #jitter, #stampede,
-            );
+            )#codec;
         }
+    }
+
+    /// `.codec(<crate>::__private::Codec::…)` when the attribute sets `codec`.
+    fn codec(&self, ttl: &Ttl) -> Option<TokenStream> {
+        let krate = &self.config.target.krate;
+        ttl.codec.map(|codec| {
+            let variant = match codec {
+                CodecMode::Json => quote!(Json),
+                CodecMode::MessagePack => quote!(MessagePack),
+            };
+            quote!(.codec(#krate::__private::Codec::#variant))
+        })
     }
 
     /// `let __rp_kind = CacheNone::cache_none(__rp_kind);`, spanned at the flag, crate path

@@ -36,6 +36,7 @@ impl Kind {
                 "ttl",
                 "ttl_jitter",
                 "stampede",
+                "codec",
                 "beta",
                 "lock_ttl",
                 "lock_wait",
@@ -45,7 +46,7 @@ impl Kind {
                 "crate",
             ],
             Kind::CacheEvict => &["key", "client", "crate"],
-            Kind::CachePut => &["key", "ttl", "ttl_jitter", "client", "crate"],
+            Kind::CachePut => &["key", "ttl", "ttl_jitter", "codec", "client", "crate"],
         }
     }
 }

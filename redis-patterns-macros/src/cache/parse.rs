@@ -30,6 +30,22 @@ impl Mode for StampedeMode {
     const EXAMPLE: &'static str = "lock";
 }
 
+/// How values are encoded: `codec = "…"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecMode {
+    Json,
+    MessagePack,
+}
+
+impl Mode for CodecMode {
+    const WHAT: &'static str = "codec";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("json", CodecMode::Json),
+        ("msgpack", CodecMode::MessagePack),
+    ];
+    const EXAMPLE: &'static str = "msgpack";
+}
+
 /// The options as given; `None` (or empty) where an option is absent or its value was
 /// reported.
 pub struct Options {
@@ -38,6 +54,7 @@ pub struct Options {
     /// Thousandths of the TTL.
     pub ttl_jitter: Option<u32>,
     pub stampede: StampedeMode,
+    pub codec: Option<CodecMode>,
     pub beta: Option<f64>,
     pub lock_ttl: Option<Millis>,
     pub lock_wait: Option<Millis>,
@@ -59,6 +76,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
         ttl: None,
         ttl_jitter: None,
         stampede: StampedeMode::None,
+        codec: None,
         beta: None,
         lock_ttl: None,
         lock_wait: None,
@@ -86,6 +104,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
                     options.stampede = mode;
                 }
             }
+            "codec" => options.codec = mode::parse(&meta, errors),
             "beta" => {
                 options.beta = literal::positive_number(
                     &meta,

@@ -6,7 +6,7 @@ use proc_macro2::Span;
 use syn::{Ident, ReturnType};
 
 use super::Kind;
-use super::parse::{Options, StampedeMode};
+use super::parse::{CodecMode, Options, StampedeMode};
 use crate::common::codegen::{Krate, Target, idents_in};
 use crate::common::duration::Millis;
 use crate::common::errors::{Errors, did_you_mean};
@@ -32,12 +32,14 @@ pub enum Action {
     },
 }
 
-/// How long an entry lives.
+/// How an entry is written: how long it lives, and in which codec.
 #[derive(Clone, Copy)]
 pub struct Ttl {
     pub ttl: Millis,
     /// Thousandths of the TTL by which each entry's lifetime varies.
     pub jitter_permille: u32,
+    /// `None`: the client's default codec.
+    pub codec: Option<CodecMode>,
 }
 
 /// How concurrent misses are kept from all running the function.
@@ -99,6 +101,7 @@ pub fn validate(
     let ttl = options.ttl.map(|ttl| Ttl {
         ttl,
         jitter_permille: options.ttl_jitter.unwrap_or(0),
+        codec: options.codec,
     });
     let action = match kind {
         Kind::Cached => ttl.map(|ttl| Action::Cached {

@@ -87,7 +87,7 @@ impl Options {
         match self.elsewhere {
             Some((other, options)) if options.contains(&name) => {
                 format!(
-                    "`{name}` is an option of #[{other}] only; #[{attribute}] accepts {}",
+                    "`{name}` is an option of #[{other}], not of #[{attribute}], which accepts {}",
                     list(known)
                 )
             }
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(names, ["ttl"]);
         assert!(errors.contains("unknown option `tll` for #[cache_put]; did you mean `ttl`?"));
         assert!(errors.contains("`ttl` is given twice; keep one"));
-        assert!(errors.contains("`beta` is an option of #[cached] only"));
+        assert!(errors.contains("`beta` is an option of #[cached], not of"));
         assert!(errors.contains("expected one of `key`, `ttl`, `stampede`"));
     }
 

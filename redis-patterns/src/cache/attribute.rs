@@ -37,6 +37,8 @@ pub struct CacheSpec {
     /// Extra random TTL, in thousandths of `ttl` (`"10%"` = 100).
     pub ttl_jitter_permille: u32,
     pub stampede: Stampede,
+    /// `codec = "…"`; `None`: the client's ([`Config::codec`](crate::Config::codec)).
+    pub codec: Option<envelope::Codec>,
     pub counters: FunctionCounters,
 }
 
@@ -51,8 +53,20 @@ impl CacheSpec {
             ttl,
             ttl_jitter_permille,
             stampede,
+            codec: None,
             counters: FunctionCounters::new(name),
         }
+    }
+
+    /// Writes in `codec` instead of the client's default.
+    pub const fn codec(mut self, codec: envelope::Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// The codec values are written in for `client`.
+    pub(super) fn codec_for(&self, client: &Client) -> envelope::Codec {
+        self.codec.unwrap_or(client.inner().codec)
     }
 
     pub(super) fn name(&self) -> &'static str {
@@ -97,8 +111,8 @@ where
         match client.inner().flights.join(&key) {
             Join::Leader(leader) => return call.lead(&kind, body, leader).await,
             Join::Follower(follower) => match follower.wait().await {
-                Some(Shared::Value(payload)) => {
-                    if let Ok(value) = serde_json::from_slice(&payload) {
+                Some(Shared::Value(stored)) => {
+                    if let Some((value, _)) = envelope::decode_value(&stored) {
                         spec.count(client, Event::Hit);
                         return kind.rebuild(value);
                     }
@@ -162,7 +176,7 @@ pub async fn put<R, K: Cacheable<R>>(
         key: &key,
     };
     let ttl = spec.ttl();
-    match envelope::encode(value, Duration::ZERO, ttl) {
+    match envelope::encode(value, spec.codec_for(client), Duration::ZERO, ttl) {
         Ok(bytes) => match call.backend().set(&key, bytes, ttl).await {
             Ok(()) => call.count(Event::Write),
             Err(e) => call.backend_failed("write-through", &e),

@@ -53,7 +53,7 @@ impl Call<'_> {
         match self.backend().get(self.key).await {
             Ok(Some(stored)) => {
                 if let Some((value, header)) = self.decode::<R, K>(&stored) {
-                    let payload = || Shared::Value(stored.slice(envelope::HEADER_LEN..));
+                    let payload = || Shared::Value(stored.clone());
                     if let Stampede::Early { beta } = self.spec.stampede
                         && xfetch_recompute(header, beta, envelope::now_ms(), fastrand::f64())
                     {
@@ -92,8 +92,7 @@ impl Call<'_> {
 
     /// Decodes a stored envelope; `None` (counted, logged) when it is not decodable.
     fn decode<R, K: Cacheable<R>>(&self, stored: &[u8]) -> Option<(K::Value, envelope::Header)> {
-        let decoded = envelope::decode(stored)
-            .and_then(|(header, payload)| Some((serde_json::from_slice(payload).ok()?, header)));
+        let decoded = envelope::decode_value(stored);
         if decoded.is_none() {
             self.count(Event::Undecodable);
             tracing::debug!(
@@ -143,7 +142,7 @@ impl Call<'_> {
                 }
                 Ok(Probe::Value(stored)) => {
                     if let Some((value, _)) = self.decode::<R, K>(&stored) {
-                        leader.publish(|| Shared::Value(stored.slice(envelope::HEADER_LEN..)));
+                        leader.publish(|| Shared::Value(stored.clone()));
                         return kind.rebuild(value);
                     }
                     // Somebody stored something this type cannot read: replace it.
@@ -197,7 +196,7 @@ impl Call<'_> {
         // moment the entry really expires.
         let ttl = self.spec.ttl();
         let encoded = kind.value(&ret).and_then(|value| {
-            envelope::encode(value, delta, ttl)
+            envelope::encode(value, self.spec.codec_for(self.client), delta, ttl)
                 .map(|bytes| Encoded { bytes, ttl })
                 .map_err(|e| {
                     tracing::error!(
@@ -334,9 +333,9 @@ struct Encoded {
 }
 
 impl Encoded {
-    /// The JSON payload, for the flight's followers.
+    /// The envelope, for the flight's followers.
     fn payload(&self) -> Shared {
-        Shared::Value(Bytes::copy_from_slice(&self.bytes[envelope::HEADER_LEN..]))
+        Shared::Value(Bytes::copy_from_slice(&self.bytes))
     }
 }
 

@@ -26,6 +26,7 @@ pub(crate) mod stats;
 
 pub(crate) use self::stats::Event;
 pub use self::stats::{CacheStats, stats_by_function};
+pub use crate::envelope::Codec;
 
 /// Live cache counters of a client.
 pub(crate) type Counters = crate::util::counters::Counters<Event>;
@@ -43,6 +44,7 @@ mod tests {
         let h = Header {
             delta_ms: 100,
             expires_ms: 1_000_000,
+            codec: crate::cache::Codec::Json,
         };
         // Far from expiry: only an astronomically unlikely draw would trigger.
         assert!(!xfetch_recompute(h, 1.0, 900_000, 0.5));
@@ -60,6 +62,7 @@ mod tests {
         let h = Header {
             delta_ms: 100,
             expires_ms: 10_000,
+            codec: crate::cache::Codec::Json,
         };
         let rate = |now| {
             (0..10_000)

@@ -1,5 +1,6 @@
 //! Client configuration: where to connect, how long to wait, how to name keys.
 
+use crate::cache::Codec;
 use std::fmt;
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct Config {
     /// Credentials for the Sentinel nodes themselves, when they differ from the data nodes'.
     pub(crate) sentinel_username: Option<String>,
     pub(crate) sentinel_password: Option<Secret>,
+    /// How `#[cached]` values are written unless the function says otherwise.
+    pub(crate) codec: Codec,
 }
 
 /// A CA to trust instead of the webpki roots, and a client certificate for mutual TLS. The
@@ -118,6 +121,7 @@ impl Config {
             tls: TlsFiles::default(),
             sentinel_username: None,
             sentinel_password: None,
+            codec: Codec::Json,
         };
         config.take_credentials();
         Ok(config)
@@ -253,6 +257,20 @@ impl Config {
         self
     }
 
+    /// How `#[cached]` and `#[cache_put]` write values unless the function sets `codec`
+    /// (default [`Codec::Json`]). Reading follows each stored entry's own codec, so changing
+    /// this needs no migration.
+    ///
+    /// ```
+    /// use redis_patterns::cache::Codec;
+    /// let config = redis_patterns::Config::from_url("mem://")?.codec(Codec::MessagePack);
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// A prefix for every key this client writes, e.g. `"shop"` gives `shop:{product:#42}`.
     /// Letters, digits and `_ - . / :` only; checked by [`Client::new`](crate::Client::new).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -363,6 +381,7 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("sentinel_username", &self.sentinel_username)
             .field("sentinel_password", &self.sentinel_password)
+            .field("codec", &self.codec)
             .finish()
     }
 }

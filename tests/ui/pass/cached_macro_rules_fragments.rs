@@ -10,13 +10,14 @@ macro_rules! define {
     (
         $locked:ident, $early:ident, $key:literal, $ttl:literal, $jitter:literal, $lock:literal,
         $lock_ttl:literal, $lock_wait:literal, $early_mode:expr, $beta:literal, $ttl_expr:expr,
-        $cache_none:literal, $skip:ident, $client:expr, $krate:literal
+        $cache_none:literal, $skip:ident, $client:expr, $krate:literal, $codec:literal
     ) => {
         #[cached(
             key = $key,
             ttl = $ttl,
             ttl_jitter = $jitter,
             stampede = $lock,
+            codec = $codec,
             lock_ttl = $lock_ttl,
             lock_wait = $lock_wait,
             cache_none = $cache_none,
@@ -51,7 +52,8 @@ define!(
     true,
     attempt,
     &*CLIENT,
-    "::redis_patterns"
+    "::redis_patterns",
+    "msgpack"
 );
 
 fn main() {
