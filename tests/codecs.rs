@@ -44,6 +44,19 @@ async fn item_default(client: &Client, calls: &Calls, id: u64) -> Item {
     item(id)
 }
 
+#[cached(key = "item:<id>", ttl = "1m", codec = "postcard", client = client, skip(calls))]
+async fn item_postcard(client: &Client, calls: &Calls, id: u64) -> Item {
+    calls.hit();
+    item(id)
+}
+
+/// A large, repetitive value: what compression is for.
+#[cached(key = "item:<id>", ttl = "1m", client = client, skip(calls))]
+async fn document(client: &Client, calls: &Calls, id: u64) -> String {
+    calls.hit();
+    format!("chapter {id}: ").repeat(100)
+}
+
 #[cache_put(key = "item:<id>", ttl = "1m", codec = "msgpack", client = client)]
 async fn save_item(client: &Client, id: u64) -> Result<Item, String> {
     Ok(item(id))
@@ -62,6 +75,17 @@ async fn stored_codec(client: &Client, id: u64) -> u8 {
 
 const JSON: u8 = 1;
 const MESSAGE_PACK: u8 = 2;
+const POSTCARD: u8 = 3;
+
+/// The flags byte of the entry of `item:<id>` (byte 3: bit 0 = LZ4).
+async fn stored_flags(client: &Client, id: u64) -> u8 {
+    let key = format!("{}:{{item:#{id}}}", client.namespace().unwrap());
+    Store::of(client)
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("an entry")[3]
+}
 
 async fn switching_codecs_reads_the_entries_already_stored(kind: Kind) {
     let client = common::client(kind, "codec-switch");
@@ -77,7 +101,31 @@ async fn switching_codecs_reads_the_entries_already_stored(kind: Kind) {
     // And back.
     assert_eq!(item_msgpack(&client, &calls, 1).await, item(1));
     assert_eq!(calls.get(), 2);
-    assert_eq!(client.cache_stats().hits, 2);
+    // Postcard reads what the others wrote, and they read what it writes.
+    assert_eq!(item_postcard(&client, &calls, 1).await, item(1));
+    item_postcard_invalidate(&client, 1).await.unwrap();
+    assert_eq!(item_postcard(&client, &calls, 1).await, item(1));
+    assert_eq!(stored_codec(&client, 1).await, POSTCARD);
+    assert_eq!(item_json(&client, &calls, 1).await, item(1));
+    assert_eq!(calls.get(), 3);
+    assert_eq!(client.cache_stats().hits, 4);
+}
+
+async fn large_values_are_compressed_and_read_by_every_client(kind: Kind) {
+    let ns = common::namespace("codec-lz4");
+    let compressing = Client::new(common::config(kind, &ns).compress_above(16)).unwrap();
+    let plain = Client::new(common::config(kind, &ns)).unwrap();
+    let calls = Calls::default();
+    let text = |id: u64| format!("chapter {id}: ").repeat(100);
+    assert_eq!(document(&compressing, &calls, 3).await, text(3));
+    assert_eq!(stored_flags(&compressing, 3).await, 1, "compressed");
+    // A client that does not compress reads it.
+    assert_eq!(document(&plain, &calls, 3).await, text(3));
+    assert_eq!(calls.get(), 1);
+    // Below the threshold nothing is compressed.
+    let above_all = Client::new(common::config(kind, &ns).compress_above(1 << 20)).unwrap();
+    assert_eq!(document(&above_all, &calls, 4).await, text(4));
+    assert_eq!(stored_flags(&above_all, 4).await, 0);
 }
 
 async fn the_client_default_applies_unless_the_function_sets_one(kind: Kind) {
@@ -107,4 +155,5 @@ on_both_backends!(
     switching_codecs_reads_the_entries_already_stored,
     the_client_default_applies_unless_the_function_sets_one,
     cache_put_writes_its_codec_and_cached_reads_it,
+    large_values_are_compressed_and_read_by_every_client,
 );

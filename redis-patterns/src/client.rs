@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) namespace: Option<String>,
     /// The codec `#[cached]` writes in by default.
     pub(crate) codec: crate::cache::Codec,
+    /// Payloads larger than this are compressed.
+    pub(crate) compress_above: Option<usize>,
     pub(crate) backend: Arc<Backend>,
     pub(crate) flights: Flights,
     pub(crate) cache_counters: crate::cache::Counters,
@@ -93,6 +95,7 @@ impl Client {
             inner: Arc::new(Inner {
                 namespace: config.as_ref().and_then(|c| c.namespace.clone()),
                 codec: config.as_ref().map(|c| c.codec).unwrap_or_default(),
+                compress_above: config.as_ref().and_then(|c| c.compress_above),
                 config,
                 backend: Arc::new(backend),
                 flights: Flights::new(),

@@ -174,6 +174,7 @@ impl Expansion<'_> {
             let variant = match codec {
                 CodecMode::Json => quote!(Json),
                 CodecMode::MessagePack => quote!(MessagePack),
+                CodecMode::Postcard => quote!(Postcard),
             };
             quote!(.codec(#krate::__private::Codec::#variant))
         })

@@ -35,6 +35,7 @@ impl Mode for StampedeMode {
 pub enum CodecMode {
     Json,
     MessagePack,
+    Postcard,
 }
 
 impl Mode for CodecMode {
@@ -42,6 +43,7 @@ impl Mode for CodecMode {
     const VALUES: &'static [(&'static str, Self)] = &[
         ("json", CodecMode::Json),
         ("msgpack", CodecMode::MessagePack),
+        ("postcard", CodecMode::Postcard),
     ];
     const EXAMPLE: &'static str = "msgpack";
 }

@@ -64,9 +64,13 @@ impl CacheSpec {
         self
     }
 
-    /// The codec values are written in for `client`.
-    pub(super) fn codec_for(&self, client: &Client) -> envelope::Codec {
-        self.codec.unwrap_or(client.inner().codec)
+    /// How values are written for `client`: this function's codec or the client's, and the
+    /// client's compression threshold.
+    pub(super) fn encoding_for(&self, client: &Client) -> envelope::Encoding {
+        envelope::Encoding {
+            codec: self.codec.unwrap_or(client.inner().codec),
+            compress_above: client.inner().compress_above,
+        }
     }
 
     pub(super) fn name(&self) -> &'static str {
@@ -176,7 +180,7 @@ pub async fn put<R, K: Cacheable<R>>(
         key: &key,
     };
     let ttl = spec.ttl();
-    match envelope::encode(value, spec.codec_for(client), Duration::ZERO, ttl) {
+    match envelope::encode(value, spec.encoding_for(client), Duration::ZERO, ttl) {
         Ok(bytes) => match call.backend().set(&key, bytes, ttl).await {
             Ok(()) => call.count(Event::Write),
             Err(e) => call.backend_failed("write-through", &e),

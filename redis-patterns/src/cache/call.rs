@@ -196,7 +196,7 @@ impl Call<'_> {
         // moment the entry really expires.
         let ttl = self.spec.ttl();
         let encoded = kind.value(&ret).and_then(|value| {
-            envelope::encode(value, self.spec.codec_for(self.client), delta, ttl)
+            envelope::encode(value, self.spec.encoding_for(self.client), delta, ttl)
                 .map(|bytes| Encoded { bytes, ttl })
                 .map_err(|e| {
                     tracing::error!(

@@ -45,6 +45,7 @@ mod tests {
             delta_ms: 100,
             expires_ms: 1_000_000,
             codec: crate::cache::Codec::Json,
+            flags: 0,
         };
         // Far from expiry: only an astronomically unlikely draw would trigger.
         assert!(!xfetch_recompute(h, 1.0, 900_000, 0.5));
@@ -63,6 +64,7 @@ mod tests {
             delta_ms: 100,
             expires_ms: 10_000,
             codec: crate::cache::Codec::Json,
+            flags: 0,
         };
         let rate = |now| {
             (0..10_000)

@@ -47,6 +47,8 @@ pub struct Config {
     pub(crate) sentinel_password: Option<Secret>,
     /// How `#[cached]` values are written unless the function says otherwise.
     pub(crate) codec: Codec,
+    /// Payloads larger than this many bytes are LZ4-compressed.
+    pub(crate) compress_above: Option<usize>,
 }
 
 /// A CA to trust instead of the webpki roots, and a client certificate for mutual TLS. The
@@ -122,6 +124,7 @@ impl Config {
             sentinel_username: None,
             sentinel_password: None,
             codec: Codec::Json,
+            compress_above: None,
         };
         config.take_credentials();
         Ok(config)
@@ -271,6 +274,20 @@ impl Config {
         self
     }
 
+    /// Compresses cached values whose encoded form is larger than `bytes` with LZ4 (when that
+    /// makes them smaller); off by default. Entries are read whether or not they are
+    /// compressed, so turning this on or off needs no migration. Worth it for large,
+    /// repetitive values (lists, text); a few hundred bytes is a sensible threshold.
+    ///
+    /// ```
+    /// let config = redis_patterns::Config::from_url("mem://")?.compress_above(1024);
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn compress_above(mut self, bytes: usize) -> Self {
+        self.compress_above = Some(bytes);
+        self
+    }
+
     /// A prefix for every key this client writes, e.g. `"shop"` gives `shop:{product:#42}`.
     /// Letters, digits and `_ - . / :` only; checked by [`Client::new`](crate::Client::new).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -382,6 +399,7 @@ impl fmt::Debug for Config {
             .field("sentinel_username", &self.sentinel_username)
             .field("sentinel_password", &self.sentinel_password)
             .field("codec", &self.codec)
+            .field("compress_above", &self.compress_above)
             .finish()
     }
 }
