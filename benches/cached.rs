@@ -13,29 +13,7 @@ mod support;
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 use redis_patterns::{Client, Config, cached};
-use serde::{Deserialize, Serialize};
-use support::{CONCURRENCY, Pair, concurrent, runtime, sequential, server};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Product {
-    id: u64,
-    name: String,
-    description: String,
-    price_cents: u64,
-    tags: Vec<String>,
-    in_stock: bool,
-}
-
-fn sample(id: u64) -> Product {
-    Product {
-        id,
-        name: format!("Product #{id}"),
-        description: "A sturdy desk lamp with a weighted base and a warm-white LED.".into(),
-        price_cents: 4_999,
-        tags: vec!["lighting".into(), "desk".into(), "led".into()],
-        in_stock: true,
-    }
-}
+use support::{CONCURRENCY, Pair, Product, concurrent, runtime, sample, sequential, server};
 
 #[cached(key = "product:<id>", ttl = "1h", client = client)]
 async fn product(client: &Client, id: u64) -> Result<Product, String> {

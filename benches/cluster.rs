@@ -41,9 +41,8 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis_patterns::rate_limit::RateLimited;
 use redis_patterns::{Client, Config, cached, rate_limited};
-use serde::{Deserialize, Serialize};
 use support::common::cluster::cluster;
-use support::{CONCURRENCY, Pair, concurrent, runtime, sequential};
+use support::{CONCURRENCY, Pair, Product, concurrent, runtime, sample, sequential};
 
 /// Both sides' timeouts (ours: `Config`'s defaults, spelled out).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -51,27 +50,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
 const LIMIT: u64 = 1_000_000_000;
 const WINDOW_US: u64 = 1_000_000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Product {
-    id: u64,
-    name: String,
-    description: String,
-    price_cents: u64,
-    tags: Vec<String>,
-    in_stock: bool,
-}
-
-fn sample(id: u64) -> Product {
-    Product {
-        id,
-        name: format!("Product #{id}"),
-        description: "A sturdy desk lamp with a weighted base and a warm-white LED.".into(),
-        price_cents: 4_999,
-        tags: vec!["lighting".into(), "desk".into(), "led".into()],
-        in_stock: true,
-    }
-}
 
 #[cached(key = "product:<id>", ttl = "1h", client = client)]
 async fn product(client: &Client, id: u64) -> Result<Product, String> {

@@ -14,29 +14,8 @@ mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis_patterns::{Client, cached};
-use serde::{Deserialize, Serialize};
-use support::{runtime, sequential};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Product {
-    id: u64,
-    name: String,
-    description: String,
-    price_cents: u64,
-    tags: Vec<String>,
-    in_stock: bool,
-}
-
-fn sample(id: u64) -> Product {
-    Product {
-        id,
-        name: format!("Product #{id}"),
-        description: "A sturdy desk lamp with a weighted base and a warm-white LED.".into(),
-        price_cents: 4_999,
-        tags: vec!["lighting".into(), "desk".into(), "led".into()],
-        in_stock: true,
-    }
-}
+use serde::Serialize;
+use support::{Product, runtime, sample, sequential};
 
 #[cached(key = "json:<id>", ttl = "1h", codec = "json", client = client)]
 async fn product_json(client: &Client, id: u64) -> Result<Product, String> {

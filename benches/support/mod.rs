@@ -22,6 +22,29 @@ pub fn criterion() -> Criterion {
         .sample_size(50)
 }
 
+/// What the cache benchmarks store: a product of about 190 bytes as JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Product {
+    pub id: u64,
+    pub name: String,
+    pub description: String,
+    pub price_cents: u64,
+    pub tags: Vec<String>,
+    pub in_stock: bool,
+}
+
+/// The product with id `id`.
+pub fn sample(id: u64) -> Product {
+    Product {
+        id,
+        name: format!("Product #{id}"),
+        description: "A sturdy desk lamp with a weighted base and a warm-white LED.".into(),
+        price_cents: 4_999,
+        tags: vec!["lighting".into(), "desk".into(), "led".into()],
+        in_stock: true,
+    }
+}
+
 /// Concurrent callers in the throughput benchmarks.
 pub const CONCURRENCY: u64 = 64;
 
