@@ -108,7 +108,8 @@ impl<C: Connector> SharedConnection<C> {
             return Err(dial_error(error));
         }
         // Boxed: dialling is rare, and a cluster client's dial future is large; inline, it
-        // would sit in every command's future (3.6 KB for a cached call instead of 2 KB).
+        // would sit in every command's future (a `#[cached]` call's future, with features
+        // `cluster` and `sentinel`: 4,656 bytes inline, 1,864 boxed).
         let dialled = Box::pin(self.connector.connect()).await;
         self.finished.fetch_add(1, Ordering::Release);
         match dialled {
