@@ -24,7 +24,11 @@ fn info(node: &RedisServer, command: &str) -> String {
     for word in words {
         cmd.arg(word);
     }
-    cmd.query(&mut node.redis()).unwrap_or_default()
+    // A failover or a restart may refuse or cut the connection: that reads as empty.
+    redis::Client::open(node.url())
+        .and_then(|client| client.get_connection())
+        .and_then(|mut conn| cmd.query(&mut conn))
+        .unwrap_or_default()
 }
 
 impl Cluster {

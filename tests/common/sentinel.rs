@@ -30,7 +30,9 @@ impl Drop for SentinelProcess {
     }
 }
 
-fn query(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
+/// `args` on the server or sentinel on `port`, on a connection of its own (an error, never a
+/// panic, when a failover kills the connection).
+pub fn query(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
     let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
     let mut cmd = redis::cmd(args[0]);
