@@ -41,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) compress_above: Option<usize>,
     pub(crate) backend: Arc<Backend>,
     pub(crate) flights: Flights,
+    /// The near tier of `#[cached(near = "…")]`, created on first use.
+    near: crate::cache::near::NearSlot,
+    near_size: crate::cache::NearCache,
     pub(crate) cache_counters: crate::cache::Counters,
     pub(crate) lock_counters: crate::lock::Counters,
 }
@@ -96,9 +99,11 @@ impl Client {
                 namespace: config.as_ref().and_then(|c| c.namespace.clone()),
                 codec: config.as_ref().map(|c| c.codec).unwrap_or_default(),
                 compress_above: config.as_ref().and_then(|c| c.compress_above),
-                config,
                 backend: Arc::new(backend),
                 flights: Flights::new(),
+                near: Default::default(),
+                near_size: config.as_ref().map(|c| c.near_cache).unwrap_or_default(),
+                config,
                 cache_counters: Default::default(),
                 lock_counters: Default::default(),
             }),
@@ -209,6 +214,14 @@ impl Client {
     /// The backend this client's operations run on.
     pub(crate) fn backend(&self) -> &Backend {
         &self.inner.backend
+    }
+
+    /// The near tier, created (and its tracking started) on first use.
+    pub(crate) fn near(&self) -> &crate::cache::near::Near {
+        let inner = &self.inner;
+        inner.near.get_or_init(|| {
+            crate::cache::near::Near::new(inner.near_size, |sink| inner.backend.track(sink))
+        })
     }
 }
 

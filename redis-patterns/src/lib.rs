@@ -249,11 +249,11 @@ pub use redis_patterns_macros::cache_put;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::attribute::{
-        CacheSpec, Stampede, cached, evict, invalidate, put, refresh,
+        CacheSpec, Stampede, cached, cached_near, evict, invalidate, put, refresh,
     };
     pub use crate::cache::kind::{
         CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
-        check_cacheable,
+        check_cacheable, check_near,
     };
     pub use crate::cache::stats::FunctionCounters;
     pub use crate::client::{AsClient, Client};

@@ -8,6 +8,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use super::parse::CodecMode;
 use super::validate::{Action, Config, Stampede, Ttl};
 use crate::common::codegen::{InCrate, respan};
+use crate::common::duration::Millis;
 use crate::common::function::Function;
 
 /// `<crate>::__private::Stampede::…`.
@@ -38,8 +39,9 @@ pub fn expand(config: &Config, function: &Function) -> TokenStream {
             ttl,
             stampede,
             cache_none,
+            near,
         } => {
-            let mut out = expansion.cached(ttl, stampede, *cache_none);
+            let mut out = expansion.cached(ttl, stampede, *cache_none, *near);
             out.extend(expansion.companions(ttl, *cache_none));
             out
         }
@@ -54,10 +56,32 @@ pub(super) struct Expansion<'a> {
 }
 
 impl Expansion<'_> {
-    fn cached(&self, ttl: &Ttl, stampede: &Stampede, cache_none: Option<Span>) -> TokenStream {
+    fn cached(
+        &self,
+        ttl: &Ttl,
+        stampede: &Stampede,
+        cache_none: Option<Span>,
+        near: Option<Millis>,
+    ) -> TokenStream {
         let krate = &self.config.target.krate;
         let name = self.config.target.name_tokens();
         let codec = self.codec(ttl);
+        // `near`: the spec says how long, a check at the return type asks for `Clone`, and
+        // the call goes through the near tier.
+        let (near, check_near, entry) = match near {
+            Some(near) => {
+                let near = krate.with(&near);
+                let ret = self.function.ret_tokens();
+                (
+                    Some(quote!(.near(#near))),
+                    Some(quote_spanned! {self.function.ret_span()=>
+                        let __rp_kind = #krate::__private::check_near::<#ret, _>(__rp_kind);
+                    }),
+                    quote!(cached_near),
+                )
+            }
+            None => (None, None, quote!(cached)),
+        };
         let (ttl, jitter) = (krate.with(&ttl.ttl), ttl.jitter_permille);
         let stampede = krate.with(stampede);
         let (cache_none, check, body) = (
@@ -67,10 +91,11 @@ impl Expansion<'_> {
         );
         self.wrap(quote! {
             static __RP_SPEC: #krate::__private::CacheSpec =
-                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede)#codec;
+                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede)#codec #near;
             #cache_none
             #check
-            #krate::__private::cached(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+            #check_near
+            #krate::__private::#entry(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
         })
     }
 

@@ -37,6 +37,7 @@ impl Kind {
                 "ttl_jitter",
                 "stampede",
                 "codec",
+                "near",
                 "beta",
                 "lock_ttl",
                 "lock_wait",

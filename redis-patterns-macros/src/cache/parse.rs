@@ -57,6 +57,8 @@ pub struct Options {
     pub ttl_jitter: Option<u32>,
     pub stampede: StampedeMode,
     pub codec: Option<CodecMode>,
+    /// `near = "30s"`: the near tier's lifetime of a value.
+    pub near: Option<Millis>,
     pub beta: Option<f64>,
     pub lock_ttl: Option<Millis>,
     pub lock_wait: Option<Millis>,
@@ -79,6 +81,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
         ttl_jitter: None,
         stampede: StampedeMode::None,
         codec: None,
+        near: None,
         beta: None,
         lock_ttl: None,
         lock_wait: None,
@@ -107,6 +110,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
                 }
             }
             "codec" => options.codec = mode::parse(&meta, errors),
+            "near" => options.near = literal::duration(&meta, errors, false),
             "beta" => {
                 options.beta = literal::positive_number(
                     &meta,

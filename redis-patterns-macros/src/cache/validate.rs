@@ -25,6 +25,8 @@ pub enum Action {
         stampede: Stampede,
         /// Where `cache_none` is set, if it is: `None` results are then cached too.
         cache_none: Option<Span>,
+        /// `near = "…"`: values also live in process memory for at most this long.
+        near: Option<Millis>,
     },
     Evict,
     Put {
@@ -82,6 +84,7 @@ pub fn validate(
         check_every_param_is_keyed(&options, &key, function, &misspelled, errors);
     }
     check_return(kind, function, errors);
+    check_near(&options, errors);
 
     let target = Target {
         krate: Krate::new(options.krate),
@@ -108,6 +111,7 @@ pub fn validate(
             ttl,
             stampede,
             cache_none: options.cache_none,
+            near: options.near,
         }),
         Kind::CacheEvict => Some(Action::Evict),
         Kind::CachePut => ttl.map(|ttl| Action::Put { ttl }),
@@ -123,6 +127,24 @@ pub fn validate(
                 stubs: stubs.then_some(target),
             }
         }
+    }
+}
+
+/// A near lifetime longer than the TTL could never be used: a near value lives at most as long
+/// as its Redis entry.
+fn check_near(options: &Options, errors: &mut Errors) {
+    if let (Some(near), Some(ttl)) = (options.near, options.ttl)
+        && near.0 > ttl.0
+        && let Some((_, span)) = options.given.iter().find(|(name, _)| name == "near")
+    {
+        errors.push(syn::Error::new(
+            *span,
+            format!(
+                "`near` ({} ms) is longer than `ttl` ({} ms): a value never lives in process \
+                 memory longer than in Redis; use a `near` of at most the `ttl`, e.g. `near = \"30s\"`",
+                near.0, ttl.0
+            ),
+        ));
     }
 }
 

@@ -12,18 +12,23 @@
 //! dropped, and the next call dials a fresh one (1.1–1.2 s after the failover settled, with a
 //! 500 ms command timeout; `tests/cluster.rs`).
 
-use redis::RedisResult;
+use futures_util::future::BoxFuture;
+use redis::aio::MultiplexedConnection;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult};
 
 use super::connection::Connector;
-use super::redis::{RedisBackend, keepalive};
+use super::redis::{RedisBackend, keepalive, open_client};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 
 /// Dials a cluster connection: one multiplexed connection per node, routed by slot.
 pub(crate) struct ClusterNodes {
     client: ClusterClient,
+    /// The seed nodes as RESP3 clients with the configured credentials: where the near tier's
+    /// tracking asks for the nodes, and the settings it connects to each node with.
+    seeds: Vec<redis::Client>,
 }
 
 impl Connector for ClusterNodes {
@@ -32,6 +37,105 @@ impl Connector for ClusterNodes {
     async fn connect(&self) -> RedisResult<ClusterConnection> {
         self.client.get_async_connection().await
     }
+
+    /// Every node, primaries and replicas: replicas broadcast the invalidations of the writes
+    /// they replicate, so a promoted replica was tracked before its promotion.
+    fn tracking_nodes(&self) -> BoxFuture<'_, RedisResult<Vec<redis::Client>>> {
+        Box::pin(async {
+            let mut last_error = None;
+            for seed in &self.seeds {
+                let nodes = async {
+                    let mut conn = seed.get_multiplexed_async_connection().await?;
+                    self.nodes_of(&mut conn).await
+                };
+                match nodes.await {
+                    Ok(nodes) => return Ok(nodes),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            Err(last_error
+                .unwrap_or_else(|| RedisError::from((ErrorKind::Client, "no cluster seed nodes"))))
+        })
+    }
+
+    fn nodes_changed<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+        tracked: &'a [redis::Client],
+    ) -> BoxFuture<'a, RedisResult<bool>> {
+        Box::pin(async move {
+            let now = self.nodes_of(conn).await?;
+            Ok(!same_nodes(&now, tracked))
+        })
+    }
+}
+
+impl ClusterNodes {
+    /// The nodes `conn`'s node knows of (`CLUSTER NODES`), except those marked failed, without
+    /// an address, or still joining, as clients with the seeds' settings.
+    async fn nodes_of(&self, conn: &mut MultiplexedConnection) -> RedisResult<Vec<redis::Client>> {
+        let listing: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+        let Some(seed) = self.seeds.first() else {
+            return Err(RedisError::from((
+                ErrorKind::Client,
+                "no cluster seed nodes",
+            )));
+        };
+        let template = seed.get_connection_info();
+        let mut nodes = Vec::new();
+        for (host, port) in live_nodes(&listing) {
+            let addr = match template.addr() {
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host, port),
+            };
+            nodes.push(redis::Client::open(template.clone().set_addr(addr))?);
+        }
+        Ok(nodes)
+    }
+}
+
+/// Whether `a` and `b` are the same servers, in any order.
+fn same_nodes(a: &[redis::Client], b: &[redis::Client]) -> bool {
+    let addresses = |nodes: &[redis::Client]| {
+        let mut list: Vec<String> = nodes
+            .iter()
+            .map(|n| n.get_connection_info().addr().to_string())
+            .collect();
+        list.sort();
+        list
+    };
+    addresses(a) == addresses(b)
+}
+
+/// Host and port of each usable node in a `CLUSTER NODES` listing
+/// (`<id> <ip:port@cport[,hostname]> <flags> …` per line).
+fn live_nodes(listing: &str) -> Vec<(String, u16)> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_id, address, flags) = (fields.next()?, fields.next()?, fields.next()?);
+            let unusable = flags
+                .split(',')
+                .any(|flag| matches!(flag, "fail" | "noaddr" | "handshake"));
+            if unusable {
+                return None;
+            }
+            let host_port = address.split(['@', ',']).next()?;
+            let (host, port) = host_port.rsplit_once(':')?;
+            let port: u16 = port.parse().ok()?;
+            (!host.is_empty() && port != 0).then(|| (host.to_owned(), port))
+        })
+        .collect()
 }
 
 impl RedisBackend<ClusterNodes> {
@@ -55,6 +159,40 @@ impl RedisBackend<ClusterNodes> {
             builder = builder.certs(certificates);
         }
         let client = builder.build()?;
-        Ok(Self::with_connector(ClusterNodes { client }, config))
+        let seeds = nodes
+            .iter()
+            .map(|node| {
+                let seed = open_client(
+                    node.as_str(),
+                    config.username.as_deref(),
+                    config.password.as_ref(),
+                    config,
+                )?;
+                Ok(super::tracking::resp3(&seed)?)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self::with_connector(ClusterNodes { client, seeds }, config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_nodes_listings_give_the_usable_nodes() {
+        let listing = "\
+a1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:30002@40002,host-b master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:30003@40003 master,fail - 0 0 3 disconnected
+d4 :0@0 slave,noaddr a1 0 0 1 disconnected
+e5 127.0.0.1:30005@40005 slave,fail? a1 0 0 1 connected
+";
+        assert_eq!(
+            super::live_nodes(listing),
+            vec![
+                ("127.0.0.1".to_owned(), 30001),
+                ("127.0.0.1".to_owned(), 30002),
+                ("127.0.0.1".to_owned(), 30005),
+            ]
+        );
     }
 }

@@ -18,6 +18,8 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
 
+use super::tracking::TrackingSource;
+
 /// Dials the connection of one topology. The connection is cloned per command, so it must be
 /// a cheap handle onto shared I/O (a multiplexed or cluster connection).
 pub(crate) trait Connector: Send + Sync + 'static {
@@ -38,6 +40,21 @@ pub(crate) trait Connector: Send + Sync + 'static {
         let _ = conn;
         None
     }
+
+    /// The servers the near tier's tracking connects to (see `tracking.rs`), as RESP3
+    /// clients: the server, the sentinels' primary, or every node of a cluster.
+    fn tracking_nodes(&self) -> BoxFuture<'_, RedisResult<Vec<redis::Client>>>;
+
+    /// Whether `tracked` is no longer the set of servers to track, asked of one of them
+    /// (`conn`) now and then. Only a cluster's nodes change this way.
+    fn nodes_changed<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+        tracked: &'a [redis::Client],
+    ) -> BoxFuture<'a, RedisResult<bool>> {
+        let _ = (conn, tracked);
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// One server (`redis://`, `rediss://`, `unix://`).
@@ -54,6 +71,11 @@ impl Connector for Single {
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
     }
+
+    fn tracking_nodes(&self) -> BoxFuture<'_, RedisResult<Vec<redis::Client>>> {
+        let node = super::tracking::resp3(&self.client);
+        Box::pin(async move { Ok(vec![node?]) })
+    }
 }
 
 pub(crate) struct SharedConnection<C: Connector> {
@@ -67,6 +89,8 @@ pub(crate) struct SharedConnection<C: Connector> {
     generation: AtomicU64,
     /// The connector's `follow` task was started.
     following: AtomicBool,
+    /// Times the topology moved away from the connection (`discard_current`).
+    moves: AtomicU64,
 }
 
 impl<C: Connector> SharedConnection<C> {
@@ -78,6 +102,7 @@ impl<C: Connector> SharedConnection<C> {
             finished: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
+            moves: AtomicU64::new(0),
         }
     }
 
@@ -143,6 +168,7 @@ impl<C: Connector> SharedConnection<C> {
     #[cfg(feature = "sentinel")]
     pub(crate) fn discard_current(&self) {
         *self.write() = None;
+        self.moves.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Drops the connection of `generation` (if still current) after it failed.
@@ -151,6 +177,24 @@ impl<C: Connector> SharedConnection<C> {
         if matches!(&*current, Some((g, _)) if *g == generation) {
             *current = None;
         }
+    }
+}
+
+impl<C: Connector> TrackingSource for SharedConnection<C> {
+    fn tracking_nodes(&self) -> BoxFuture<'_, RedisResult<Vec<redis::Client>>> {
+        self.connector.tracking_nodes()
+    }
+
+    fn nodes_changed<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+        tracked: &'a [redis::Client],
+    ) -> BoxFuture<'a, RedisResult<bool>> {
+        self.connector.nodes_changed(conn, tracked)
+    }
+
+    fn topology_generation(&self) -> u64 {
+        self.moves.load(Ordering::Acquire)
     }
 }
 

@@ -7,7 +7,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::hash_tag;
+use super::tracking::{Invalidations, Tracker};
 use crate::util::Sharded;
 use crate::util::lock;
 
@@ -32,6 +34,8 @@ struct Store {
     shards: Sharded<Shard, SHARDS>,
     /// Zero of the store's clock (see [`Txn::clock`]).
     origin: Instant,
+    /// The near tiers of the store's clients, told of every change.
+    listeners: Listeners,
 }
 
 impl Default for Store {
@@ -39,7 +43,37 @@ impl Default for Store {
         Store {
             shards: Sharded::default(),
             origin: Instant::now(),
+            listeners: Listeners::default(),
         }
+    }
+}
+
+/// The near tiers to tell of changes: every client of the store that near-caches. Told under
+/// the shard lock of the change, so a change and its invalidation are one step for readers.
+#[derive(Default)]
+struct Listeners {
+    any: AtomicBool,
+    sinks: RwLock<Vec<Weak<dyn Invalidations>>>,
+}
+
+impl Listeners {
+    #[inline]
+    fn changed(&self, key: &str) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        for sink in crate::util::read(&self.sinks).iter() {
+            if let Some(sink) = sink.upgrade() {
+                sink.invalidate(key.as_bytes());
+            }
+        }
+    }
+
+    fn add(&self, sink: Weak<dyn Invalidations>) {
+        let mut sinks = crate::util::write(&self.sinks);
+        sinks.retain(|s| s.strong_count() > 0);
+        sinks.push(sink);
+        self.any.store(true, Ordering::Release);
     }
 }
 
@@ -95,15 +129,27 @@ impl MemoryBackend {
     }
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Duration) {
-        self.shard(key).set(key, value, Some(ttl), Instant::now());
+        let mut shard = self.shard(key);
+        shard.set(key, value, Some(ttl), Instant::now());
+        self.store.listeners.changed(key);
     }
 
     pub(crate) fn del(&self, key: &str) -> bool {
         let now = Instant::now();
-        self.shard(key)
-            .map
-            .remove(key)
-            .is_some_and(|entry| entry.live(now))
+        let mut shard = self.shard(key);
+        let deleted = shard.map.remove(key).is_some_and(|entry| entry.live(now));
+        self.store.listeners.changed(key);
+        deleted
+    }
+
+    /// Tells `sink` of every change of the store's keys from now on, as Redis's tracking does;
+    /// every prefix is covered at once.
+    pub(crate) fn track(&self, sink: Weak<dyn Invalidations>) -> Tracker {
+        if let Some(armed) = sink.upgrade() {
+            armed.armed(&[], None);
+        }
+        self.store.listeners.add(sink.clone());
+        Tracker::Immediate(sink)
     }
 
     #[cfg(any(test, feature = "test-util"))]
@@ -122,6 +168,7 @@ impl MemoryBackend {
             shard: &mut shard,
             now: Instant::now(),
             origin: self.store.origin,
+            listeners: &self.store.listeners,
         };
         f(&mut txn)
     }
@@ -132,6 +179,7 @@ pub(crate) struct Txn<'a> {
     shard: &'a mut Shard,
     now: Instant,
     origin: Instant,
+    listeners: &'a Listeners,
 }
 
 impl Txn<'_> {
@@ -147,12 +195,15 @@ impl Txn<'_> {
 
     pub(crate) fn set(&mut self, key: &str, value: Bytes, ttl: Option<Duration>) {
         self.shard.set(key, value, ttl, self.now);
+        self.listeners.changed(key);
     }
 
     /// `true` when a live key was deleted.
     pub(crate) fn del(&mut self, key: &str) -> bool {
         let now = self.now;
-        self.shard.map.remove(key).is_some_and(|e| e.live(now))
+        let deleted = self.shard.map.remove(key).is_some_and(|e| e.live(now));
+        self.listeners.changed(key);
+        deleted
     }
 
     pub(crate) fn pttl(&self, key: &str) -> Option<Duration> {
@@ -166,6 +217,7 @@ impl Txn<'_> {
         match self.shard.map.get_mut(key).filter(|e| e.live(now)) {
             Some(entry) => {
                 entry.expires_at = Some(now + ttl);
+                self.listeners.changed(key);
                 true
             }
             None => false,
@@ -184,6 +236,8 @@ impl Txn<'_> {
             self.shard
                 .insert(key, Value::State(Box::<T>::default()), None, now);
         }
+        // The caller may change the structure.
+        self.listeners.changed(key);
         match self.shard.map.get_mut(key).map(|e| &mut e.value) {
             Some(Value::State(state)) => state
                 .downcast_mut::<T>()

@@ -16,8 +16,9 @@ mod op;
 mod redis;
 #[cfg(feature = "sentinel")]
 mod sentinel;
+pub(crate) mod tracking;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +26,8 @@ use bytes::Bytes;
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::lock::ops::Release;
+
+use self::tracking::{Invalidations, Tracker};
 
 pub(crate) use self::memory::{MemoryBackend, Txn};
 pub(crate) use self::op::{AtomicOp, millis, unexpected_reply};
@@ -98,6 +101,20 @@ impl Backend {
             Backend::Sentinel(c) => c.run_op(op).await,
             Backend::Memory(m) => Ok(m.atomically(op.key(), |txn| op.in_memory(txn))),
             Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Starts tracking changes for the near tier `sink`: on the servers, or in the `mem://`
+    /// store. Dropping the tracker ends it.
+    pub(crate) fn track(&self, sink: Weak<dyn Invalidations>) -> Tracker {
+        match self {
+            Backend::Redis(r) => r.track(sink),
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.track(sink),
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.track(sink),
+            Backend::Memory(m) => m.track(sink),
+            Backend::Unusable(_) => Tracker::Unavailable,
         }
     }
 

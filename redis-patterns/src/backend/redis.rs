@@ -36,6 +36,8 @@ pub(crate) struct RedisBackend<C: Connector = Single> {
 struct Inner<C: Connector> {
     conn: Arc<SharedConnection<C>>,
     command_timeout: Duration,
+    /// The near tier's tracking connections use the same timeouts and backoff.
+    tracking: super::tracking::Timeouts,
     breaker: Breaker,
     /// A health check of the current connection is running.
     checking: AtomicBool,
@@ -75,6 +77,12 @@ impl<C: Connector> RedisBackend<C> {
             inner: Arc::new(Inner {
                 conn: Arc::new(SharedConnection::new(connector)),
                 command_timeout: config.command_timeout,
+                tracking: super::tracking::Timeouts {
+                    connect: config.connect_timeout,
+                    command: config.command_timeout,
+                    min_backoff: config.reconnect_min_backoff,
+                    max_backoff: config.reconnect_max_backoff,
+                },
                 breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
                 checking: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
@@ -124,6 +132,19 @@ impl<C: Connector> RedisBackend<C> {
                 Err(e)
             }
         }
+    }
+
+    /// Tracks changes for the near tier on this topology's servers (see `tracking.rs`).
+    pub(crate) fn track(
+        &self,
+        sink: Weak<dyn super::tracking::Invalidations>,
+    ) -> super::tracking::Tracker {
+        let source: Weak<SharedConnection<C>> = Arc::downgrade(&self.inner.conn);
+        super::tracking::track(
+            source as Weak<dyn super::tracking::TrackingSource>,
+            sink,
+            self.inner.tracking,
+        )
     }
 
     /// Runs an atomic operation's script (`EVALSHA`, loading it on `NOSCRIPT`) behind the

@@ -51,6 +51,13 @@ impl Connector for SentinelPrimary {
         }
     }
 
+    fn tracking_nodes(&self) -> BoxFuture<'_, RedisResult<Vec<redis::Client>>> {
+        Box::pin(async {
+            let primary = self.client.lock().await.async_get_client().await?;
+            Ok(vec![super::tracking::resp3(&primary)?])
+        })
+    }
+
     fn follow(&self, conn: Weak<SharedConnection<Self>>) -> Option<BoxFuture<'static, ()>> {
         let switches = Switches {
             sentinels: self.sentinels.clone(),

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::call::Call;
+use super::call::{Call, OnHit};
 use super::kind::Cacheable;
 use super::stats::{Event, FunctionCounters};
 use crate::client::Client;
@@ -39,6 +39,8 @@ pub struct CacheSpec {
     pub stampede: Stampede,
     /// `codec = "…"`; `None`: the client's ([`Config::codec`](crate::Config::codec)).
     pub codec: Option<envelope::Codec>,
+    /// `near = "…"`: the longest a value lives in the near tier.
+    pub near: Option<Duration>,
     pub counters: FunctionCounters,
 }
 
@@ -54,8 +56,15 @@ impl CacheSpec {
             ttl_jitter_permille,
             stampede,
             codec: None,
+            near: None,
             counters: FunctionCounters::new(name),
         }
+    }
+
+    /// Keeps decoded values in the client's near tier for at most `lifetime`.
+    pub const fn near(mut self, lifetime: Duration) -> Self {
+        self.near = Some(lifetime);
+        self
     }
 
     /// Writes in `codec` instead of the client's default.
@@ -110,11 +119,55 @@ where
         client,
         spec,
         key: &key,
+        on_hit: (),
     };
+    flow(&call, kind, body).await
+}
+
+/// `#[cached(near = "…")]`: the near tier first, then the cached call, whose own backend hits
+/// fill the near tier (see `near/`).
+#[doc(hidden)]
+pub async fn cached_near<R, K, F>(
+    client: &Client,
+    spec: &'static CacheSpec,
+    key: String,
+    kind: K,
+    body: F,
+) -> R
+where
+    K: Cacheable<R>,
+    K::Value: Clone + Send + Sync + 'static,
+    F: Future<Output = R>,
+{
+    let near = client.near();
+    if let Some(value) = near.tier().get::<K::Value>(&key, std::time::Instant::now()) {
+        spec.count(client, Event::NearHit);
+        return kind.rebuild(value);
+    }
+    spec.count(client, Event::NearMiss);
+    let call = Call {
+        client,
+        spec,
+        key: &key,
+        on_hit: near.fill(&key, spec.near.unwrap_or(Duration::ZERO)),
+    };
+    flow(&call, kind, body).await
+}
+
+/// One cached call: lead the key's flight, or follow it.
+async fn flow<R, K, F, H>(call: &Call<'_, H>, kind: K, body: F) -> R
+where
+    K: Cacheable<R>,
+    F: Future<Output = R>,
+    H: OnHit<K::Value>,
+{
+    let (client, spec, key) = (call.client, call.spec, call.key);
     loop {
-        match client.inner().flights.join(&key) {
+        match client.inner().flights.join(key) {
             Join::Leader(leader) => return call.lead(&kind, body, leader).await,
             Join::Follower(follower) => match follower.wait().await {
+                // A follower's value never fills the near tier: the leader's read may have
+                // started before an invalidation this caller's ticket already saw.
                 Some(Shared::Value(stored)) => {
                     if let Some((value, _)) = envelope::decode_value(&stored) {
                         spec.count(client, Event::Hit);
@@ -157,6 +210,7 @@ where
         client,
         spec,
         key: &key,
+        on_hit: (),
     };
     call.compute_and_store(&kind, body, None).await
 }
@@ -178,6 +232,7 @@ pub async fn put<R, K: Cacheable<R>>(
         client,
         spec,
         key: &key,
+        on_hit: (),
     };
     let ttl = spec.ttl();
     match envelope::encode(value, spec.encoding_for(client), Duration::ZERO, ttl) {

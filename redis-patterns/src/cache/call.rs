@@ -20,13 +20,27 @@ use crate::error::Error;
 use crate::flight::{Leader, Shared};
 use crate::lock::ops::Release;
 
-pub(super) struct Call<'a> {
+pub(super) struct Call<'a, H = ()> {
     pub(super) client: &'a Client,
     pub(super) spec: &'static CacheSpec,
     pub(super) key: &'a str,
+    /// Sees every value this call's own read found in the backend (the near tier's fill).
+    pub(super) on_hit: H,
 }
 
-impl Call<'_> {
+/// What a call does with a value its own backend read found, besides returning it.
+pub(super) trait OnHit<V> {
+    /// `value` was read and decoded from `stored` (its envelope, with `header`).
+    fn hit(&self, value: &V, header: envelope::Header, stored: &[u8]);
+}
+
+/// Nothing: a call without a near tier.
+impl<V> OnHit<V> for () {
+    #[inline]
+    fn hit(&self, _: &V, _: envelope::Header, _: &[u8]) {}
+}
+
+impl<H> Call<'_, H> {
     pub(super) fn backend(&self) -> &Backend {
         &self.client.inner().backend
     }
@@ -49,6 +63,7 @@ impl Call<'_> {
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
+        H: OnHit<K::Value>,
     {
         match self.backend().get(self.key).await {
             Ok(Some(stored)) => {
@@ -62,6 +77,7 @@ impl Call<'_> {
                     // Callers waiting on this flight get the stored value.
                     leader.finish(payload);
                     self.count(Event::Hit);
+                    self.on_hit.hit(&value, header, &stored);
                     return kind.rebuild(value);
                 }
                 self.count(Event::Miss);
@@ -115,6 +131,7 @@ impl Call<'_> {
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
+        H: OnHit<K::Value>,
     {
         let lock_key = lock_key(self.key);
         let token = crate::util::new_token();
@@ -141,8 +158,9 @@ impl Call<'_> {
                         .await;
                 }
                 Ok(Probe::Value(stored)) => {
-                    if let Some((value, _)) = self.decode::<R, K>(&stored) {
+                    if let Some((value, header)) = self.decode::<R, K>(&stored) {
                         leader.publish(|| Shared::Value(stored.clone()));
+                        self.on_hit.hit(&value, header, &stored);
                         return kind.rebuild(value);
                     }
                     // Somebody stored something this type cannot read: replace it.

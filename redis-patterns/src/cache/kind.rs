@@ -202,3 +202,25 @@ impl<R: Serialize + DeserializeOwned> Cacheable<R> for ValueKind<R> {
 pub fn check_cacheable<R, K: Cacheable<R>>(kind: K) -> K {
     kind
 }
+
+/// A value the near tier can hold and hand out copies of.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept in the near tier",
+    label = "with `near`, the cached value must be `Clone + Send + Sync + 'static`",
+    note = "each near hit returns a clone: derive `Clone`, or return an `Arc<…>` to share one copy"
+)]
+pub trait NearValue: Clone + Send + Sync + 'static {}
+
+impl<T: Clone + Send + Sync + 'static> NearValue for T {}
+
+/// Checks (at the return type, where rustc reports it) that `#[cached(near = "…")]` can keep
+/// the value in process memory.
+#[doc(hidden)]
+pub fn check_near<R, K>(kind: K) -> K
+where
+    K: Cacheable<R>,
+    K::Value: NearValue,
+{
+    kind
+}

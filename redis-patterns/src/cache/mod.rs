@@ -21,11 +21,11 @@ mod call;
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
 pub(crate) mod kind;
-#[allow(dead_code)] // not wired into `#[cached]` yet (issue 10, in progress)
 pub(crate) mod near;
 pub(crate) mod ops;
 pub(crate) mod stats;
 
+pub use self::near::NearCache;
 pub(crate) use self::stats::Event;
 pub use self::stats::{CacheStats, stats_by_function};
 pub use crate::envelope::Codec;

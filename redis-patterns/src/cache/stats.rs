@@ -17,11 +17,17 @@ use crate::util::counters::{Events, Registered, Registry};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Reads answered from the cache (including followers served by an in-process leader).
+    /// Reads answered by Redis (or the `mem://` store), including followers served by an
+    /// in-process leader's read.
     pub hits: u64,
     /// Reads that found nothing usable, so the function ran (or a lock holder's value was
     /// awaited).
     pub misses: u64,
+    /// `near = "…"`: reads answered from process memory, without a round trip.
+    pub near_hits: u64,
+    /// `near = "…"`: reads the near tier could not answer, which went on to Redis (and are
+    /// counted there as a hit or a miss).
+    pub near_misses: u64,
     /// Stored values that could not be decoded (type changed, foreign data); counted as
     /// misses too and overwritten.
     pub undecodable: u64,
@@ -42,11 +48,20 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// `hits / (hits + misses)`, or `None` before the first read. Below ~0.7 the TTL or the
-    /// key is usually wrong.
+    /// Reads answered from either tier, over all reads: `(near_hits + hits) / (near_hits +
+    /// hits + misses)`, or `None` before the first read. Below ~0.7 the TTL or the key is
+    /// usually wrong.
     pub fn hit_rate(&self) -> Option<f64> {
-        let reads = self.hits + self.misses;
-        (reads > 0).then(|| self.hits as f64 / reads as f64)
+        let hits = self.near_hits.saturating_add(self.hits);
+        let reads = hits.saturating_add(self.misses);
+        (reads > 0).then(|| hits as f64 / reads as f64)
+    }
+
+    /// `near = "…"`: the share of near-cached reads answered from process memory, or `None`
+    /// before the first.
+    pub fn near_hit_rate(&self) -> Option<f64> {
+        let reads = self.near_hits.saturating_add(self.near_misses);
+        (reads > 0).then(|| self.near_hits as f64 / reads as f64)
     }
 }
 
@@ -64,6 +79,8 @@ pub enum Event {
     LockTimeout,
     EarlyRecomputation,
     Eviction,
+    NearHit,
+    NearMiss,
 }
 
 impl Events for Event {
@@ -87,6 +104,8 @@ impl Events for Event {
             lock_timeouts: count(Event::LockTimeout),
             early_recomputations: count(Event::EarlyRecomputation),
             evictions: count(Event::Eviction),
+            near_hits: count(Event::NearHit),
+            near_misses: count(Event::NearMiss),
         }
     }
 }

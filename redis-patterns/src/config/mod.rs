@@ -1,6 +1,6 @@
 //! Client configuration: where to connect, how long to wait, how to name keys.
 
-use crate::cache::Codec;
+use crate::cache::{Codec, NearCache};
 use std::fmt;
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ pub struct Config {
     pub(crate) codec: Codec,
     /// Payloads larger than this many bytes are LZ4-compressed.
     pub(crate) compress_above: Option<usize>,
+    /// The bounds of the near tier of `#[cached(near = "…")]`.
+    pub(crate) near_cache: NearCache,
 }
 
 /// A CA to trust instead of the webpki roots, and a client certificate for mutual TLS. The
@@ -125,6 +127,7 @@ impl Config {
             sentinel_password: None,
             codec: Codec::Json,
             compress_above: None,
+            near_cache: NearCache::default(),
         };
         config.take_credentials();
         Ok(config)
@@ -288,6 +291,21 @@ impl Config {
         self
     }
 
+    /// Bounds the near tier: the decoded values of `#[cached(near = "…")]` functions kept in
+    /// this process (default: 10,000 values). The tier is only created, and the server's
+    /// tracking connection only opened, when such a function first runs through the client.
+    ///
+    /// ```
+    /// use redis_patterns::cache::NearCache;
+    /// let config = redis_patterns::Config::from_url("mem://")?
+    ///     .near_cache(NearCache::max_entries(100_000));
+    /// # Ok::<(), redis_patterns::Error>(())
+    /// ```
+    pub fn near_cache(mut self, size: NearCache) -> Self {
+        self.near_cache = size;
+        self
+    }
+
     /// A prefix for every key this client writes, e.g. `"shop"` gives `shop:{product:#42}`.
     /// Letters, digits and `_ - . / :` only; checked by [`Client::new`](crate::Client::new).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -400,6 +418,7 @@ impl fmt::Debug for Config {
             .field("sentinel_password", &self.sentinel_password)
             .field("codec", &self.codec)
             .field("compress_above", &self.compress_above)
+            .field("near_cache", &self.near_cache)
             .finish()
     }
 }

@@ -1,0 +1,395 @@
+//! The near tier: decoded values of `#[cached(near = "…")]` functions in process memory, kept
+//! coherent by the server's invalidation messages (`backend/tracking.rs`).
+//!
+//! Storage is a bounded `quick_cache` (about 55 ns per hit; `benches/near_store.rs` measured the
+//! candidates). Each entry holds the decoded value behind an `Arc<dyn Any>` and the instant it
+//! stops being served: `min(near, the entry's remaining Redis TTL)`.
+//!
+//! **The race rule.** An invalidation may overtake the reply it invalidates (they travel on
+//! different connections). So a reader takes a [`Ticket`] *before* it reads the backend, and
+//! [`NearTier::insert`] accepts the value only if no invalidation of the key's shard, and no
+//! flush, happened since. An insert checks and stores under its shard's lock, and an
+//! invalidation bumps the shard's epoch and removes the key under the same lock, so the two
+//! are ordered: a stale value is never stored after its invalidation, not even for an instant.
+//! Hits take no lock.
+//!
+//! **No tracking, no near tier.** A ticket is only given for a key whose template prefix the
+//! server already tracks. While tracking is down (not yet armed, lost, refused by the server),
+//! the tier is empty and every insert is refused; and values are served only within the lease
+//! of the last heartbeat of the tracking connections, so that even invalidations that
+//! silently stop arriving (a blackholed path) leave a value stale for at most
+//! [`LEASE`](crate::backend::tracking::LEASE).
+
+use std::any::Any;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use super::call::OnHit;
+use crate::backend::tracking::{Invalidations, Tracker};
+use crate::envelope;
+
+/// Shards of the invalidation epochs: an invalidation refuses the inserts in flight for the
+/// keys of its shard only.
+const SHARDS: usize = 64;
+
+/// `lease` value of a disarmed tier.
+const DISARMED: u64 = 0;
+/// `lease` value of a tier that needs no heartbeat (`mem://`).
+const UNLEASED: u64 = u64::MAX;
+
+/// Size of a client's near tier (see [`Config::near_cache`](crate::Config::near_cache)).
+///
+/// The tier only exists once a function with `near = "…"` runs through the client; its
+/// default bound is 10,000 values.
+///
+/// ```
+/// use redis_patterns::{Config, cache::NearCache};
+///
+/// let config = Config::from_url("mem://")?
+///     .near_cache(NearCache::max_entries(100_000).max_bytes(64 << 20));
+/// # Ok::<(), redis_patterns::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearCache {
+    max_entries: usize,
+    max_bytes: Option<u64>,
+}
+
+impl NearCache {
+    /// At most `n` values (at least 1); the least recently and frequently used go first
+    /// (quick_cache's CLOCK-Pro).
+    pub fn max_entries(n: usize) -> Self {
+        NearCache {
+            max_entries: n.max(1),
+            max_bytes: None,
+        }
+    }
+
+    /// Also at most `bytes` in total, counting each value by its stored (encoded) size plus
+    /// its key: the decoded size is not knowable in general, and the encoded one tracks it.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes.max(1));
+        self
+    }
+}
+
+impl Default for NearCache {
+    fn default() -> Self {
+        NearCache::max_entries(10_000)
+    }
+}
+
+/// A decoded value and when it stops being served.
+#[derive(Clone)]
+struct Entry {
+    value: Arc<dyn Any + Send + Sync>,
+    until: Instant,
+    weight: u64,
+}
+
+/// Weighs entries so that one capacity bounds both entries and bytes: each entry weighs its
+/// size, but at least `max_bytes / max_entries`.
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<String, Entry> for Weigh {
+    fn weight(&self, _key: &String, entry: &Entry) -> u64 {
+        entry.weight
+    }
+}
+
+/// The near tier of one client.
+pub(crate) struct NearTier {
+    entries: quick_cache::sync::Cache<String, Entry, Weigh>,
+    /// The least weight of an entry (1 without a byte bound).
+    min_weight: u64,
+    /// Whether entries weigh their bytes.
+    by_bytes: bool,
+    /// Per shard: invalidations (and flushes) so far. Its lock orders inserts against them.
+    epochs: [Mutex<u64>; SHARDS],
+    /// Until when (nanoseconds after `origin`) values may be served and inserted:
+    /// [`DISARMED`], a heartbeat's lease, or [`UNLEASED`].
+    lease: AtomicU64,
+    origin: Instant,
+    /// Key prefixes whose changes the server delivers.
+    covered: RwLock<Vec<Box<str>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// Taken before reading the backend; required to insert what was read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    shard: usize,
+    epoch: u64,
+}
+
+impl NearTier {
+    /// A tier of the given size, disarmed until tracking arms it.
+    pub(crate) fn new(size: NearCache) -> Self {
+        let (capacity, min_weight) = match size.max_bytes {
+            None => (size.max_entries as u64, 1),
+            Some(bytes) => (bytes, bytes.div_ceil(size.max_entries as u64).max(1)),
+        };
+        NearTier {
+            entries: quick_cache::sync::Cache::with_weighter(size.max_entries, capacity, Weigh),
+            min_weight,
+            by_bytes: size.max_bytes.is_some(),
+            epochs: std::array::from_fn(|_| Mutex::new(0)),
+            lease: AtomicU64::new(DISARMED),
+            origin: Instant::now(),
+            covered: RwLock::new(Vec::new()),
+            hasher: foldhash::fast::FixedState::with_seed(0x6e65_6172),
+        }
+    }
+
+    fn shard(&self, key: &str) -> usize {
+        // The modulo keeps the index below SHARDS, so the conversion never truncates.
+        (self.hasher.hash_one(key) % SHARDS as u64) as usize
+    }
+
+    /// `at` in nanoseconds after `origin`, at least 1 (0 means disarmed).
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(nanos).unwrap_or(UNLEASED - 1).max(1)
+    }
+
+    fn serving(&self, now: Instant) -> bool {
+        self.nanos(now) < self.lease.load(Ordering::Acquire)
+    }
+
+    /// The value of `key` if it is here, within its lifetime and the tracking lease, and of
+    /// type `T`.
+    #[inline]
+    pub(crate) fn get<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: &str,
+        now: Instant,
+    ) -> Option<T> {
+        if !self.serving(now) {
+            return None;
+        }
+        let entry = self.entries.get(key)?;
+        if now >= entry.until {
+            self.entries.remove(key);
+            return None;
+        }
+        entry.value.downcast_ref::<T>().cloned()
+    }
+
+    /// Whether changes of `key` are delivered (its prefix is tracked).
+    fn is_covered(&self, key: &str) -> bool {
+        crate::util::read(&self.covered)
+            .iter()
+            .any(|prefix| key.starts_with(&**prefix))
+    }
+
+    /// A ticket for reading `key` from the backend now, if changes of `key` are tracked.
+    pub(crate) fn ticket(&self, key: &str) -> Option<Ticket> {
+        if !self.is_covered(key) {
+            return None;
+        }
+        let shard = self.shard(key);
+        Some(Ticket {
+            shard,
+            epoch: *crate::util::lock(&self.epochs[shard]),
+        })
+    }
+
+    /// Stores `value` (whose stored form has `size` bytes) for `key` for `lifetime`, unless an
+    /// invalidation of its shard or a flush happened since `ticket` was taken, or the tier is
+    /// not serving. `true` if stored.
+    pub(crate) fn insert<T: Clone + Send + Sync + 'static>(
+        &self,
+        ticket: Ticket,
+        key: &str,
+        value: T,
+        size: usize,
+        lifetime: Duration,
+        now: Instant,
+    ) -> bool {
+        let Some(until) = now.checked_add(lifetime) else {
+            return false;
+        };
+        if lifetime.is_zero() {
+            return false;
+        }
+        let weight = if self.by_bytes {
+            u64::try_from(size.saturating_add(key.len()))
+                .unwrap_or(u64::MAX)
+                .max(self.min_weight)
+        } else {
+            1
+        };
+        let epoch = crate::util::lock(&self.epochs[ticket.shard]);
+        if *epoch != ticket.epoch || !self.serving(now) {
+            return false;
+        }
+        self.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: Arc::new(value),
+                until,
+                weight,
+            },
+        );
+        true
+    }
+
+    /// `key` changed: refuse the inserts in flight for its shard, then drop it.
+    fn invalidate_key(&self, key: &str) {
+        let mut epoch = crate::util::lock(&self.epochs[self.shard(key)]);
+        *epoch = epoch.wrapping_add(1);
+        self.entries.remove(key);
+    }
+
+    /// Drops everything and refuses every insert in flight (a `FLUSHDB`, a lost invalidation
+    /// channel, a topology change). Each shard's epoch moves under its lock first, so an insert
+    /// either lands before (and is cleared below) or sees the new epoch.
+    fn flush(&self) {
+        for epoch in &self.epochs {
+            let mut epoch = crate::util::lock(epoch);
+            *epoch = epoch.wrapping_add(1);
+        }
+        self.entries.clear();
+    }
+
+    /// Values held now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl Invalidations for NearTier {
+    fn invalidate(&self, key: &[u8]) {
+        // Every key this crate writes is ASCII; another key cannot be in the tier.
+        if let Ok(key) = std::str::from_utf8(key)
+            && self.is_covered(key)
+        {
+            self.invalidate_key(key);
+        }
+    }
+
+    fn invalidate_all(&self) {
+        self.flush();
+    }
+
+    fn armed(&self, prefixes: &[String], lease: Option<Instant>) {
+        *crate::util::write(&self.covered) = prefixes.iter().map(|p| p.as_str().into()).collect();
+        self.flush();
+        let lease = lease.map_or(UNLEASED, |lease| self.nanos(lease));
+        self.lease.store(lease, Ordering::Release);
+    }
+
+    fn covering(&self, prefix: &str) {
+        let mut covered = crate::util::write(&self.covered);
+        if !covered.iter().any(|p| &**p == prefix) {
+            covered.push(prefix.into());
+        }
+    }
+
+    fn renew(&self, lease: Instant) {
+        let lease = self.nanos(lease);
+        // Never re-arms a disarmed tier: only `armed` does, after tracking is back.
+        let _ = self
+            .lease
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (current != DISARMED && current != UNLEASED).then_some(lease)
+            });
+    }
+
+    fn disarmed(&self) {
+        self.lease.store(DISARMED, Ordering::Release);
+        crate::util::write(&self.covered).clear();
+        self.flush();
+    }
+}
+
+/// The near tier of a client and its tracking, created when a near-cached function first
+/// runs through the client.
+pub(crate) struct Near {
+    tier: Arc<NearTier>,
+    tracker: Tracker,
+}
+
+impl Near {
+    pub(crate) fn new(
+        size: NearCache,
+        track: impl FnOnce(Weak<dyn Invalidations>) -> Tracker,
+    ) -> Self {
+        let tier = Arc::new(NearTier::new(size));
+        let sink: Arc<dyn Invalidations> = tier.clone();
+        let tracker = track(Arc::downgrade(&sink));
+        Near { tier, tracker }
+    }
+
+    pub(crate) fn tier(&self) -> &NearTier {
+        &self.tier
+    }
+
+    /// A ticket for reading `key` from the backend now; `None` (and its prefix is asked for)
+    /// when changes of `key` are not tracked yet.
+    pub(crate) fn ticket(&self, key: &str) -> Option<Ticket> {
+        let ticket = self.tier.ticket(key);
+        if ticket.is_none() {
+            self.tracker.watch(prefix_of(key));
+        }
+        ticket
+    }
+}
+
+impl Near {
+    /// What fills the tier with the values a call's own backend read finds: the ticket is
+    /// taken now, before that read.
+    pub(crate) fn fill<'a>(&'a self, key: &'a str, near: Duration) -> Fill<'a> {
+        Fill {
+            tier: &self.tier,
+            ticket: self.ticket(key),
+            key,
+            near,
+        }
+    }
+}
+
+/// Fills the near tier with a call's backend hit, for `min(near, remaining TTL)`.
+pub(crate) struct Fill<'a> {
+    tier: &'a NearTier,
+    /// `None`: the key's changes are not tracked yet; nothing is stored.
+    ticket: Option<Ticket>,
+    key: &'a str,
+    near: Duration,
+}
+
+impl<V: Clone + Send + Sync + 'static> OnHit<V> for Fill<'_> {
+    fn hit(&self, value: &V, header: envelope::Header, stored: &[u8]) {
+        let Some(ticket) = self.ticket else { return };
+        let remaining = Duration::from_millis(header.expires_ms.saturating_sub(envelope::now_ms()));
+        self.tier.insert(
+            ticket,
+            self.key,
+            value.clone(),
+            stored.len(),
+            self.near.min(remaining),
+            Instant::now(),
+        );
+    }
+}
+
+/// The near tier slot of a client.
+pub(crate) type NearSlot = OnceLock<Near>;
+
+/// The prefix tracking watches for `key`: everything up to its first placeholder value (the
+/// `#`), or the whole key for a template without placeholders. Literal template text and
+/// namespaces never contain `#`, so the prefixes of two templates are equal or disjoint, as
+/// `CLIENT TRACKING` requires of one connection's prefixes.
+pub(crate) fn prefix_of(key: &str) -> &str {
+    match key.find('#') {
+        Some(at) => &key[..=at],
+        None => key,
+    }
+}
+
+#[cfg(test)]
+mod tests;
