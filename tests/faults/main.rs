@@ -10,6 +10,7 @@ mod common;
 
 mod cache;
 mod lock;
+mod near;
 mod rate_limit;
 mod recovery;
 
