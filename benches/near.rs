@@ -17,7 +17,8 @@
 //!   RESP3 multiplexed connection with a `CacheConfig`, `GET` + `serde_json::from_slice`);
 //! - `near_miss_redis_hit`: `#[cached]` without `near` (a Redis hit) against the same function
 //!   with `near = "30s"` on a client whose tier holds one entry while the calls cycle over
-//!   1,024 keys, so every call misses the tier, reads Redis and inserts what it read.
+//!   1,024 keys, so every call misses the tier, reads Redis and inserts what it read;
+//! - `near_miss_mem_hit`: the same on `mem://`, where no round trip hides what the tier adds.
 //!
 //! `tasks_64` (not criterion, since it reports per-call percentiles): 64 tasks on the default
 //! multi-threaded runtime, on one hot key and on 64 distinct keys, per side: calls/s over an
@@ -432,6 +433,42 @@ fn near_miss_redis_hit(c: &mut Criterion) {
     });
 }
 
+/// `near_miss_redis_hit` on `mem://`, where a hit costs no round trip: what the near tier adds
+/// to a hit it cannot answer (a lookup, a ticket, and inserting what was read), in nanoseconds
+/// rather than within a loopback round trip's noise.
+fn near_miss_mem_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let tiny = Client::new(
+        Config::from_url("mem://near-miss-bench")
+            .unwrap()
+            .namespace("near-bench-mem")
+            .near_cache(NearCache::max_entries(1)),
+    )
+    .unwrap();
+    rt.block_on(async {
+        for id in 0..KEYS {
+            product(&tiny, id).await.unwrap();
+            near_product(&tiny, id).await.unwrap();
+        }
+        warm_near(&tiny, 0).await;
+    });
+    let tiny = &tiny;
+    let next = [AtomicU64::new(0), AtomicU64::new(0)];
+    let id = |side: usize| next[side].fetch_add(1, Ordering::Relaxed) % KEYS;
+    with_near_hit_rate("near_miss_mem_hit", tiny, || {
+        Interleaved::new(
+            |rt: &Runtime, iters| sequential(rt, iters, || product(tiny, id(0))),
+            |rt: &Runtime, iters| sequential(rt, iters, || near_product(tiny, id(1))),
+        )
+        .bench(
+            c,
+            &rt,
+            "near_miss_mem_hit",
+            ("baseline_cached_without_near", "cached_near_missing"),
+        )
+    });
+}
+
 /// 64 tasks on the default multi-threaded runtime: calls/s and per-call p50/p99.
 mod tasks_64 {
     use super::*;
@@ -666,5 +703,6 @@ fn main() {
     near_hit_vs_cached_crate(&mut c);
     near_hit_vs_redis_rs_csc(&mut c);
     near_miss_redis_hit(&mut c);
+    near_miss_mem_hit(&mut c);
     c.final_summary();
 }

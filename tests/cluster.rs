@@ -509,3 +509,112 @@ async fn acl_credentials_reach_every_node() {
     assert_eq!(greeting(&wrong, &calls, "user0").await, "hello user0");
     assert!(wrong.cache_stats().backend_errors > 0);
 }
+
+#[cached(key = "near:<id>", ttl = "10m", near = "5m", client = client, skip(version))]
+async fn near_row(client: &Client, id: u64, version: &AtomicU64) -> u64 {
+    let _ = id;
+    version.load(Ordering::SeqCst)
+}
+
+/// Calls `near_row(id)` until a call is answered from the near tier, within `limit`.
+async fn near_hit(client: &Client, id: u64, version: &AtomicU64, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let before = client.cache_stats().near_hits;
+        near_row(client, id, version).await;
+        if client.cache_stats().near_hits > before {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() <= limit,
+            "no near hit within {limit:?}: {:?}",
+            client.cache_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Bumps `version`, invalidates `id` through `writer`, and calls `reader` until it returns the
+/// new version, within `limit` of the acknowledgement.
+async fn near_change_seen(
+    reader: &Client,
+    writer: &Client,
+    id: u64,
+    version: &AtomicU64,
+    limit: Duration,
+) {
+    let expected = version.fetch_add(1, Ordering::SeqCst) + 1;
+    near_row_invalidate(writer, id).await.unwrap();
+    let acked = Instant::now();
+    while near_row(reader, id, version).await != expected {
+        assert!(
+            acked.elapsed() <= limit,
+            "an invalidated value was served {:?} after the change: {:?}",
+            acked.elapsed(),
+            reader.cache_stats()
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// One id per primary, in `ns`.
+fn one_id_per_primary(ns: &str) -> Vec<u64> {
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    for id in 0.. {
+        let primary = cluster().primary_of(&format!("{ns}:{{near:#{id}}}"));
+        if !seen.contains(&primary) {
+            seen.push(primary);
+            ids.push(id);
+        }
+        if seen.len() == cluster().primaries().len() {
+            return ids;
+        }
+    }
+    unreachable!()
+}
+
+/// Every primary's changes reach the near tier (each node is tracked), and a `CLUSTER
+/// FAILOVER` re-arms it: afterwards the promoted replica's changes are seen too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_tier_hears_every_primary_and_follows_a_failover() {
+    let _turn = SERIAL.lock().await;
+    let ns = common::namespace("near-cluster");
+    let config = || Config::from_url(&cluster().url()).unwrap().namespace(&ns);
+    let (reader, writer) = (
+        Client::new(config()).unwrap(),
+        Client::new(config()).unwrap(),
+    );
+    let version = AtomicU64::new(0);
+    let ids = one_id_per_primary(&ns);
+    assert_eq!(ids.len(), 3);
+    for &id in &ids {
+        near_hit(&reader, id, &version, Duration::from_secs(5)).await;
+        near_change_seen(&reader, &writer, id, &version, Duration::from_millis(100)).await;
+    }
+    // Fail over the primary of the first id.
+    let key = format!("{ns}:{{near:#{}}}", ids[0]);
+    let primary = cluster().primary_of(&key);
+    near_hit(&reader, ids[0], &version, Duration::from_secs(5)).await;
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query(&mut cluster().replica_of(primary).redis())
+        .expect("CLUSTER FAILOVER");
+    let settled = tokio::task::spawn_blocking({
+        let key = key.clone();
+        move || until_moved_from(&key, primary)
+    })
+    .await
+    .unwrap();
+    // The promoted node's changes are seen, and the tier is used again.
+    near_change_seen(&reader, &writer, ids[0], &version, Duration::from_secs(3)).await;
+    let again = near_hit(&reader, ids[0], &version, Duration::from_secs(10)).await;
+    eprintln!(
+        "near tier used again {again:?} after the failover settled ({:?} ago)",
+        settled.elapsed()
+    );
+    for &id in &ids {
+        near_hit(&reader, id, &version, Duration::from_secs(5)).await;
+        near_change_seen(&reader, &writer, id, &version, Duration::from_millis(100)).await;
+    }
+}

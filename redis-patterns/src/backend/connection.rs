@@ -89,8 +89,10 @@ pub(crate) struct SharedConnection<C: Connector> {
     generation: AtomicU64,
     /// The connector's `follow` task was started.
     following: AtomicBool,
-    /// Times the topology moved away from the connection (`discard_current`).
+    /// Times the topology moved away from the connection (`discard_current`), and a wake-up
+    /// for the near tier's tracking, which must move too.
     moves: AtomicU64,
+    moved: tokio::sync::Notify,
 }
 
 impl<C: Connector> SharedConnection<C> {
@@ -103,6 +105,7 @@ impl<C: Connector> SharedConnection<C> {
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
             moves: AtomicU64::new(0),
+            moved: tokio::sync::Notify::new(),
         }
     }
 
@@ -169,6 +172,7 @@ impl<C: Connector> SharedConnection<C> {
     pub(crate) fn discard_current(&self) {
         *self.write() = None;
         self.moves.fetch_add(1, Ordering::AcqRel);
+        self.moved.notify_waiters();
     }
 
     /// Drops the connection of `generation` (if still current) after it failed.
@@ -195,6 +199,10 @@ impl<C: Connector> TrackingSource for SharedConnection<C> {
 
     fn topology_generation(&self) -> u64 {
         self.moves.load(Ordering::Acquire)
+    }
+
+    fn moved(&self) -> &tokio::sync::Notify {
+        &self.moved
     }
 }
 

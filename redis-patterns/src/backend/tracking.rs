@@ -19,6 +19,7 @@
 //! every node, primaries and replicas alike: a promoted replica was tracked before its
 //! promotion, and a failover loses nothing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -121,6 +122,8 @@ pub(crate) trait TrackingSource: Send + Sync + 'static {
     /// Changes whenever the topology moved in a way tracking connections cannot notice
     /// themselves (Sentinel's `+switch-master`).
     fn topology_generation(&self) -> u64;
+    /// Woken (`notify_waiters`) when the topology moves that way.
+    fn moved(&self) -> &tokio::sync::Notify;
 }
 
 /// `client`'s connection settings, speaking RESP3 (the protocol of push messages).
@@ -154,6 +157,7 @@ pub(crate) fn track(
         sink,
         wanted: Arc::downgrade(&wanted),
         timeouts,
+        session: Arc::new(AtomicU64::new(0)),
     };
     if crate::util::spawn_if_runtime(task.run()) {
         Tracker::Servers(wanted)
@@ -167,6 +171,9 @@ struct Task {
     sink: Weak<dyn Invalidations>,
     wanted: Weak<Wanted>,
     timeouts: Timeouts,
+    /// The session running now: a connection of an earlier one that closes late must not
+    /// disarm the tier this one armed.
+    session: Arc<AtomicU64>,
 }
 
 /// Why a tracking session ended.
@@ -234,9 +241,10 @@ impl Task {
             Err(_) => return Ended::Lost("finding the servers to track timed out".into()),
         };
         let lost = Arc::new(tokio::sync::Notify::new());
+        let session = self.session.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let mut conns = Vec::with_capacity(nodes.len());
         for node in &nodes {
-            match self.connect(node, &lost).await {
+            match self.connect(node, &lost, session).await {
                 Ok(conn) => conns.push(conn),
                 Err(e) => return Ended::Lost(format!("connecting failed: {e}")),
             }
@@ -273,6 +281,8 @@ impl Task {
                     }
                 }
                 () = lost.notified() => return Ended::Lost("the connection closed".into()),
+                // A move between two waits is caught by the generation check below.
+                () = source.moved().notified() => return Ended::Lost("the topology changed".into()),
                 () = tokio::time::sleep(HEARTBEAT) => {
                     // The tracker was dropped with its client: only this task holds `wanted`.
                     if Arc::strong_count(&wanted) == 1 {
@@ -282,7 +292,6 @@ impl Task {
                     if let Err(e) = heartbeat(&mut conns).await {
                         return Ended::Lost(format!("heartbeat failed: {e}"));
                     }
-                    let Some(source) = self.source.upgrade() else { return Ended::Dropped };
                     if source.topology_generation() != generation {
                         return Ended::Lost("the topology changed".into());
                     }
@@ -308,13 +317,19 @@ impl Task {
         &self,
         node: &redis::Client,
         lost: &Arc<tokio::sync::Notify>,
+        session: u64,
     ) -> RedisResult<MultiplexedConnection> {
-        let (sink, lost) = (self.sink.clone(), Arc::clone(lost));
+        let (sink, lost, current) = (
+            self.sink.clone(),
+            Arc::clone(lost),
+            Arc::clone(&self.session),
+        );
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeouts.connect))
             .set_response_timeout(Some(self.timeouts.command))
             .set_push_sender(move |push: PushInfo| {
-                deliver(push, &sink, &lost);
+                let live = current.load(Ordering::Acquire) == session;
+                deliver(push, &sink, &lost, live);
                 Ok::<(), std::convert::Infallible>(())
             });
         node.get_multiplexed_async_connection_with_config(&config)
@@ -322,8 +337,8 @@ impl Task {
     }
 }
 
-/// Applies one push message: invalidations, and the connection's end.
-fn deliver(push: PushInfo, sink: &Weak<dyn Invalidations>, lost: &tokio::sync::Notify) {
+/// Applies one push message: invalidations, and the end of a connection of the `live` session.
+fn deliver(push: PushInfo, sink: &Weak<dyn Invalidations>, lost: &tokio::sync::Notify, live: bool) {
     let Some(sink) = sink.upgrade() else { return };
     match push.kind {
         PushKind::Invalidate => match push.data.first() {
@@ -337,7 +352,7 @@ fn deliver(push: PushInfo, sink: &Weak<dyn Invalidations>, lost: &tokio::sync::N
             // `FLUSHDB`/`FLUSHALL`: every key.
             _ => sink.invalidate_all(),
         },
-        PushKind::Disconnection => {
+        PushKind::Disconnection if live => {
             sink.disarmed();
             lost.notify_one();
         }
