@@ -224,6 +224,47 @@ fn readers_on(port: u16) -> Option<usize> {
     )
 }
 
+#[cached(key = "near:<id>", ttl = "10m", near = "5m", client = client, skip(version))]
+async fn near_row(client: &Client, id: u64, version: &AtomicU64) -> u64 {
+    let _ = id;
+    version.load(Ordering::SeqCst)
+}
+
+/// Calls `near_row(1)` until a call is answered from the near tier, within `limit`.
+async fn near_hit(client: &Client, version: &AtomicU64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let before = client.cache_stats().near_hits;
+        near_row(client, 1, version).await;
+        if client.cache_stats().near_hits > before {
+            return;
+        }
+        assert!(
+            started.elapsed() <= limit,
+            "no near hit within {limit:?}: {:?}",
+            client.cache_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Clients of the server on `port` that track keys (flag `t`): the near tier's.
+fn tracking_clients(port: u16) -> usize {
+    let list: String = common::sentinel::query(port, &["CLIENT", "LIST"])
+        .ok()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .unwrap_or_default();
+    list.lines()
+        .filter(|line| {
+            line.split(' ').any(|field| {
+                field
+                    .strip_prefix("flags=")
+                    .is_some_and(|f| f.contains('t'))
+            })
+        })
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_under_load_is_followed_within_bounds() {
     let _turn = SERIAL.lock().await;
@@ -250,6 +291,23 @@ async fn a_failover_under_load_is_followed_within_bounds() {
         Some(1),
         "the reader reads from the primary"
     );
+    // A near-caching reader, and a writer that changes its entry after the failover: the
+    // reader's tracking must have followed `+switch-master` to the new primary.
+    let ns = common::namespace("failover-near");
+    let near_client = || {
+        Client::new(
+            Config::from_url(&group().url())
+                .unwrap()
+                .namespace(&ns)
+                .connect_timeout(CONNECT)
+                .command_timeout(COMMAND),
+        )
+        .unwrap()
+    };
+    let (near_reader, near_writer) = (near_client(), near_client());
+    let version = AtomicU64::new(0);
+    // (Warmed after the count above: its own reads are on the old primary too, until the switch.)
+    near_hit(&near_reader, &version, Duration::from_secs(5)).await;
     // When the sentinels announce the switch, and when the reader has left the old primary.
     let switched = tokio::task::spawn_blocking(|| {
         let sentinel =
@@ -300,6 +358,25 @@ async fn a_failover_under_load_is_followed_within_bounds() {
     );
     stop.store(true, Ordering::Relaxed);
     reading.await.unwrap();
+    near_hit(&near_reader, &version, Duration::from_secs(5)).await;
+    let new = group().sentinels[0].primary_port().expect("a primary");
+    assert_eq!(
+        tracking_clients(new),
+        1,
+        "tracking moved to the new primary"
+    );
+    assert_eq!(tracking_clients(old), 0, "and left the old one");
+    let expected = version.fetch_add(1, Ordering::SeqCst) + 1;
+    near_row_invalidate(&near_writer, 1).await.unwrap();
+    let acked = Instant::now();
+    while near_row(&near_reader, 1, &version).await != expected {
+        assert!(
+            acked.elapsed() < Duration::from_millis(100),
+            "a change on the new primary did not reach the near tier: {:?}",
+            near_reader.cache_stats()
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
 }
 
 /// The primary dies: the sentinels agree it is down after `down-after-milliseconds` (1 s

@@ -180,13 +180,31 @@ struct Task {
 enum Ended {
     /// The client is gone.
     Dropped,
-    /// Tracking was lost (or never established); the sink was disarmed.
+    /// Tracking was lost (or could not be established); the sink was disarmed.
     Lost(String),
+    /// The server answered that it does not do tracking (Redis before 6 has neither `HELLO 3`
+    /// nor `CLIENT TRACKING`; proxies and ACLs may refuse `CLIENT`): asked again rarely.
+    Refused(String),
+}
+
+/// How long to wait before asking a server that refused tracking again.
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
+
+/// `Refused` when the server answered with an error, `Lost` when the path failed.
+fn failed(what: &str, e: &redis::RedisError) -> Ended {
+    let path =
+        e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
+    if path {
+        Ended::Lost(format!("{what} failed: {e}"))
+    } else {
+        Ended::Refused(format!("{what} failed: {e}"))
+    }
 }
 
 impl Task {
     async fn run(self) {
         let mut backoff = self.timeouts.min_backoff;
+        // Whether the current outage was reported already (at `warn`; then at `debug`).
         let mut warned = false;
         loop {
             let Some(wanted) = self.wanted.upgrade() else {
@@ -200,23 +218,32 @@ impl Task {
             }
             drop(wanted);
             let started = Instant::now();
-            match self.session().await {
-                Ended::Dropped => return,
-                Ended::Lost(why) => {
-                    if let Some(sink) = self.sink.upgrade() {
-                        sink.disarmed();
-                    }
-                    if warned {
-                        tracing::debug!(target: "redis_patterns", "near cache: tracking lost ({why}); values are read from Redis until it is back");
-                    } else {
-                        warned = true;
-                        tracing::warn!(target: "redis_patterns", "near cache: tracking lost ({why}); values are read from Redis until it is back");
-                    }
-                }
+            let ended = self.session().await;
+            if let Some(sink) = self.sink.upgrade() {
+                sink.disarmed();
             }
-            // A session that ran a while was healthy: start the backoff over.
+            // A session that ran a while was healthy: this is a new outage.
             if started.elapsed() > self.timeouts.max_backoff.saturating_mul(4) {
                 backoff = self.timeouts.min_backoff;
+                warned = false;
+            }
+            let why = match ended {
+                Ended::Dropped => return,
+                Ended::Lost(why) => why,
+                Ended::Refused(why) => {
+                    if !warned {
+                        warned = true;
+                        tracing::warn!(target: "redis_patterns", "near cache: the server refuses tracking ({why}); near-cached functions read Redis on every call; asking again every {REFUSED_RETRY:?}");
+                    }
+                    tokio::time::sleep(REFUSED_RETRY).await;
+                    continue;
+                }
+            };
+            if warned {
+                tracing::debug!(target: "redis_patterns", "near cache: tracking still down ({why})");
+            } else {
+                warned = true;
+                tracing::warn!(target: "redis_patterns", "near cache: tracking lost ({why}); values are read from Redis until it is back");
             }
             tokio::time::sleep(crate::util::jittered(backoff)).await;
             backoff = backoff.saturating_mul(2).min(self.timeouts.max_backoff);
@@ -237,6 +264,7 @@ impl Task {
         .await
         {
             Ok(Ok(nodes)) => nodes,
+            // Mid-failover, the sentinels or the cluster may not name a node yet: not a refusal.
             Ok(Err(e)) => return Ended::Lost(format!("finding the servers to track failed: {e}")),
             Err(_) => return Ended::Lost("finding the servers to track timed out".into()),
         };
@@ -246,7 +274,7 @@ impl Task {
         for node in &nodes {
             match self.connect(node, &lost, session).await {
                 Ok(conn) => conns.push(conn),
-                Err(e) => return Ended::Lost(format!("connecting failed: {e}")),
+                Err(e) => return failed("connecting", &e),
             }
         }
         let Some(wanted) = self.wanted.upgrade() else {
@@ -255,7 +283,7 @@ impl Task {
         let mut covered = wanted.snapshot();
         let enabled = Instant::now();
         if let Err(e) = enable(&mut conns, &covered).await {
-            return Ended::Lost(format!("CLIENT TRACKING failed: {e}"));
+            return failed("CLIENT TRACKING", &e);
         }
         let Some(sink) = self.sink.upgrade() else {
             return Ended::Dropped;
@@ -272,7 +300,7 @@ impl Task {
                         .filter(|p| !covered.contains(p))
                         .collect();
                     if let Err(e) = enable(&mut conns, &added).await {
-                        return Ended::Lost(format!("CLIENT TRACKING failed: {e}"));
+                        return failed("CLIENT TRACKING", &e);
                     }
                     let Some(sink) = self.sink.upgrade() else { return Ended::Dropped };
                     for prefix in added {
