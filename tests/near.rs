@@ -165,6 +165,30 @@ async fn another_clients_changes_reach_the_near_tier(kind: Kind) {
     }
 }
 
+/// A client's own writes leave its near tier before they return: it never reads its own stale
+/// value while the server's invalidation is still on its way.
+async fn a_client_reads_its_own_changes_at_once(kind: Kind) {
+    let client = common::client(kind, "near-own");
+    let db = Db::default();
+    for id in 0..30 {
+        warm(&client, &db, id).await;
+        let v = db.bump();
+        row_invalidate(&client, id).await.unwrap();
+        assert_eq!(row(&client, &db, id).await.version, v, "after _invalidate");
+        warm(&client, &db, id).await;
+        let put = save_row(&client, &db, id).await.unwrap();
+        assert_eq!(
+            row(&client, &db, id).await.version,
+            put.version,
+            "after #[cache_put]"
+        );
+        warm(&client, &db, id).await;
+        let v = db.bump();
+        row_refresh(&client, &db, id).await;
+        assert_eq!(row(&client, &db, id).await.version, v, "after _refresh");
+    }
+}
+
 async fn a_stampede_locked_function_fills_and_invalidates_too(kind: Kind) {
     let ns = common::namespace("near-locked");
     let clients = common::clients(kind, &ns, 2);
@@ -264,6 +288,7 @@ async fn no_reader_sees_an_old_version_after_the_write_settled(kind: Kind) {
 on_both_backends!(
     near_hits_answer_without_the_backend,
     another_clients_changes_reach_the_near_tier,
+    a_client_reads_its_own_changes_at_once,
     a_stampede_locked_function_fills_and_invalidates_too,
     the_tier_is_bounded,
     no_reader_sees_an_old_version_after_the_write_settled,

@@ -216,6 +216,15 @@ impl Client {
         &self.inner.backend
     }
 
+    /// `key` was written or deleted through this client: drop it from the near tier now (if
+    /// there is one), so that this client reads its own writes even before the server's
+    /// invalidation arrives on the tracking connection.
+    pub(crate) fn near_changed(&self, key: &str) {
+        if let Some(near) = self.inner.near.get() {
+            near.tier().changed(key);
+        }
+    }
+
     /// The near tier, created (and its tracking started) on first use.
     pub(crate) fn near(&self) -> &crate::cache::near::Near {
         let inner = &self.inner;

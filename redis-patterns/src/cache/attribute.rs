@@ -236,10 +236,14 @@ pub async fn put<R, K: Cacheable<R>>(
     };
     let ttl = spec.ttl();
     match envelope::encode(value, spec.encoding_for(client), Duration::ZERO, ttl) {
-        Ok(bytes) => match call.backend().set(&key, bytes, ttl).await {
-            Ok(()) => call.count(Event::Write),
-            Err(e) => call.backend_failed("write-through", &e),
-        },
+        Ok(bytes) => {
+            let written = call.backend().set(&key, bytes, ttl).await;
+            client.near_changed(&key);
+            match written {
+                Ok(()) => call.count(Event::Write),
+                Err(e) => call.backend_failed("write-through", &e),
+            }
+        }
         Err(e) => tracing::error!(
             target: "redis_patterns",
             cache = spec.name(),
@@ -271,7 +275,9 @@ async fn delete(
         client.inner().cache_counters.count(event);
         counters.count(event);
     };
-    match client.inner().backend.del(key).await {
+    let deleted = client.inner().backend.del(key).await;
+    client.near_changed(key);
+    match deleted {
         Ok(deleted) => {
             count(Event::Eviction);
             Ok(deleted)

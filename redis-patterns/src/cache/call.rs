@@ -267,7 +267,9 @@ impl<H> Call<'_, H> {
     /// Writes what `run_body` encoded, if the result is to be stored.
     async fn store<R, K: Cacheable<R>>(&self, kind: &K, ret: &R, encoded: Option<Encoded>) {
         if let Some(Encoded { bytes, ttl }) = encoded.filter(|_| kind.store(ret)) {
-            match self.backend().set(self.key, bytes, ttl).await {
+            let written = self.backend().set(self.key, bytes, ttl).await;
+            self.client.near_changed(self.key);
+            match written {
                 Ok(()) => self.count(Event::Write),
                 Err(e) => self.backend_failed("write", &e),
             }
@@ -336,6 +338,7 @@ impl<H> Call<'_, H> {
                 .map(drop),
         };
         guard.armed = false;
+        self.client.near_changed(self.key);
         if let Err(e) = result {
             self.backend_failed("write", &e);
         }

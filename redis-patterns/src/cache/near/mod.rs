@@ -244,6 +244,11 @@ impl NearTier {
         self.entries.remove(key);
     }
 
+    /// This client changed `key`: as if the server's invalidation had arrived already.
+    pub(crate) fn changed(&self, key: &str) {
+        self.invalidate(key.as_bytes());
+    }
+
     /// Drops everything and refuses every insert in flight (a `FLUSHDB`, a lost invalidation
     /// channel, a topology change). Each shard's epoch moves under its lock first, so an insert
     /// either lands before (and is cleared below) or sees the new epoch.
