@@ -57,9 +57,13 @@
 //! | `near_hit_vs_cached_crate` | 1.08 µs | 231 ns | 4.7× [4.7–4.7] |
 //! | `near_hit_vs_redis_rs_csc` | 945 ns | 231 ns | 4.0× [4.0–4.1] |
 //! | `near_miss_redis_hit` | 35.0 µs | 38.6 µs | near ÷ baseline 1.11× [1.02–1.14] |
+//! | `near_miss_mem_hit` | 0.83 µs | 1.30 µs | near ÷ baseline 1.57×: +0.47 µs |
 //!
 //! `near_miss_redis_hit` is within the round trip's noise here: 5 more runs gave 0.86–1.35×
 //! (median 1.07×), and an A/A run of the same harness (both sides without `near`) 0.85–1.01×.
+//! `near_miss_mem_hit` (`cargo bench --features near-bench --bench near -- near_miss_mem_hit`,
+//! pinned to one CPU, 3 runs) isolates what the tier adds to a hit it cannot answer: 0.47 µs
+//! (a lookup, a ticket, a clone and an insert that evicts), 1.4 % of the 33 µs Redis hit.
 //!
 //! `tasks_64`, 2 workers, 3 runs: near hits 4.65 M calls/s on one hot key (p50 401 ns, p99
 //! 721 ns) and 5.29 M on 64 keys (p50 330 ns, p99 651 ns); the `cached` crate 1.07 M / 0.98 M
