@@ -44,6 +44,12 @@ pub(crate) struct Inner {
     /// The near tier of `#[cached(near = "…")]`, created on first use.
     near: crate::cache::near::NearSlot,
     near_size: crate::cache::NearCache,
+    /// Keys waited on (lock releases), woken by the server's invalidations; created on first
+    /// use, with a tracking of its own.
+    watches: OnceLock<(
+        Arc<crate::backend::watch::Watches>,
+        crate::backend::tracking::Tracker,
+    )>,
     pub(crate) cache_counters: crate::cache::Counters,
     pub(crate) lock_counters: crate::lock::Counters,
 }
@@ -102,6 +108,7 @@ impl Client {
                 backend: Arc::new(backend),
                 flights: Flights::new(),
                 near: Default::default(),
+                watches: OnceLock::new(),
                 near_size: config.as_ref().map(|c| c.near_cache).unwrap_or_default(),
                 config,
                 cache_counters: Default::default(),
@@ -223,6 +230,18 @@ impl Client {
         if let Some(near) = self.inner.near.get() {
             near.tier().changed(key);
         }
+    }
+
+    /// Registers a waiter for changes of `key` (see `backend/watch.rs`).
+    pub(crate) fn watch(&self, key: &str) -> crate::backend::watch::Watch {
+        let inner = &self.inner;
+        let (watches, tracker) = inner.watches.get_or_init(|| {
+            let watches = Arc::new(crate::backend::watch::Watches::default());
+            let sink: Arc<dyn crate::backend::tracking::Invalidations> = watches.clone();
+            let tracker = inner.backend.track(Arc::downgrade(&sink));
+            (watches, tracker)
+        });
+        watches.watch(key, tracker)
     }
 
     /// The near tier, created (and its tracking started) on first use.

@@ -175,3 +175,62 @@ async fn a_server_that_refuses_tracking_is_read_every_time() {
     assert!(stats.hits >= 45, "still cached in Redis: {stats:?}");
     change_is_seen(&reader, &writer, &db, Duration::from_millis(50)).await;
 }
+
+#[cached(key = "slow:<id>", ttl = "10m", stampede = "lock", lock_wait = "20s", client = client, skip(work))]
+async fn slow(client: &Client, id: u32, work: Duration) -> u32 {
+    tokio::time::sleep(work).await;
+    id
+}
+
+/// `stampede = "lock"` waiters are woken by the stored value through a tracking connection of
+/// their own; when it is killed they fall back to polling and still get the holder's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stampede_waiters_still_get_the_value_when_their_notifications_are_killed() {
+    let server = RedisServer::start();
+    let ns = common::namespace("stampede-kill");
+    let (holder, waiter) = (client(&server.url(), &ns), client(&server.url(), &ns));
+    // A first contended round arms the waiter's notifications.
+    for (id, kill) in [(1u32, false), (2, true)] {
+        let computing = tokio::spawn({
+            let holder = holder.clone();
+            async move { slow(&holder, id, Duration::from_millis(600)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waiting = tokio::spawn({
+            let waiter = waiter.clone();
+            async move {
+                let value = slow(&waiter, id, Duration::ZERO).await;
+                (value, Instant::now())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if kill {
+            let mut conn = server.redis();
+            let ids = tracking_clients(&server);
+            assert!(!ids.is_empty(), "the waiter tracks the key");
+            for id in ids {
+                let _: () = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("ID")
+                    .arg(&id)
+                    .query(&mut conn)
+                    .unwrap();
+            }
+        }
+        assert_eq!(computing.await.unwrap(), id);
+        let stored = Instant::now();
+        let (value, got) = waiting.await.unwrap();
+        assert_eq!(value, id);
+        assert!(
+            got.saturating_duration_since(stored) < Duration::from_millis(500),
+            "round {id}: the waiter got the value {:?} after it was stored",
+            got.saturating_duration_since(stored)
+        );
+    }
+    assert_eq!(
+        waiter.cache_stats().computations,
+        0,
+        "{:?}",
+        waiter.cache_stats()
+    );
+}

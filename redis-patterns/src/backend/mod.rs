@@ -17,6 +17,7 @@ mod redis;
 #[cfg(feature = "sentinel")]
 mod sentinel;
 pub(crate) mod tracking;
+pub(crate) mod watch;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

@@ -408,3 +408,14 @@ async fn heartbeat(conns: &mut [MultiplexedConnection]) -> RedisResult<()> {
     try_join_all(conns.iter_mut().map(|conn| ping.query_async::<()>(conn))).await?;
     Ok(())
 }
+
+/// The prefix tracking watches for `key`: everything up to its first placeholder value (the
+/// `#`), or the whole key for a template without placeholders. Literal template text and
+/// namespaces never contain `#`, so the prefixes of two templates are equal or disjoint, as
+/// `CLIENT TRACKING` requires of one connection's prefixes.
+pub(crate) fn prefix_of(key: &str) -> &str {
+    match key.find('#') {
+        Some(at) => &key[..=at],
+        None => key,
+    }
+}

@@ -20,6 +20,9 @@ use crate::error::Error;
 use crate::flight::{Leader, Shared};
 use crate::lock::ops::Release;
 
+/// With notifications of the stored value, a stampede-lock waiter still probes this often.
+const NOTIFIED_POLL: Duration = Duration::from_secs(1);
+
 pub(super) struct Call<'a, H = ()> {
     pub(super) client: &'a Client,
     pub(super) spec: &'static CacheSpec,
@@ -138,7 +141,11 @@ impl<H> Call<'_, H> {
         let deadline = Instant::now() + lock_wait;
         let mut delay = Duration::from_millis(1);
         let mut waited = false;
+        // Once the lock was found held: woken when the value key changes (the holder stored
+        // it) instead of only polling; see `backend/watch.rs`.
+        let mut watch: Option<crate::backend::watch::Watch> = None;
         loop {
+            let seen = watch.as_ref().map(|w| w.before_attempt());
             let probe = GetOrLock {
                 key: self.key,
                 lock_key: &lock_key,
@@ -183,9 +190,20 @@ impl<H> Call<'_, H> {
                         return self.compute_and_store(kind, body, Some(leader)).await;
                     }
                     // Poll quickly at first, so a fast computation is picked up within
-                    // milliseconds, then back off to at most 20 ms (with jitter).
+                    // milliseconds, then back off to at most 20 ms (with jitter) — unless
+                    // tracking tells of the stored value, when it waits for that.
                     let jittered = delay.mul_f64(0.75 + fastrand::f64() * 0.5);
-                    tokio::time::sleep(jittered.min(deadline - now)).await;
+                    let left = deadline - now;
+                    match (&watch, seen) {
+                        (None, _) | (_, None) => {
+                            watch = Some(self.client.watch(self.key));
+                            continue;
+                        }
+                        (Some(watch), Some(seen)) if seen.live => {
+                            watch.changed(seen, left.min(NOTIFIED_POLL)).await;
+                        }
+                        (Some(watch), Some(seen)) => watch.changed(seen, jittered.min(left)).await,
+                    }
                     delay = (delay * 2).min(Duration::from_millis(20));
                 }
                 Err(e) => {

@@ -385,16 +385,7 @@ impl<V: Clone + Send + Sync + 'static> OnHit<V> for Fill<'_> {
 /// The near tier slot of a client.
 pub(crate) type NearSlot = OnceLock<Near>;
 
-/// The prefix tracking watches for `key`: everything up to its first placeholder value (the
-/// `#`), or the whole key for a template without placeholders. Literal template text and
-/// namespaces never contain `#`, so the prefixes of two templates are equal or disjoint, as
-/// `CLIENT TRACKING` requires of one connection's prefixes.
-pub(crate) fn prefix_of(key: &str) -> &str {
-    match key.find('#') {
-        Some(at) => &key[..=at],
-        None => key,
-    }
-}
+pub(crate) use crate::backend::tracking::prefix_of;
 
 #[cfg(test)]
 mod tests;

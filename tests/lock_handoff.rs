@@ -1,0 +1,180 @@
+//! Hand-offs under contention (issue 11). `stampede = "lock"` waiters are woken when the value
+//! is stored (the server's invalidation, see `backend/watch.rs`) instead of polling; lock
+//! waiters still poll. The lock scenario of the issue — 4 clients × 25 tasks × 10 guarded
+//! read-modify-writes (`GET`, 1 ms of work, `SET`) — must count exactly 1,000; its wall time is
+//! printed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Kind;
+use redis_patterns::lock::LockError;
+use redis_patterns::test_util::Store;
+use redis_patterns::{Client, cached, with_lock};
+
+#[derive(Debug)]
+#[allow(dead_code)] // read by `Debug` when a test fails
+enum Failed {
+    Lock(LockError),
+}
+
+impl From<LockError> for Failed {
+    fn from(e: LockError) -> Self {
+        Failed::Lock(e)
+    }
+}
+
+/// The default `retry` (50 ms).
+#[with_lock(key = "rmw:<name>", ttl = "5s", wait = "60s", client = client)]
+async fn read_modify_write(client: &Client, name: &str, counter: &str) -> Result<(), Failed> {
+    let _ = name;
+    let store = Store::of(client);
+    let value: u64 = store
+        .get(counter)
+        .await
+        .unwrap()
+        .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    store
+        .set(counter, (value + 1).to_string(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    Ok(())
+}
+
+async fn contended_read_modify_writes_count_exactly(kind: Kind) {
+    let ns = common::namespace("handoff");
+    let clients = common::clients(kind, &ns, 4);
+    let counter = format!("{ns}:{{rmw-counter}}");
+    // Warm-up: every client's tracking of the lock's prefix is armed.
+    for client in &clients {
+        read_modify_write(client, "x", &counter).await.unwrap();
+    }
+    Store::of(&clients[0]).del(&counter).await.unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..25 {
+            let (client, counter) = (client.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    read_modify_write(&client, "x", &counter).await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let took = started.elapsed();
+    let value = Store::of(&clients[0]).get(&counter).await.unwrap().unwrap();
+    assert_eq!(String::from_utf8(value).unwrap(), "1000");
+    eprintln!("{kind:?}: 4 clients x 25 tasks x 10 guarded read-modify-writes took {took:?}");
+    assert!(took < Duration::from_secs(30), "the hand-off took {took:?}");
+}
+
+#[cached(key = "slow:<id>", ttl = "1m", stampede = "lock", lock_wait = "20s", client = client, skip(work))]
+async fn slow(client: &Client, id: u64, work: Duration) -> Result<u64, String> {
+    tokio::time::sleep(work).await;
+    Ok(id)
+}
+
+/// A stampede waiter whose probe finds the lock held just before the value is stored must not
+/// sleep out its poll (a second with tracking): the change count it read before the probe has
+/// moved, so it probes again at once.
+async fn a_store_between_probe_and_wait_is_not_lost(kind: Kind) {
+    let ns = common::namespace("stampede-race");
+    let clients = common::clients(kind, &ns, 2);
+    // Warm-up: the waiter's tracking is armed by a first contended round.
+    for round in 0..40u64 {
+        let computing = {
+            let client = clients[0].clone();
+            let work = Duration::from_micros(2_000 + round * 250);
+            tokio::spawn(async move {
+                slow(&client, round, work).await.unwrap();
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        slow(&clients[1], round, Duration::ZERO).await.unwrap();
+        let got = Instant::now();
+        let stored = computing.await.unwrap();
+        let late = got.saturating_duration_since(stored);
+        assert!(
+            late < Duration::from_millis(300),
+            "round {round}: the waiter got the value {late:?} after it was stored"
+        );
+    }
+    let stats = clients[1].cache_stats();
+    assert_eq!(
+        stats.computations, 0,
+        "the waiter never computed: {stats:?}"
+    );
+}
+
+/// When the body of this function returned, per test (by namespace).
+static STORED: std::sync::Mutex<Vec<(String, Instant)>> = std::sync::Mutex::new(Vec::new());
+
+#[cached(key = "report:<id>", ttl = "1m", stampede = "lock", lock_wait = "10s", client = client)]
+async fn report(client: &Client, id: u64) -> Result<u64, String> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ns = client.namespace().unwrap().to_owned();
+    STORED.lock().unwrap().push((ns, Instant::now()));
+    Ok(id)
+}
+
+/// 200 callers on 4 clients miss at once: one computes under the stampede lock, and the
+/// others get its value moments after it is stored (the other clients' waiters are woken by
+/// the stored value's invalidation, each client's own callers by its in-process flight).
+async fn stampede_waiters_get_the_value_moments_after_it_is_stored(kind: Kind) {
+    let ns = common::namespace("stampede-notified");
+    let clients = common::clients(kind, &ns, 4);
+    // Warm-up: every client's connection.
+    for client in &clients {
+        report(client, 0).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..50 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                report(&client, 1).await.unwrap();
+                Instant::now()
+            }));
+        }
+    }
+    let mut returned = Vec::new();
+    for task in tasks {
+        returned.push(task.await.unwrap());
+    }
+    let stored: Vec<Instant> = STORED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(of, _)| *of == ns)
+        .map(|(_, at)| *at)
+        .collect();
+    // The warm-up computed id 0 once; the 200 callers computed id 1 once.
+    assert_eq!(stored.len(), 2, "computed once for the 200 callers");
+    let stored = stored[1];
+    let mut delays: Vec<Duration> = returned
+        .iter()
+        .map(|at| at.saturating_duration_since(stored))
+        .collect();
+    delays.sort();
+    let p99 = delays[delays.len() * 99 / 100 - 1];
+    eprintln!(
+        "{kind:?}: 200 stampede waiters got the value p50 {:?}, p99 {p99:?}, max {:?} after it was stored",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+}
+
+on_both_backends!(
+    contended_read_modify_writes_count_exactly,
+    a_store_between_probe_and_wait_is_not_lost,
+    stampede_waiters_get_the_value_moments_after_it_is_stored,
+);
