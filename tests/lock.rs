@@ -150,8 +150,10 @@ async fn a_body_running_three_ttls_keeps_the_lock_the_whole_time(kind: Kind) {
     let mut attempts = 0;
     while !ran.load(Ordering::SeqCst) {
         let intruder = Lock::new("long:1").client(&clients[1]).acquire().await;
+        // An attempt that began just before the body finished may get the lock once the body
+        // released it: only a grant while the body still ran is a failure.
         assert!(
-            matches!(intruder, Err(LockError::Timeout { .. })),
+            matches!(intruder, Err(LockError::Timeout { .. })) || ran.load(Ordering::SeqCst),
             "another owner got in while the body ran: {intruder:?}"
         );
         attempts += 1;
