@@ -25,10 +25,32 @@ impl From<LockError> for Failed {
     }
 }
 
+/// Per counter: when the last body ended, and the gaps from a body's end to the next one's
+/// start (the hand-off: the release, and the next holder's acquisition).
+type Gaps = std::collections::HashMap<String, (Option<Instant>, Vec<Duration>)>;
+static HANDOFFS: std::sync::Mutex<Option<Gaps>> = std::sync::Mutex::new(None);
+
+fn body_boundary(counter: &str, starts: bool) {
+    let mut handoffs = HANDOFFS.lock().unwrap();
+    let (last_end, gaps) = handoffs
+        .get_or_insert_with(Default::default)
+        .entry(counter.to_owned())
+        .or_default();
+    let now = Instant::now();
+    if starts {
+        if let Some(end) = last_end.take() {
+            gaps.push(now - end);
+        }
+    } else {
+        *last_end = Some(now);
+    }
+}
+
 /// The default `retry` (50 ms).
 #[with_lock(key = "rmw:<name>", ttl = "5s", wait = "60s", client = client)]
 async fn read_modify_write(client: &Client, name: &str, counter: &str) -> Result<(), Failed> {
     let _ = name;
+    body_boundary(counter, true);
     let store = Store::of(client);
     let value: u64 = store
         .get(counter)
@@ -41,6 +63,7 @@ async fn read_modify_write(client: &Client, name: &str, counter: &str) -> Result
         .set(counter, (value + 1).to_string(), Duration::from_secs(60))
         .await
         .unwrap();
+    body_boundary(counter, false);
     Ok(())
 }
 
@@ -48,11 +71,16 @@ async fn contended_read_modify_writes_count_exactly(kind: Kind) {
     let ns = common::namespace("handoff");
     let clients = common::clients(kind, &ns, 4);
     let counter = format!("{ns}:{{rmw-counter}}");
-    // Warm-up: every client's tracking of the lock's prefix is armed.
+    // Warm-up: every client's connection and scripts.
     for client in &clients {
         read_modify_write(client, "x", &counter).await.unwrap();
     }
     Store::of(&clients[0]).del(&counter).await.unwrap();
+    HANDOFFS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .remove(&counter);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in &clients {
@@ -71,7 +99,22 @@ async fn contended_read_modify_writes_count_exactly(kind: Kind) {
     let took = started.elapsed();
     let value = Store::of(&clients[0]).get(&counter).await.unwrap().unwrap();
     assert_eq!(String::from_utf8(value).unwrap(), "1000");
-    eprintln!("{kind:?}: 4 clients x 25 tasks x 10 guarded read-modify-writes took {took:?}");
+    let mut gaps = HANDOFFS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .remove(&counter)
+        .map(|(_, gaps)| gaps)
+        .unwrap_or_default();
+    gaps.sort();
+    assert_eq!(gaps.len(), 999, "one hand-off between each two bodies");
+    eprintln!(
+        "{kind:?}: 4 clients x 25 tasks x 10 guarded read-modify-writes took {took:?}; \
+         hand-off (a body's end to the next one's start) p50 {:?}, p90 {:?}, p99 {:?}",
+        gaps[gaps.len() / 2],
+        gaps[gaps.len() * 9 / 10],
+        gaps[gaps.len() * 99 / 100]
+    );
     assert!(took < Duration::from_secs(30), "the hand-off took {took:?}");
 }
 
