@@ -84,7 +84,9 @@ use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use redis_patterns::cache::NearCache;
 use redis_patterns::{Client, Config, cached};
-use support::{CONCURRENCY, Product, runtime, sample, sequential, server};
+use support::{
+    CONCURRENCY, Product, join_calls, median, percentile, runtime, sample, sequential, server,
+};
 use tokio::runtime::Runtime;
 
 /// Keys the always-missing near side cycles over (the Redis-hit side too, to match).
@@ -558,24 +560,8 @@ mod tasks_64 {
                 })
             })
             .collect();
-        let mut calls = 0;
-        let mut nanos = Vec::new();
-        for task in tasks {
-            let (c, n) = task.await.expect("benchmark task");
-            calls += c;
-            nanos.extend(n);
-        }
+        let (calls, nanos) = join_calls(tasks).await;
         (calls, start.elapsed(), nanos)
-    }
-
-    fn percentile(nanos: &mut [u32], p: f64) -> f64 {
-        let i = ((nanos.len() as f64 * p) as usize).min(nanos.len() - 1);
-        *nanos.select_nth_unstable(i).1 as f64
-    }
-
-    fn median(mut values: Vec<f64>) -> f64 {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
     }
 
     /// One run's numbers for one side.

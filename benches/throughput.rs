@@ -52,7 +52,7 @@ use redis::{AsyncCommands, Script};
 use redis_patterns::lock::Lock;
 use redis_patterns::rate_limit::RateLimited;
 use redis_patterns::{Client, Config, cached, rate_limited};
-use support::{CONCURRENCY, Product, sample, server};
+use support::{CONCURRENCY, Product, join_calls, median, percentile, sample, server};
 
 /// Units per window of every rate limit, on both sides: far above the rate reached here, so
 /// every call is admitted (the `#[rate_limited]` functions below spell it as a literal).
@@ -572,16 +572,6 @@ fn pass_length() -> Duration {
     Duration::from_millis(ms)
 }
 
-fn percentile(nanos: &mut [u32], p: f64) -> f64 {
-    let i = ((nanos.len() as f64 * p) as usize).min(nanos.len() - 1);
-    *nanos.select_nth_unstable(i).1 as f64
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn elapsed_nanos(started: Instant) -> u32 {
     started.elapsed().as_nanos().min(u32::MAX as u128) as u32
 }
@@ -625,13 +615,7 @@ async fn pass(
             tokio::spawn(call_until(caller, deadline, timed))
         })
         .collect();
-    let mut calls = 0;
-    let mut nanos = Vec::new();
-    for task in tasks {
-        let (c, n) = task.await.expect("benchmark task");
-        calls += c;
-        nanos.extend(n);
-    }
+    let (calls, nanos) = join_calls(tasks).await;
     (calls, start.elapsed(), nanos)
 }
 

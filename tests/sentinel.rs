@@ -254,15 +254,7 @@ fn tracking_clients(port: u16) -> usize {
         .ok()
         .and_then(|v| redis::from_redis_value(v).ok())
         .unwrap_or_default();
-    list.lines()
-        .filter(|line| {
-            line.split(' ').any(|field| {
-                field
-                    .strip_prefix("flags=")
-                    .is_some_and(|f| f.contains('t'))
-            })
-        })
-        .count()
+    common::tracking_client_ids(&list).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,3 +163,28 @@ where
         start.elapsed()
     })
 }
+
+/// The `p` quantile (0 to 1) of per-call times in nanoseconds (reorders `nanos`).
+pub fn percentile(nanos: &mut [u32], p: f64) -> f64 {
+    let i = ((nanos.len() as f64 * p) as usize).min(nanos.len() - 1);
+    *nanos.select_nth_unstable(i).1 as f64
+}
+
+/// The median of per-run figures.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Awaits tasks that each return their calls and per-call nanoseconds: the total calls and
+/// all the times.
+pub async fn join_calls(tasks: Vec<tokio::task::JoinHandle<(u64, Vec<u32>)>>) -> (u64, Vec<u32>) {
+    let mut calls = 0;
+    let mut nanos = Vec::new();
+    for task in tasks {
+        let (c, n) = task.await.expect("benchmark task");
+        calls += c;
+        nanos.extend(n);
+    }
+    (calls, nanos)
+}

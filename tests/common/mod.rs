@@ -331,6 +331,23 @@ fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// Ids of the clients in a `CLIENT LIST` reply that track keys (flag `t`): the near tier's and
+/// the key watches' tracking connections.
+pub fn tracking_client_ids(client_list: &str) -> Vec<String> {
+    client_list
+        .lines()
+        .filter(|line| {
+            line.split(' ').any(|field| {
+                field
+                    .strip_prefix("flags=")
+                    .is_some_and(|f| f.contains('t'))
+            })
+        })
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The server shared by the tests of this binary.
 pub fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();

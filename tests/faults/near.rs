@@ -79,14 +79,7 @@ async fn change_is_seen(reader: &Client, writer: &Client, db: &Db, limit: Durati
 fn tracking_clients(server: &RedisServer) -> Vec<String> {
     let mut conn = server.redis();
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
-    list.lines()
-        .filter(|line| {
-            line.split(' ')
-                .any(|field| field.starts_with("flags=") && field[6..].contains('t'))
-        })
-        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .map(str::to_owned)
-        .collect()
+    common::tracking_client_ids(&list)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

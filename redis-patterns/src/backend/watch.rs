@@ -22,32 +22,20 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::tracking::{Invalidations, Tracker};
+use super::tracking::{Coverage, Invalidations, Tracker};
 
 /// The keys waited on in one client, and whether tracking delivers their changes.
 #[derive(Default)]
 pub(crate) struct Watches {
     keys: Mutex<HashMap<String, Weak>>,
-    /// Prefixes whose changes tracking delivers now.
-    covered: RwLock<Vec<Box<str>>>,
-    /// Until when (nanoseconds after `origin`) the delivery is proven; 0: not armed.
-    lease: AtomicU64,
-    origin: OnceInstant,
+    /// The prefixes whose changes tracking delivers now, and until when that is proven.
+    coverage: Coverage,
 }
 
 type Weak = std::sync::Weak<KeyWatch>;
-
-/// An `Instant` fixed at creation (for `Default`).
-struct OnceInstant(Instant);
-
-impl Default for OnceInstant {
-    fn default() -> Self {
-        OnceInstant(Instant::now())
-    }
-}
 
 /// The change count of one key, and its sleepers.
 #[derive(Default)]
@@ -72,16 +60,8 @@ pub(crate) struct Seen {
 }
 
 impl Watches {
-    fn nanos(&self, at: Instant) -> u64 {
-        let nanos = at.saturating_duration_since(self.origin.0).as_nanos();
-        u64::try_from(nanos).unwrap_or(u64::MAX - 1).max(1)
-    }
-
     fn live(&self, key: &str) -> bool {
-        self.nanos(Instant::now()) < self.lease.load(Ordering::Acquire)
-            && crate::util::read(&self.covered)
-                .iter()
-                .any(|prefix| key.starts_with(&**prefix))
+        self.coverage.serving(Instant::now()) && self.coverage.covers(key)
     }
 
     /// Registers a waiter for `key`, asking `tracker` for the key's prefix.
@@ -168,34 +148,22 @@ impl Invalidations for Watches {
     }
 
     fn armed(&self, prefixes: &[String], lease: Option<Instant>) {
-        *crate::util::write(&self.covered) = prefixes.iter().map(|p| p.as_str().into()).collect();
-        let lease = lease.map_or(u64::MAX, |lease| self.nanos(lease));
-        self.lease.store(lease, Ordering::Release);
+        self.coverage.arm(prefixes, lease);
         self.wake_all();
     }
 
     fn covering(&self, prefix: &str) {
-        let mut covered = crate::util::write(&self.covered);
-        if !covered.iter().any(|p| &**p == prefix) {
-            covered.push(prefix.into());
-        }
-        drop(covered);
+        self.coverage.cover(prefix);
         // Waiters that polled for want of tracking may rely on it now.
         self.wake_all();
     }
 
     fn renew(&self, lease: Instant) {
-        let lease = self.nanos(lease);
-        let _ = self
-            .lease
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-                (current != 0 && current != u64::MAX).then_some(lease)
-            });
+        self.coverage.renew(lease);
     }
 
     fn disarmed(&self) {
-        self.lease.store(0, Ordering::Release);
-        crate::util::write(&self.covered).clear();
+        self.coverage.disarm();
         // Waiters relying on notifications go back to polling.
         self.wake_all();
     }

@@ -22,22 +22,16 @@
 
 use std::any::Any;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::call::OnHit;
-use crate::backend::tracking::{Invalidations, Tracker};
+use crate::backend::tracking::{Coverage, Invalidations, Tracker};
 use crate::envelope;
 
 /// Shards of the invalidation epochs: an invalidation refuses the inserts in flight for the
 /// keys of its shard only.
 const SHARDS: usize = 64;
-
-/// `lease` value of a disarmed tier.
-const DISARMED: u64 = 0;
-/// `lease` value of a tier that needs no heartbeat (`mem://`).
-const UNLEASED: u64 = u64::MAX;
 
 /// Size of a client's near tier (see [`Config::near_cache`](crate::Config::near_cache)).
 ///
@@ -109,12 +103,8 @@ pub(crate) struct NearTier {
     by_bytes: bool,
     /// Per shard: invalidations (and flushes) so far. Its lock orders inserts against them.
     epochs: [Mutex<u64>; SHARDS],
-    /// Until when (nanoseconds after `origin`) values may be served and inserted:
-    /// [`DISARMED`], a heartbeat's lease, or [`UNLEASED`].
-    lease: AtomicU64,
-    origin: Instant,
-    /// Key prefixes whose changes the server delivers.
-    covered: RwLock<Vec<Box<str>>>,
+    /// The prefixes whose changes the server delivers, and the lease values are served in.
+    coverage: Coverage,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -137,9 +127,7 @@ impl NearTier {
             min_weight,
             by_bytes: size.max_bytes.is_some(),
             epochs: std::array::from_fn(|_| Mutex::new(0)),
-            lease: AtomicU64::new(DISARMED),
-            origin: Instant::now(),
-            covered: RwLock::new(Vec::new()),
+            coverage: Coverage::default(),
             hasher: foldhash::fast::FixedState::with_seed(0x6e65_6172),
         }
     }
@@ -147,16 +135,6 @@ impl NearTier {
     fn shard(&self, key: &str) -> usize {
         // The modulo keeps the index below SHARDS, so the conversion never truncates.
         (self.hasher.hash_one(key) % SHARDS as u64) as usize
-    }
-
-    /// `at` in nanoseconds after `origin`, at least 1 (0 means disarmed).
-    fn nanos(&self, at: Instant) -> u64 {
-        let nanos = at.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(nanos).unwrap_or(UNLEASED - 1).max(1)
-    }
-
-    fn serving(&self, now: Instant) -> bool {
-        self.nanos(now) < self.lease.load(Ordering::Acquire)
     }
 
     /// The value of `key` if it is here, within its lifetime and the tracking lease, and of
@@ -167,7 +145,7 @@ impl NearTier {
         key: &str,
         now: Instant,
     ) -> Option<T> {
-        if !self.serving(now) {
+        if !self.coverage.serving(now) {
             return None;
         }
         let entry = self.entries.get(key)?;
@@ -178,16 +156,9 @@ impl NearTier {
         entry.value.downcast_ref::<T>().cloned()
     }
 
-    /// Whether changes of `key` are delivered (its prefix is tracked).
-    fn is_covered(&self, key: &str) -> bool {
-        crate::util::read(&self.covered)
-            .iter()
-            .any(|prefix| key.starts_with(&**prefix))
-    }
-
     /// A ticket for reading `key` from the backend now, if changes of `key` are tracked.
     pub(crate) fn ticket(&self, key: &str) -> Option<Ticket> {
-        if !self.is_covered(key) {
+        if !self.coverage.covers(key) {
             return None;
         }
         let shard = self.shard(key);
@@ -223,7 +194,7 @@ impl NearTier {
             1
         };
         let epoch = crate::util::lock(&self.epochs[ticket.shard]);
-        if *epoch != ticket.epoch || !self.serving(now) {
+        if *epoch != ticket.epoch || !self.coverage.serving(now) {
             return false;
         }
         self.entries.insert(
@@ -271,7 +242,7 @@ impl Invalidations for NearTier {
     fn invalidate(&self, key: &[u8]) {
         // Every key this crate writes is ASCII; another key cannot be in the tier.
         if let Ok(key) = std::str::from_utf8(key)
-            && self.is_covered(key)
+            && self.coverage.covers(key)
         {
             self.invalidate_key(key);
         }
@@ -282,32 +253,21 @@ impl Invalidations for NearTier {
     }
 
     fn armed(&self, prefixes: &[String], lease: Option<Instant>) {
-        *crate::util::write(&self.covered) = prefixes.iter().map(|p| p.as_str().into()).collect();
+        // Emptied first: nothing from before the outage is served once the lease is set.
         self.flush();
-        let lease = lease.map_or(UNLEASED, |lease| self.nanos(lease));
-        self.lease.store(lease, Ordering::Release);
+        self.coverage.arm(prefixes, lease);
     }
 
     fn covering(&self, prefix: &str) {
-        let mut covered = crate::util::write(&self.covered);
-        if !covered.iter().any(|p| &**p == prefix) {
-            covered.push(prefix.into());
-        }
+        self.coverage.cover(prefix);
     }
 
     fn renew(&self, lease: Instant) {
-        let lease = self.nanos(lease);
-        // Never re-arms a disarmed tier: only `armed` does, after tracking is back.
-        let _ = self
-            .lease
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-                (current != DISARMED && current != UNLEASED).then_some(lease)
-            });
+        self.coverage.renew(lease);
     }
 
     fn disarmed(&self) {
-        self.lease.store(DISARMED, Ordering::Release);
-        crate::util::write(&self.covered).clear();
+        self.coverage.disarm();
         self.flush();
     }
 }
