@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench throughput                  # RUNS=5 PASS_MS=1000 to tighten the ranges
+//! ONLY=lock cargo bench --bench throughput        # the patterns whose name contains `lock`
 //! ```
 //!
 //! Patterns, each on both sides:
@@ -14,7 +15,10 @@
 //!   with redis-rs `Script` (`EVALSHA`): the `*_SCRIPT` constants below, each with the
 //!   guarantee it gives;
 //! - lock acquire + release: `SET key token NX PX ttl` + a compare-and-delete script against
-//!   `Lock::acquire` + `LockGuard::release`.
+//!   `Lock::acquire` + `LockGuard::release`;
+//! - fenced lock acquire + release: the same lock of ours against the hand-written lock that
+//!   also issues fencing tokens (`SET NX PX` + `INCR` of a counter, in one script): what the
+//!   fencing token costs, next to the line above.
 //!
 //! Modes, each measured for both sides back to back (the order alternates between runs):
 //! - one caller: a single task on a current-thread runtime, one key; the median and p99 of
@@ -151,6 +155,15 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - no
 return {1, math.floor((now - allow_at) / interval)}
 "#;
 
+/// The fenced lock as usually hand-written: `SET NX PX` and, when granted, `INCR` of a
+/// per-lock counter that never expires (the next fencing token). Commands: `SET`, `INCR`.
+const FENCED_ACQUIRE_SCRIPT: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+"#;
+
 /// Compare-and-delete: releases the lock only if it still holds the caller's token.
 /// Commands: `GET`, `DEL`.
 const RELEASE_SCRIPT: &str = r#"
@@ -272,6 +285,8 @@ enum Pattern {
     CachedHit,
     Decision(Algorithm),
     Lock,
+    /// The same lock of ours against a hand-written lock that also issues fencing tokens.
+    FencedLock,
 }
 
 impl Pattern {
@@ -279,6 +294,7 @@ impl Pattern {
         let mut all = vec![Pattern::CachedHit];
         all.extend(ALGORITHMS.map(Pattern::Decision));
         all.push(Pattern::Lock);
+        all.push(Pattern::FencedLock);
         all
     }
 
@@ -287,6 +303,7 @@ impl Pattern {
             Pattern::CachedHit => "`#[cached]` hit".into(),
             Pattern::Decision(a) => format!("decision `{}`", a.name()),
             Pattern::Lock => "lock acquire + release".into(),
+            Pattern::FencedLock => "fenced lock acquire + release".into(),
         }
     }
 }
@@ -327,6 +344,7 @@ struct Shared {
 
 struct Scripts {
     decide: [Script; 5],
+    fenced_acquire: Script,
     release: Script,
 }
 
@@ -354,6 +372,7 @@ impl Shared {
             client,
             scripts: Arc::new(Scripts {
                 decide: ALGORITHMS.map(|a| Script::new(a.script())),
+                fenced_acquire: Script::new(FENCED_ACQUIRE_SCRIPT),
                 release: Script::new(RELEASE_SCRIPT),
             }),
         };
@@ -378,7 +397,7 @@ struct Caller {
     conn: MultiplexedConnection,
     client: Client,
     scripts: Arc<Scripts>,
-    /// Ours, for [`Pattern::Lock`].
+    /// Ours, for [`Pattern::Lock`] and [`Pattern::FencedLock`].
     lock: Lock,
     /// SplitMix64 state: the baseline's lock tokens, retry jitter and sorted-set members.
     rng: u64,
@@ -431,8 +450,9 @@ impl Caller {
                 algorithm.baseline(&mut self.conn, script, id, member).await;
             }
             (Pattern::Decision(algorithm), Side::Ours) => algorithm.ours(&self.client, id).await,
-            (Pattern::Lock, Side::Baseline) => self.baseline_lock().await,
-            (Pattern::Lock, Side::Ours) => {
+            (Pattern::Lock, Side::Baseline) => self.baseline_lock(false).await,
+            (Pattern::FencedLock, Side::Baseline) => self.baseline_lock(true).await,
+            (Pattern::Lock | Pattern::FencedLock, Side::Ours) => {
                 let guard = self.lock.acquire().await.unwrap();
                 guard.release().await.unwrap();
             }
@@ -440,21 +460,37 @@ impl Caller {
     }
 
     /// `SET key token NX PX ttl` until it succeeds (a 128-bit random token, as
-    /// `rand::random::<u128>()` would give), then the compare-and-delete script.
-    async fn baseline_lock(&mut self) {
-        let key = format!("baseline:lock:{}", self.id);
+    /// `rand::random::<u128>()` would give), then the compare-and-delete script; `fenced`:
+    /// [`FENCED_ACQUIRE_SCRIPT`] instead of the `SET`.
+    async fn baseline_lock(&mut self, fenced: bool) {
+        let key = format!("baseline:{{lock:{}}}", self.id);
         let token = format!("{:016x}{:016x}", self.random(), self.random());
         loop {
-            let acquired: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(LOCK_TTL.as_millis() as u64)
-                .query_async(&mut self.conn)
-                .await
-                .unwrap();
-            if acquired.is_some() {
+            let acquired = if fenced {
+                let fencing_token: u64 = self
+                    .scripts
+                    .fenced_acquire
+                    .key(&key)
+                    .key(format!("{key}:fence"))
+                    .arg(&token)
+                    .arg(LOCK_TTL.as_millis() as u64)
+                    .invoke_async(&mut self.conn)
+                    .await
+                    .unwrap();
+                fencing_token > 0
+            } else {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(LOCK_TTL.as_millis() as u64)
+                    .query_async(&mut self.conn)
+                    .await
+                    .unwrap();
+                set.is_some()
+            };
+            if acquired {
                 break;
             }
             let pause = RETRY.as_micros() as u64 / 2 + self.random() % RETRY.as_micros() as u64;
@@ -722,7 +758,7 @@ fn ratios(results: &Results, pattern: Pattern, mode: Mode, f: fn(&Run) -> f64) -
     ours.iter().zip(&baseline).map(|(o, b)| o / b).collect()
 }
 
-fn print_tables(results: &Results, runs: usize, workers: usize) {
+fn print_tables(results: &Results, patterns: &[Pattern], runs: usize, workers: usize) {
     println!();
     println!(
         "### 64 tasks, multi-threaded runtime ({workers} workers); median [range] over {runs} runs"
@@ -734,7 +770,7 @@ fn print_tables(results: &Results, runs: usize, workers: usize) {
          server CPU µs/call: baseline / ours | client CPU µs/call: baseline / ours |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for pattern in Pattern::all() {
+    for &pattern in patterns {
         for mode in [Mode::Distinct, Mode::Hot] {
             let side = |side: Side, f: fn(&Run) -> f64| values(results, (pattern, mode, side), f);
             println!(
@@ -772,7 +808,7 @@ fn print_tables(results: &Results, runs: usize, workers: usize) {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mode = Mode::OneCaller;
-    for pattern in Pattern::all() {
+    for &pattern in patterns {
         let side = |side: Side, f: fn(&Run) -> f64| values(results, (pattern, mode, side), f);
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
@@ -841,8 +877,14 @@ fn main() {
     );
     let mut results = Results::new();
     let mut turn = 0;
+    // `ONLY=gcra` (a part of a pattern's name) measures those patterns only.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let patterns: Vec<Pattern> = Pattern::all()
+        .into_iter()
+        .filter(|p| p.name().contains(only.as_str()))
+        .collect();
     for run in 0..runs {
-        for pattern in Pattern::all() {
+        for &pattern in &patterns {
             for mode in [Mode::OneCaller, Mode::Distinct, Mode::Hot] {
                 // Alternated, so that neither side always goes first.
                 turn += 1;
@@ -878,5 +920,5 @@ fn main() {
             }
         }
     }
-    print_tables(&results, runs, workers);
+    print_tables(&results, &patterns, runs, workers);
 }

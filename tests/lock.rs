@@ -363,6 +363,42 @@ async fn pay(client: &Client, order_id: u64) -> Result<(), JobError> {
     Ok(())
 }
 
+/// A fencing key ahead of the server clock (a clock stepped back, or a failover to a server
+/// whose clock is behind): the next token is the last one + 1, not the clock, and the key
+/// keeps it with the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fencing_token_never_goes_back_when_the_clock_does() {
+    let client = common::client(Kind::Redis, "fencing-clock");
+    let fence = format!("{}:{{ledger}}:fence", client.namespace().unwrap());
+    let mut conn = common::server().redis();
+    // Ten years ahead of the server clock, in µs.
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
+    let ahead = (secs + 10 * 365 * 86_400) * 1_000_000;
+    let _: () = redis::cmd("SET")
+        .arg(&fence)
+        .arg(ahead)
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut conn)
+        .unwrap();
+    let lock = Lock::new("ledger")
+        .client(&client)
+        .ttl(Duration::from_secs(5));
+    let guard = lock.clone().acquire().await.unwrap();
+    assert_eq!(guard.fencing_token(), ahead + 1);
+    let stored: u64 = redis::cmd("GET").arg(&fence).query(&mut conn).unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(&fence).query(&mut conn).unwrap();
+    assert_eq!(stored, ahead + 1);
+    assert!(
+        ttl > 4_000 && ttl <= 5_000,
+        "the fencing key lives with the lease: {ttl}"
+    );
+    guard.release().await.unwrap();
+    let next = lock.acquire().await.unwrap();
+    assert_eq!(next.fencing_token(), ahead + 2);
+    next.release().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_fail_closed_when_redis_is_down() {
     let server = RedisServer::start();

@@ -38,10 +38,10 @@ const LONG: Duration = Duration::from_secs(1000 * 86_400);
 /// The state key of `key` under `limiter`, as the runtime names it.
 fn state_key(client: &Client, key: &str, algorithm: Algorithm, window: Duration) -> String {
     let suffix = match algorithm {
-        Algorithm::FixedWindow => "fw",
+        Algorithm::FixedWindow => "fw2",
         Algorithm::SlidingWindow => "sw2",
         Algorithm::SlidingWindowCounter => "swc",
-        Algorithm::TokenBucket => "tb",
+        Algorithm::TokenBucket => "tb2",
         _ => "gcra",
     };
     format!(
@@ -270,7 +270,7 @@ async fn state_keys_share_the_callers_hash_tag_and_escape_adversarial_keys(kind:
             let close = key.rfind('}').unwrap();
             let tag = &key[open + 1..close];
             assert!(!tag.contains(['{', '}', '*', ' ', '\n']), "{key}");
-            assert!(key[close..].starts_with("}:fw:"), "{key}");
+            assert!(key[close..].starts_with("}:fw2:"), "{key}");
         }
     }
 }

@@ -2,7 +2,9 @@
 //! member per call whatever its cost, so a huge cost neither blocks the server nor grows its
 //! memory; exact `retry_after` found by a search of the log; refunds in the middle of the log.
 //! Server work is measured on the server: its member count, its memory, and the commands each
-//! call runs (`INFO commandstats`).
+//! call runs (`INFO commandstats`). The same measure checks the other algorithms' state: the
+//! fixed window's counter, the token bucket's single value, the sliding window counter's one
+//! `HINCRBY` after a window's first call.
 
 mod common;
 
@@ -223,7 +225,7 @@ async fn a_denied_sliding_window_call_searches_a_log_of_20000_calls_in_a_few_com
     assert!(zrange <= 20, "{zrange} ZRANGE for one denied call");
 }
 
-/// One call of the sliding-window script by hand: `take` replies `[allowed, limit, remaining,
+/// One call of the sliding-window script by hand: `take` replies `[allowed, remaining,
 /// retry_after, reset_after, stamp, now]`, `refund` replies 1.
 fn sliding_script(
     conn: &mut redis::Connection,
@@ -266,15 +268,136 @@ fn sliding_window_refund_in_the_middle_keeps_later_calls_exact_on_redis() {
     let second = sliding_script(conn, &key, "take", 4, 0);
     std::thread::sleep(Duration::from_millis(2));
     let third = sliding_script(conn, &key, "take", 1, 0);
-    sliding_script(conn, &key, "refund", 3, first[5]);
-    sliding_script(conn, &key, "refund", 1, third[5]);
-    assert_eq!(sliding_script(conn, &key, "take", 0, 0)[2], 6);
+    sliding_script(conn, &key, "refund", 3, first[4]);
+    sliding_script(conn, &key, "refund", 1, third[4]);
+    assert_eq!(sliding_script(conn, &key, "take", 0, 0)[1], 6);
     // 7 do not fit until the second call, the only one left, has left the window.
     let denied = sliding_script(conn, &key, "take", 7, 0);
     assert_eq!(denied[0], 0);
-    assert_eq!(denied[3], second[6] + window_us - denied[6]);
-    sliding_script(conn, &key, "refund", 4, second[5]);
-    assert_eq!(sliding_script(conn, &key, "take", 0, 0)[2], 10);
+    assert_eq!(denied[2], second[5] + window_us - denied[5]);
+    sliding_script(conn, &key, "refund", 4, second[4]);
+    assert_eq!(sliding_script(conn, &key, "take", 0, 0)[1], 10);
     let exists: u64 = redis::cmd("EXISTS").arg(&key).query(conn).unwrap();
     assert_eq!(exists, 0, "an empty log is deleted");
+}
+
+/// The commands one `check` runs on the server, by name (scripts' own calls included).
+async fn commands_of(
+    conn: &mut redis::Connection,
+    limiter: &RateLimiter,
+    key: &str,
+    cost: u64,
+) -> (bool, std::collections::BTreeMap<String, u64>) {
+    let before = commands_run(conn);
+    let allowed = limiter.check(key, cost).await.unwrap().allowed;
+    let after = commands_run(conn);
+    let ran = after
+        .keys()
+        .filter(|name| name.as_str() != "info")
+        .map(|name| (name.clone(), commands_between(&before, &after, name)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    (allowed, ran)
+}
+
+fn ran(commands: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    commands.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_window_state_is_one_counter_that_expires_with_its_window() {
+    let server = RedisServer::start();
+    let mut conn = server.redis();
+    let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("fw")).unwrap();
+    let hour = Duration::from_secs(3600);
+    let limiter = RateLimiter::fixed_window(5, hour).client(client.clone());
+    let key = format!("{}:{{api:#alice}}:fw2:3600000", client.namespace().unwrap());
+    // Connected, and the script loaded, before anything is counted.
+    limiter.check("api:warm", 1).await.unwrap();
+    // The window's first call creates the counter and its deadline; the next only count.
+    let (allowed, first) = commands_of(&mut conn, &limiter, "api:alice", 2).await;
+    assert!(allowed);
+    assert_eq!(
+        first,
+        ran(&[("evalsha", 1), ("time", 1), ("incrby", 1), ("pexpireat", 1)])
+    );
+    let (allowed, second) = commands_of(&mut conn, &limiter, "api:alice", 2).await;
+    assert!(allowed);
+    assert_eq!(second, ran(&[("evalsha", 1), ("time", 1), ("incrby", 1)]));
+    // Denied: the units are given back at once, so a denied call counts for nothing.
+    let (allowed, denied) = commands_of(&mut conn, &limiter, "api:alice", 2).await;
+    assert!(!allowed);
+    assert_eq!(
+        denied,
+        ran(&[("evalsha", 1), ("time", 1), ("incrby", 1), ("decrby", 1)])
+    );
+    let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+    let count: u64 = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+    assert_eq!((kind.as_str(), count), ("string", 4));
+    // The deadline is the end of the hour of the server clock the window belongs to.
+    let deadline: u64 = redis::cmd("PEXPIRETIME")
+        .arg(&key)
+        .query(&mut conn)
+        .unwrap();
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
+    assert_eq!(deadline % 3_600_000, 0, "{deadline}");
+    assert!(deadline > secs * 1000 && deadline <= (secs + 3600) * 1000);
+    let one = limiter.check("api:alice", 1).await.unwrap();
+    assert!(one.allowed && one.remaining == 0);
+    // The time to the window's end, in µs: its whole milliseconds are one of these two.
+    let to_end = deadline - one.at.as_millis() as u64;
+    let reset = one.reset_after.as_millis() as u64;
+    assert!(
+        reset == to_end || reset + 1 == to_end,
+        "{reset} ms, {to_end}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_bucket_state_is_one_value_read_and_written_once() {
+    let server = RedisServer::start();
+    let mut conn = server.redis();
+    let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("tb")).unwrap();
+    let limiter = RateLimiter::token_bucket(10, Duration::from_secs(10), 10).client(client.clone());
+    limiter.check("api:warm", 1).await.unwrap();
+    let (allowed, commands) = commands_of(&mut conn, &limiter, "api:bob", 4).await;
+    assert!(allowed);
+    assert_eq!(
+        commands,
+        ran(&[("evalsha", 1), ("time", 1), ("get", 1), ("set", 1)])
+    );
+    let key = format!("{}:{{api:#bob}}:tb2:10000", client.namespace().unwrap());
+    let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(kind, "string");
+    // 4 of 10 tokens taken, one back per second: full again in about 4 s, when the key goes.
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+    assert!((3_900..=4_000).contains(&ttl), "{ttl}");
+    let next = limiter.check("api:bob", 0).await.unwrap();
+    assert_eq!((next.limit, next.remaining), (10, 6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_window_counter_sets_its_deadline_once_per_window() {
+    let server = RedisServer::start();
+    let mut conn = server.redis();
+    let client = Client::new(Config::from_url(&server.url()).unwrap().namespace("swc")).unwrap();
+    let limiter =
+        RateLimiter::sliding_window_counter(100, Duration::from_secs(3600)).client(client);
+    limiter.check("api:warm", 1).await.unwrap();
+    let (_, first) = commands_of(&mut conn, &limiter, "api:carol", 1).await;
+    assert_eq!(
+        first,
+        ran(&[
+            ("evalsha", 1),
+            ("hmget", 1),
+            ("time", 1),
+            ("hset", 1),
+            ("pexpireat", 1)
+        ])
+    );
+    let (_, second) = commands_of(&mut conn, &limiter, "api:carol", 1).await;
+    assert_eq!(
+        second,
+        ran(&[("evalsha", 1), ("hmget", 1), ("time", 1), ("hincrby", 1)])
+    );
 }

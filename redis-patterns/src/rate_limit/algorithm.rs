@@ -56,12 +56,14 @@ impl Algorithm {
     /// The suffix of this algorithm's key, after the hash tag.
     pub(super) fn suffix(self) -> &'static str {
         match self {
-            Algorithm::FixedWindow => "fw",
+            // `fw2`: a counter that expires with its window (`fw` was a hash {w, n}).
+            Algorithm::FixedWindow => "fw2",
             // `sw2`: one member per call (`sw` held one per unit); during a rolling upgrade the
             // two formats keep apart instead of misreading each other's members.
             Algorithm::SlidingWindow => "sw2",
             Algorithm::SlidingWindowCounter => "swc",
-            Algorithm::TokenBucket => "tb",
+            // `tb2`: the time the bucket is full again (`tb` was a hash {t, s}).
+            Algorithm::TokenBucket => "tb2",
             Algorithm::Gcra => "gcra",
         }
     }
@@ -157,12 +159,12 @@ pub(crate) struct Outcome {
     pub(super) stamp: u64,
 }
 
-/// The raw reply of a take: `{allowed, limit, remaining, retry_after µs (-1: never),
-/// reset_after µs, stamp, now µs}`.
-pub(super) type Raw = [i64; 7];
+/// The raw reply of a take: `{allowed, remaining, retry_after µs (-1: never), reset_after µs,
+/// stamp, now µs}` (the limit is the caller's own).
+pub(super) type Raw = [i64; 6];
 
 pub(super) fn outcome(policy: &Policy, raw: Raw) -> Outcome {
-    let [allowed, limit, remaining, retry_us, reset_us, stamp, now_us] = raw;
+    let [allowed, remaining, retry_us, reset_us, stamp, now_us] = raw;
     let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
     let retry_after = if retry_us < 0 {
         // A cost above the capacity is never admitted; a whole window is an honest "not soon".
@@ -173,7 +175,11 @@ pub(super) fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     Outcome {
         decision: Decision {
             allowed: allowed == 1,
-            limit: u64::try_from(limit).unwrap_or(0),
+            limit: if policy.algorithm.has_burst() {
+                policy.burst
+            } else {
+                policy.limit
+            },
             remaining: u64::try_from(remaining).unwrap_or(0),
             reset_after: micros(reset_us),
             retry_after: if allowed == 1 {

@@ -24,16 +24,14 @@ fn script(algorithm: Algorithm) -> &'static Script {
             "../scripts/rate_limit/sliding_window_counter.lua"
         ))
     });
-    static TOKEN_BUCKET: LazyLock<Script> =
-        LazyLock::new(|| Script::new(include_str!("../scripts/rate_limit/token_bucket.lua")));
     static GCRA: LazyLock<Script> =
         LazyLock::new(|| Script::new(include_str!("../scripts/rate_limit/gcra.lua")));
     match algorithm {
         Algorithm::FixedWindow => &FIXED_WINDOW,
         Algorithm::SlidingWindow => &SLIDING_WINDOW,
         Algorithm::SlidingWindowCounter => &SLIDING_WINDOW_COUNTER,
-        Algorithm::TokenBucket => &TOKEN_BUCKET,
-        Algorithm::Gcra => &GCRA,
+        // A bucket of whole tokens decides as GCRA does (see the script's header).
+        Algorithm::TokenBucket | Algorithm::Gcra => &GCRA,
     }
 }
 

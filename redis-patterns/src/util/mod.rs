@@ -12,13 +12,41 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// A random 128-bit owner token, hex-encoded (locks and stampede locks).
+///
+/// The bytes come from the operating system's CSPRNG, fetched 512 at a time per thread (one
+/// `getrandom` call per 32 tokens: a token is on every lock acquisition's path).
 pub(crate) fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
+    const TOKEN: usize = 16;
+    const BATCH: usize = 32 * TOKEN;
+    thread_local! {
+        static POOL: std::cell::RefCell<([u8; BATCH], usize)> =
+            const { std::cell::RefCell::new(([0; BATCH], BATCH)) };
+    }
+    let mut bytes = [0u8; TOKEN];
+    let pooled = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (buffer, used) = &mut *pool;
+        if *used + TOKEN > BATCH {
+            getrandom::fill(buffer).ok()?;
+            *used = 0;
+        }
+        bytes.copy_from_slice(&buffer[*used..*used + TOKEN]);
+        // Handed out once: the pool forgets what it gave.
+        buffer[*used..*used + TOKEN].fill(0);
+        *used += TOKEN;
+        Some(())
+    });
+    if !matches!(pooled, Ok(Some(()))) && getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: fall back to a seeded generator, still unique per process.
         bytes = fastrand::u128(..).to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut token = String::with_capacity(2 * TOKEN);
+    for b in bytes {
+        token.push(char::from(HEX[usize::from(b >> 4)]));
+        token.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    token
 }
 
 /// `base` randomised by ±50 %, so that waiters do not retry in lockstep.
@@ -85,6 +113,14 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, new_token());
+    }
+
+    #[test]
+    fn tokens_stay_unique_across_pool_refills() {
+        // 1,000 tokens span 31 refills of the per-thread pool.
+        let tokens: std::collections::HashSet<String> = (0..1000).map(|_| new_token()).collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(tokens.iter().all(|t| t.len() == 32 && t != &"0".repeat(32)));
     }
 
     #[test]

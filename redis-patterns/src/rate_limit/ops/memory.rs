@@ -46,10 +46,6 @@ struct WindowCounter {
     previous: u64,
 }
 
-/// `None` when missing: a full bucket.
-#[derive(Default)]
-struct Bucket(Option<(u64, u64)>);
-
 /// The theoretical arrival time; `None` when missing.
 #[derive(Default)]
 struct Tat(Option<u64>);
@@ -68,8 +64,8 @@ pub(super) fn take(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64) -> Raw {
         Algorithm::FixedWindow => fixed_window(txn, key, p, cost, now),
         Algorithm::SlidingWindow => sliding_window(txn, key, p, cost, now),
         Algorithm::SlidingWindowCounter => sliding_window_counter(txn, key, p, cost, now),
-        Algorithm::TokenBucket => token_bucket(txn, key, p, cost, now),
-        Algorithm::Gcra => gcra(txn, key, p, cost, now),
+        // A bucket of whole tokens is GCRA: the script is shared too (`gcra.lua`).
+        Algorithm::TokenBucket | Algorithm::Gcra => gcra(txn, key, p, cost, now),
     }
 }
 
@@ -109,21 +105,7 @@ pub(super) fn refund(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, stamp:
                 state.previous = state.previous.saturating_sub(cost);
             }
         }
-        Algorithm::TokenBucket => {
-            let state = txn.state::<Bucket>(key);
-            let (tokens, since) = refill(state, p, now);
-            let tokens = (tokens + cost).min(p.burst);
-            if tokens >= p.burst {
-                txn.del(key);
-            } else {
-                state.0 = Some((tokens, since));
-                let reset = (p.burst - tokens)
-                    .saturating_mul(p.interval_us())
-                    .saturating_sub(now - since);
-                txn.expire(key, ceil_ms(reset));
-            }
-        }
-        Algorithm::Gcra => {
+        Algorithm::TokenBucket | Algorithm::Gcra => {
             let state = txn.state::<Tat>(key);
             let tat = state.0.unwrap_or(now).max(now);
             let tat = tat
@@ -136,25 +118,6 @@ pub(super) fn refund(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, stamp:
                 txn.del(key);
             }
         }
-    }
-}
-
-/// The bucket brought up to `now`: whole tokens gained since the last count, and the time
-/// up to which they are counted.
-fn refill(state: &Bucket, p: &Policy, now: u64) -> (u64, u64) {
-    let (burst, interval) = (p.burst, p.interval_us());
-    let (tokens, since) = match state.0 {
-        None => (burst, now),
-        Some((tokens, since)) if now > since => {
-            let gained = (now - since) / interval;
-            (tokens + gained, since + gained * interval)
-        }
-        Some(stored) => stored,
-    };
-    if tokens >= burst {
-        (burst, now)
-    } else {
-        (tokens, since)
     }
 }
 
@@ -185,7 +148,6 @@ fn fixed_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -
     txn.expire(key, ceil_ms(reset_after));
     [
         allowed,
-        signed(limit),
         signed(limit.saturating_sub(count)),
         retry_after,
         signed(reset_after),
@@ -245,7 +207,6 @@ fn sliding_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64)
     }
     [
         allowed,
-        signed(limit),
         signed(limit.saturating_sub(total)),
         retry_after,
         signed(reset_after),
@@ -306,50 +267,10 @@ fn sliding_window_counter(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, n
         .max(0.0);
     [
         allowed,
-        signed(limit),
         remaining as i64,
         retry_after,
         signed(reset_after),
         signed(current),
-        signed(now),
-    ]
-}
-
-fn token_bucket(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {
-    let (burst, interval) = (p.burst, p.interval_us());
-    let state = txn.state::<Bucket>(key);
-    let fresh = state.0.is_none();
-    let (mut tokens, since) = refill(state, p, now);
-    let (mut allowed, mut retry_after) = (0, 0);
-    if tokens >= cost {
-        allowed = 1;
-        tokens -= cost;
-    } else if cost > burst {
-        retry_after = -1;
-    } else {
-        retry_after = signed(
-            (cost - tokens)
-                .saturating_mul(interval)
-                .saturating_sub(now - since),
-        );
-    }
-    let reset_after = (burst - tokens)
-        .saturating_mul(interval)
-        .saturating_sub(now - since);
-    if allowed == 1 && reset_after > 0 {
-        state.0 = Some((tokens, since));
-        txn.expire(key, ceil_ms(reset_after));
-    } else if allowed == 1 || fresh {
-        // Full again, or only this read created it: a missing bucket is a full one.
-        txn.del(key);
-    }
-    [
-        allowed,
-        signed(burst),
-        signed(tokens),
-        retry_after,
-        signed(reset_after),
-        0,
         signed(now),
     ]
 }
@@ -388,7 +309,6 @@ fn gcra(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {
     let remaining = tolerance.saturating_sub(ttl) / interval;
     [
         allowed,
-        signed(burst),
         signed(remaining),
         retry_after,
         signed(ttl),

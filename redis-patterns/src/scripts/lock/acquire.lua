@@ -13,8 +13,15 @@
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local time = redis.call('TIME')
   local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
-  local token = math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, now_us)
-  redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[2])
+  -- Usually the clock is ahead of the last token: one SET ... GET stores it and reads the
+  -- last one. Only when it is not (two grants in a microsecond, a clock stepped back) is the
+  -- token the last one + 1, stored by a second SET.
+  local token = now_us
+  local last = tonumber(redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[2], 'GET'))
+  if last and last >= token then
+    token = last + 1
+    redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[2])
+  end
   return {1, token}
 end
 return {0, redis.call('PTTL', KEYS[1])}

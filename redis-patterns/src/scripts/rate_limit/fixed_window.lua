@@ -1,42 +1,55 @@
--- Fixed window: one counter per window of the server clock, expiring with its window.
--- KEYS[1]  hash {w = window number, n = units admitted in window w}
+-- Fixed window: one counter per window of the server clock, expiring when its window ends, so
+-- the counter that exists is the current window's: an admitted call costs one INCRBY (and a
+-- PEXPIREAT on the window's first call), as the classic INCR + EXPIRE counter, on aligned
+-- windows and without counting denied calls.
+-- KEYS[1]  counter: units admitted in the window it was created in; expires at that window's end
 -- ARGV[1]  'take', or 'refund' to give back units taken earlier
 -- ARGV[2]  limit (units per window), at most 2^40
 -- ARGV[3]  window in microseconds, 1 to 2^50
 -- ARGV[4]  cost (units), at most 2^40 + 1
 -- ARGV[5]  'refund' only: the window number the take returned
--- Returns {allowed 0|1, limit, remaining, retry_after µs (-1: never), reset_after µs,
---          window number, server time µs}; a refund returns 1. Out-of-range arguments are an
---          error raised before anything is written.
-local function fmt(x) return string.format('%.0f', x) end
+-- Returns {allowed 0|1, remaining, retry_after µs (-1: never), reset_after µs, window number,
+--          server time µs}; a refund returns 1. Out-of-range arguments are an error raised
+--          before anything is written.
+--
+-- The server treats a script's keys as of the millisecond it started, and TIME reads the clock
+-- a few microseconds later: a call that starts in the last of them before a window ends is
+-- counted in the ending window, where it began (and reports the next window's reset).
 local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
-local limit, window, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local key, limit, window, cost = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if not (whole(limit, 0, 2^40) and whole(window, 1, 2^50) and whole(cost, 0, 2^40 + 1)) then
   return redis.error_reply('rate limit arguments out of range (limit 0..2^40, window 1..2^50 us, cost 0..2^40+1)')
-end
-local stored = redis.call('HMGET', KEYS[1], 'w', 'n')
-local stored_window, stored_count = tonumber(stored[1]), tonumber(stored[2]) or 0
-if ARGV[1] == 'refund' then
-  if stored_window == tonumber(ARGV[5]) then
-    redis.call('HSET', KEYS[1], 'n', fmt(math.max(0, stored_count - cost)))
-  end
-  return 1
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local current = math.floor(now / window)
-local count = 0
-if stored_window == current then count = stored_count end
-local reset_after = (current + 1) * window - now
-local allowed, retry_after = 0, 0
-if count + cost <= limit then
-  allowed = 1
-  count = count + cost
-  redis.call('HSET', KEYS[1], 'w', fmt(current), 'n', fmt(count))
-  redis.call('PEXPIRE', KEYS[1], fmt(math.ceil(reset_after / 1000)))
-elseif cost > limit then
-  retry_after = -1
-else
-  retry_after = reset_after
+if ARGV[1] == 'refund' then
+  -- Only within the window the units were taken in; DECRBY keeps the counter's TTL.
+  if current == tonumber(ARGV[5]) then
+    local count = tonumber(redis.call('GET', key))
+    if count and count > 0 then redis.call('DECRBY', key, math.min(count, cost)) end
+  end
+  return 1
 end
-return {allowed, limit, math.max(0, limit - count), retry_after, reset_after, current, now}
+local reset_after = (current + 1) * window - now
+if cost == 0 or cost > limit then
+  -- A peek, or a cost that never fits: read only.
+  local count = tonumber(redis.call('GET', key)) or 0
+  local remaining = math.max(0, limit - count)
+  if cost > limit then return {0, remaining, -1, reset_after, current, now} end
+  if count > limit then return {0, 0, reset_after, reset_after, current, now} end
+  return {1, remaining, 0, reset_after, current, now}
+end
+local count = redis.call('INCRBY', key, cost)
+if count == cost then
+  -- The window's first units (or a counter refunded to zero): it ends with the window. The
+  -- millisecond is rounded up, so the deadline is never in the past.
+  redis.call('PEXPIREAT', key, string.format('%.0f', math.ceil((current + 1) * window / 1000)))
+end
+if count > limit then
+  -- Denied: give the units back (the counter existed before, with its TTL).
+  redis.call('DECRBY', key, cost)
+  count = count - cost
+  return {0, math.max(0, limit - count), reset_after, reset_after, current, now}
+end
+return {1, limit - count, 0, reset_after, current, now}

@@ -1,11 +1,16 @@
 -- GCRA (generic cell rate algorithm), with the outputs of redis-cell's CL.THROTTLE. One
 -- value: the theoretical arrival time (TAT) of the next unit, in server microseconds.
+--
+-- Also the token bucket's script: a bucket of `burst` whole tokens gaining one every
+-- `interval` is this algorithm, with the TAT as the time the bucket is full again. It holds
+-- burst - ceil((TAT - now) / interval) tokens, and `tokens >= cost` is GCRA's test
+-- TAT + cost * interval - burst * interval <= now; the retry and reset times agree too.
 -- KEYS[1]  TAT; missing = now
 -- ARGV[1]  'take', or 'refund' to move the TAT back
 -- ARGV[2]  burst, at most 2^40 (units admitted at once from idle)
 -- ARGV[3]  emission interval in microseconds (window / limit)
 -- ARGV[4]  cost (units)
--- Returns {allowed 0|1, burst, remaining, retry_after µs (-1: never), reset_after µs, 0,
+-- Returns {allowed 0|1, remaining, retry_after µs (-1: never), reset_after µs, 0,
 --          server time µs}; a refund returns 1. Out-of-range arguments are an error
 --          raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
@@ -46,4 +51,4 @@ else
   retry_after = tat + cost * interval - tolerance - now
 end
 local remaining = math.max(0, math.floor((tolerance - ttl) / interval))
-return {allowed, burst, remaining, retry_after, ttl, 0, now}
+return {allowed, remaining, retry_after, ttl, 0, now}

@@ -18,7 +18,7 @@
 -- ARGV[4]  cost (units), at most 2^40 + 1
 -- ARGV[5]  'refund' only: the admission time the take returned (unique in the log: the
 --          call's identity, which a refund of an earlier call does not change)
--- Returns {allowed 0|1, limit, remaining, retry_after µs (-1: never), reset_after µs,
+-- Returns {allowed 0|1, remaining, retry_after µs (-1: never), reset_after µs,
 --          admission time of this call (0 if nothing was added), server time µs}; a refund
 --          returns 1.
 --          Out-of-range arguments are an error raised before anything is written.
@@ -101,4 +101,4 @@ end
 
 local reset_after = 0
 if last_at then reset_after = last_at + window - now end
-return {allowed, limit, math.max(0, limit - total), retry_after, reset_after, stamp, now}
+return {allowed, math.max(0, limit - total), retry_after, reset_after, stamp, now}

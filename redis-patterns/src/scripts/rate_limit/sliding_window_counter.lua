@@ -1,12 +1,14 @@
 -- Sliding window counter: the count of the current fixed window plus the previous window's
--- count weighted by how much of it still overlaps the sliding window. Approximate, O(1).
+-- count weighted by how much of it still overlaps the sliding window. Approximate, O(1). The
+-- hash expires when the window after the one it was written in ends, a deadline set by each
+-- window's first call: the other calls of the window cost one HINCRBY.
 -- KEYS[1]  hash {w = window number, n = units in window w, p = units in window w - 1}
 -- ARGV[1]  'take', or 'refund' to give back units taken earlier
 -- ARGV[2]  limit (units per window), at most 2^40
 -- ARGV[3]  window in microseconds, 1 to 2^50
 -- ARGV[4]  cost (units), at most 2^40 + 1
 -- ARGV[5]  'refund' only: the window number the take returned
--- Returns {allowed 0|1, limit, remaining, retry_after µs (-1: never), reset_after µs,
+-- Returns {allowed 0|1, remaining, retry_after µs (-1: never), reset_after µs,
 --          window number, server time µs}; a refund returns 1. Out-of-range arguments are an
 --          error raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
@@ -42,8 +44,15 @@ local allowed, retry_after = 0, 0
 if previous * weight + count + cost <= limit then
   allowed = 1
   count = count + cost
-  redis.call('HSET', key, 'w', fmt(current), 'n', fmt(count), 'p', fmt(previous))
-  redis.call('PEXPIRE', key, fmt(math.ceil((2 * window - elapsed) / 1000)))
+  if stored_window == current then
+    -- The window's state and deadline were written by its first call: add to its count.
+    if cost > 0 then redis.call('HINCRBY', key, 'n', cost) end
+  else
+    -- A new window: the old current becomes the previous, and the hash lives until the
+    -- next window ends (rounded up to the millisecond, so never in the past).
+    redis.call('HSET', key, 'w', fmt(current), 'n', fmt(count), 'p', fmt(previous))
+    redis.call('PEXPIREAT', key, fmt(math.ceil((current + 2) * window / 1000)))
+  end
 elseif cost > limit then
   retry_after = -1
 else
@@ -63,4 +72,4 @@ elseif previous > 0 then
   reset_after = window - elapsed
 end
 local remaining = math.max(0, math.floor(limit - previous * weight - count))
-return {allowed, limit, remaining, retry_after, reset_after, current, now}
+return {allowed, remaining, retry_after, reset_after, current, now}
