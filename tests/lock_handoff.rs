@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Kind;
@@ -118,8 +119,17 @@ async fn contended_read_modify_writes_count_exactly(kind: Kind) {
     assert!(took < Duration::from_secs(30), "the hand-off took {took:?}");
 }
 
-#[cached(key = "slow:<id>", ttl = "1m", stampede = "lock", lock_wait = "20s", client = client, skip(work))]
-async fn slow(client: &Client, id: u64, work: Duration) -> Result<u64, String> {
+#[cached(key = "slow:<id>", ttl = "1m", stampede = "lock", lock_wait = "20s", client = client, skip(work, started))]
+async fn slow(
+    client: &Client,
+    id: u64,
+    work: Duration,
+    started: Option<Arc<tokio::sync::Notify>>,
+) -> Result<u64, String> {
+    // Computing: the stampede lock is held.
+    if let Some(started) = started {
+        started.notify_one();
+    }
     tokio::time::sleep(work).await;
     Ok(id)
 }
@@ -132,16 +142,22 @@ async fn a_store_between_probe_and_wait_is_not_lost(kind: Kind) {
     let clients = common::clients(kind, &ns, 2);
     // Warm-up: the waiter's tracking is armed by a first contended round.
     for round in 0..40u64 {
+        let started = Arc::new(tokio::sync::Notify::new());
         let computing = {
             let client = clients[0].clone();
             let work = Duration::from_micros(2_000 + round * 250);
+            let started = started.clone();
             tokio::spawn(async move {
-                slow(&client, round, work).await.unwrap();
+                slow(&client, round, work, Some(started)).await.unwrap();
                 Instant::now()
             })
         };
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        slow(&clients[1], round, Duration::ZERO).await.unwrap();
+        // The other client comes once the first holds the lock (on a loaded machine a fixed
+        // pause could let it in first, and then it would compute).
+        started.notified().await;
+        slow(&clients[1], round, Duration::ZERO, None)
+            .await
+            .unwrap();
         let got = Instant::now();
         let stored = computing.await.unwrap();
         let late = got.saturating_duration_since(stored);
