@@ -154,7 +154,9 @@ async fn a_store_between_probe_and_wait_is_not_lost(kind: Kind) {
         };
         // The other client comes once the first holds the lock (on a loaded machine a fixed
         // pause could let it in first, and then it would compute).
-        started.notified().await;
+        tokio::time::timeout(Duration::from_secs(20), started.notified())
+            .await
+            .expect("the first client computes");
         slow(&clients[1], round, Duration::ZERO, None)
             .await
             .unwrap();

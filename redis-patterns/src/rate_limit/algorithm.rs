@@ -118,6 +118,16 @@ impl Policy {
         policy
     }
 
+    /// What `Decision::limit` reports and the scripts' `ARGV[2]`: the capacity (`burst`) of
+    /// `token_bucket` and `gcra`, the limit per window of the others.
+    pub(super) fn capacity(&self) -> u64 {
+        if self.algorithm.has_burst() {
+            self.burst
+        } else {
+            self.limit
+        }
+    }
+
     pub(crate) fn window(&self) -> Duration {
         Duration::from_micros(self.window_us)
     }
@@ -175,11 +185,7 @@ pub(super) fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     Outcome {
         decision: Decision {
             allowed: allowed == 1,
-            limit: if policy.algorithm.has_burst() {
-                policy.burst
-            } else {
-                policy.limit
-            },
+            limit: policy.capacity(),
             remaining: u64::try_from(remaining).unwrap_or(0),
             reset_after: micros(reset_us),
             retry_after: if allowed == 1 {

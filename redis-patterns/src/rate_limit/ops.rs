@@ -45,16 +45,16 @@ fn arguments(
     cost: u64,
     stamp: u64,
 ) {
-    let (a, b) = if policy.algorithm.has_burst() {
-        (policy.burst, policy.interval_us())
+    let period = if policy.algorithm.has_burst() {
+        policy.interval_us()
     } else {
-        (policy.limit, policy.window_us)
+        policy.window_us
     };
     invocation
         .key(key)
         .arg(op)
-        .arg(a)
-        .arg(b)
+        .arg(policy.capacity())
+        .arg(period)
         .arg(cost)
         .arg(stamp);
 }

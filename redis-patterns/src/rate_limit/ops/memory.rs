@@ -1,6 +1,12 @@
 //! The `mem://` versions of the rate limit scripts, step for step: the same integer
 //! arithmetic (the scripts only use integers below 2^53, which Lua's doubles hold exactly) and
 //! the same float steps where the script uses floats, so both backends decide alike.
+//!
+//! One difference of storage, not of decisions: `fixed_window.lua` keeps a bare counter and
+//! lets its expiry at the window's end say which window it counts, which saves the script a
+//! read and a write; the twin keeps the window number beside the count, because its expiry,
+//! set from the store's microsecond clock on a finer `Instant`, can outlive the window by a
+//! fraction of a microsecond.
 
 use std::collections::VecDeque;
 use std::time::Duration;
