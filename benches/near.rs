@@ -85,7 +85,8 @@ use redis::aio::MultiplexedConnection;
 use redis_patterns::cache::NearCache;
 use redis_patterns::{Client, Config, cached};
 use support::{
-    CONCURRENCY, Product, join_calls, median, percentile, runtime, sample, sequential, server,
+    CONCURRENCY, Product, commands_processed, join_calls, median, percentile, runtime, sample,
+    sequential, server,
 };
 use tokio::runtime::Runtime;
 
@@ -216,19 +217,6 @@ async fn csc_get(conn: &mut MultiplexedConnection, id: u64) -> Product {
 
 async fn peer_get(peer: &AsyncRedisCache<u64, Product>, id: u64) -> Product {
     peer.async_cache_get(&id).await.unwrap().unwrap()
-}
-
-/// Commands the server has processed so far.
-async fn commands_processed(conn: &mut MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("INFO stats has total_commands_processed")
 }
 
 /// Server commands per call of `op` over 1,000 sequential calls (the `INFO` that reads the

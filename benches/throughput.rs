@@ -56,7 +56,10 @@ use redis::{AsyncCommands, Script};
 use redis_patterns::lock::Lock;
 use redis_patterns::rate_limit::RateLimited;
 use redis_patterns::{Client, Config, cached, rate_limited};
-use support::{CONCURRENCY, Product, join_calls, median, percentile, sample, server};
+use support::{
+    CONCURRENCY, Product, join_calls, median, multi_thread_runtime, percentile, runs, sample,
+    server, smoke,
+};
 
 /// Units per window of every rate limit, on both sides: far above the rate reached here, so
 /// every call is admitted (the `#[rate_limited]` functions below spell it as a literal).
@@ -479,16 +482,7 @@ impl Caller {
                     .unwrap();
                 fencing_token > 0
             } else {
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(LOCK_TTL.as_millis() as u64)
-                    .query_async(&mut self.conn)
-                    .await
-                    .unwrap();
-                set.is_some()
+                support::set_nx_px(&mut self.conn, &key, &token, LOCK_TTL).await
             };
             if acquired {
                 break;
@@ -593,13 +587,7 @@ struct Run {
     client_cpu: f64,
 }
 
-/// How long a pass lasts.
-/// Run as a test (`cargo test --all-targets` runs every bench once, without `--bench`): one
-/// short run, to check that every side works, not to measure.
-fn smoke() -> bool {
-    !std::env::args().any(|arg| arg == "--bench")
-}
-
+/// How long a pass lasts (short in a smoke run: `support::smoke`).
 fn pass_length() -> Duration {
     let ms = std::env::var("PASS_MS")
         .ok()
@@ -858,15 +846,9 @@ fn one_caller_runtime(url: String) -> tokio::sync::mpsc::UnboundedSender<OneCall
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if smoke() { 1 } else { 3 });
+    let runs = runs();
     let url = server().url();
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("build a tokio runtime");
+    let multi = multi_thread_runtime();
     let on_multi = multi.block_on(Shared::new(&url));
     let one_caller = one_caller_runtime(url);
     let workers = multi.metrics().num_workers();

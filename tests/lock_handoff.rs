@@ -1,8 +1,8 @@
 //! Hand-offs under contention (issue 11). `stampede = "lock"` waiters are woken when the value
-//! is stored (the server's invalidation, see `backend/watch.rs`) instead of polling; lock
-//! waiters still poll. The lock scenario of the issue — 4 clients × 25 tasks × 10 guarded
-//! read-modify-writes (`GET`, 1 ms of work, `SET`) — must count exactly 1,000; its wall time is
-//! printed.
+//! is stored, and lock waiters when the lock is released (the server's invalidation of the
+//! value, or of the lock's waiters' mark: see `backend/watch.rs`), instead of polling. The lock
+//! scenario of the issue — 4 clients × 25 tasks × 10 guarded read-modify-writes (`GET`, 1 ms of
+//! work, `SET`) — must count exactly 1,000; its wall time and hand-off latencies are printed.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Kind;
-use redis_patterns::lock::LockError;
+use redis_patterns::lock::{Lock, LockError};
 use redis_patterns::test_util::Store;
 use redis_patterns::{Client, cached, with_lock};
 
@@ -234,7 +234,52 @@ async fn stampede_waiters_get_the_value_moments_after_it_is_stored(kind: Kind) {
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
 }
 
+/// A lock waiter that polls only every 5–15 s (`retry` 10 s) still takes the lock moments
+/// after each release: releases are heard, and one that comes between the waiter's attempt and
+/// its sleep is not lost (the mark's change count it read before the attempt has moved). The
+/// release comes at a different moment of the waiter's attempt in each round.
+async fn a_release_between_attempt_and_wait_is_not_lost(kind: Kind) {
+    let ns = common::namespace("lock-race");
+    let clients = common::clients(kind, &ns, 2);
+    let lease = Duration::from_secs(30);
+    let holder = Lock::new("race").client(&clients[0]).ttl(lease);
+    let patient = Lock::new("race")
+        .client(&clients[1])
+        .ttl(lease)
+        .wait(Duration::from_secs(60))
+        .retry(Duration::from_secs(10));
+    // Warm-up: a contended round polling every 5 ms, which arms the waiter's tracking.
+    let guard = holder.acquire().await.unwrap();
+    let brisk = patient.clone().retry(Duration::from_millis(5));
+    let waiting = tokio::spawn(async move { brisk.acquire().await.unwrap().release().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    guard.release().await.unwrap();
+    waiting.await.unwrap().unwrap();
+    for round in 0..40u64 {
+        let guard = holder.acquire().await.unwrap();
+        let waiting = tokio::spawn({
+            let patient = patient.clone();
+            async move {
+                let guard = patient.acquire().await.unwrap();
+                let acquired = Instant::now();
+                guard.release().await.unwrap();
+                acquired
+            }
+        });
+        tokio::time::sleep(Duration::from_micros(round * 250)).await;
+        guard.release().await.unwrap();
+        let released = Instant::now();
+        let late = waiting.await.unwrap().saturating_duration_since(released);
+        assert!(
+            late < Duration::from_secs(1),
+            "round {round}: the waiter took the lock {late:?} after the release \
+             (polling alone: 5 to 15 s)"
+        );
+    }
+}
+
 on_both_backends!(
+    a_release_between_attempt_and_wait_is_not_lost,
     contended_read_modify_writes_count_exactly,
     a_store_between_probe_and_wait_is_not_lost,
     stampede_waiters_get_the_value_moments_after_it_is_stored,

@@ -170,6 +170,61 @@ pub fn percentile(nanos: &mut [u32], p: f64) -> f64 {
     *nanos.select_nth_unstable(i).1 as f64
 }
 
+/// Run as a test (`cargo test --all-targets` runs every bench once, without `--bench`): a
+/// benchmark then makes one short run, to check that every side works, not to measure.
+pub fn smoke() -> bool {
+    !std::env::args().any(|arg| arg == "--bench")
+}
+
+/// How many runs a run-based benchmark makes: `RUNS`, else 3 (1 in a smoke run).
+pub fn runs() -> usize {
+    std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if smoke() { 1 } else { 3 })
+}
+
+/// A multi-threaded tokio runtime with the default worker count, as applications run.
+pub fn multi_thread_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime")
+}
+
+/// Commands the server has processed so far (`total_commands_processed`; scripts' own
+/// commands included on redis-server 7).
+pub async fn commands_processed(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO stats has total_commands_processed")
+}
+
+/// The hand-written lock's attempt: `SET key token NX PX ttl`; whether it was granted.
+pub async fn set_nx_px(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    token: &str,
+    ttl: Duration,
+) -> bool {
+    let granted: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl.as_millis() as u64)
+        .query_async(conn)
+        .await
+        .unwrap();
+    granted.is_some()
+}
+
 /// The median of per-run figures.
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

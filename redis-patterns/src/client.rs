@@ -232,6 +232,21 @@ impl Client {
         }
     }
 
+    /// `key` (a lock's waiters' mark) was rewritten by this client's release: wake a waiter of
+    /// this process now, rather than when the server's invalidation comes back.
+    pub(crate) fn watched_changed(&self, key: &str) {
+        if let Some((watches, _)) = self.inner.watches.get() {
+            watches.changed(key);
+        }
+    }
+
+    /// How many changes this client's waiters' tracking has heard, of any key; `None` if it
+    /// tracks nothing yet (see `backend/watch.rs`).
+    pub(crate) fn changes_heard(&self) -> Option<u64> {
+        let (watches, _) = self.inner.watches.get()?;
+        Some(watches.heard())
+    }
+
     /// Registers a waiter for changes of `key` (see `backend/watch.rs`).
     pub(crate) fn watch(&self, key: &str) -> crate::backend::watch::Watch {
         let inner = &self.inner;

@@ -246,6 +246,30 @@ impl RedisServer {
         stalling
     }
 
+    /// The ids of the connections in `CLIENT TRACKING` mode (flag `t`).
+    pub fn tracking_clients(&self) -> Vec<String> {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut self.redis())
+            .expect("CLIENT LIST");
+        tracking_client_ids(&list)
+    }
+
+    /// Closes the connections in `CLIENT TRACKING` mode; how many there were.
+    pub fn kill_tracking_clients(&self) -> usize {
+        let ids = self.tracking_clients();
+        let mut conn = self.redis();
+        for id in &ids {
+            redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query::<()>(&mut conn)
+                .expect("CLIENT KILL ID");
+        }
+        ids.len()
+    }
+
     /// Closes every client connection but the caller's (`CLIENT KILL TYPE normal`).
     pub fn kill_clients(&self) {
         redis::cmd("CLIENT")

@@ -226,9 +226,29 @@ async fn no_lock_leaves_a_key_without_a_ttl() {
             .unwrap();
         guard.release().await.unwrap();
     }
+    // A refused attempt marks the lock as awaited: the mark has a TTL too.
+    let held = Lock::new("busy").client(&client).acquire().await.unwrap();
+    let refused = Lock::new("busy")
+        .client(&client)
+        .wait(Duration::ZERO)
+        .acquire()
+        .await;
+    assert!(
+        matches!(refused, Err(LockError::Timeout { .. })),
+        "{refused:?}"
+    );
+    held.release().await.unwrap();
     let ended = Mutex::new(None);
     let _ = tokio::time::timeout(Duration::from_millis(50), long_body(&client, 9, &ended)).await;
     assert!(!server.keys(&ns).is_empty(), "the fencing keys are there");
+    assert!(
+        server
+            .keys(&ns)
+            .iter()
+            .any(|k| k.ends_with("{busy}:waiters")),
+        "the waiters' mark is there: {:?}",
+        server.keys(&ns)
+    );
     assert_eq!(server.keys_without_ttl(&ns), Vec::<String>::new());
 }
 
@@ -301,4 +321,146 @@ async fn locks_fail_closed_under_server_faults_within_their_timeouts() {
     }
     assert!(outcome.is_ok(), "{outcome:?}");
     assert!(server.keys_without_ttl(&ns).is_empty());
+}
+
+/// One contended round on lock `name`: `holder` takes it, a waiter of `waiter` (polling every
+/// `retry` where releases cannot be heard) waits; `during` runs while it waits, then the holder
+/// releases. Returns how long after the release the waiter held the lock.
+async fn contended_round(
+    holder: &Client,
+    waiter: &Client,
+    name: &str,
+    retry: Duration,
+    during: impl FnOnce(),
+) -> Duration {
+    let lease = Duration::from_secs(30);
+    let guard = Lock::new(name)
+        .client(holder)
+        .ttl(lease)
+        .acquire()
+        .await
+        .unwrap();
+    let patient = Lock::new(name)
+        .client(waiter)
+        .ttl(lease)
+        .wait(Duration::from_secs(20))
+        .retry(retry);
+    let waiting = tokio::spawn(async move {
+        let guard = patient.acquire().await.unwrap();
+        let acquired = Instant::now();
+        guard.release().await.unwrap();
+        acquired
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    during();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    guard.release().await.unwrap();
+    let released = Instant::now();
+    bounded(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .saturating_duration_since(released)
+}
+
+/// Two clients of `server` in one namespace (a holder and a waiter), with 250 ms commands.
+fn holder_and_waiter(server: &RedisServer, test: &str) -> (Client, Client) {
+    let ns = common::namespace(test);
+    let command = Duration::from_millis(250);
+    (
+        common::client_in(&server.url(), &ns, command),
+        common::client_in(&server.url(), &ns, command),
+    )
+}
+
+/// Lock waiters hear releases on a tracking connection of their client. When it is killed
+/// (`CLIENT KILL`) they poll every `retry` until it is re-armed, and still take the lock right
+/// after the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waiters_still_acquire_when_their_notifications_are_killed() {
+    let server = RedisServer::start();
+    let (holder, waiter) = holder_and_waiter(&server, "lock-kill");
+    let retry = Duration::from_millis(200);
+    // A first round arms the waiter's notifications.
+    let late = contended_round(&holder, &waiter, "kill", retry, || {}).await;
+    assert!(late < Duration::from_secs(1), "armed round: {late:?}");
+    let late = contended_round(&holder, &waiter, "kill", retry, || {
+        assert!(
+            server.kill_tracking_clients() > 0,
+            "the waiter tracks the lock's mark"
+        );
+    })
+    .await;
+    // Heard on the re-armed connection, or found by a poll (every 100 to 300 ms).
+    assert!(late < Duration::from_secs(1), "after CLIENT KILL: {late:?}");
+}
+
+/// A server that refuses tracking (`CLIENT` renamed away, as on some proxies): waiters poll
+/// every `retry` and take the lock after the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waiters_poll_where_the_server_refuses_tracking() {
+    let server = RedisServer::start_with(&["--rename-command", "CLIENT", "\"\""]);
+    let (holder, waiter) = holder_and_waiter(&server, "lock-refused");
+    for _ in 0..2 {
+        let late = contended_round(
+            &holder,
+            &waiter,
+            "refused",
+            Duration::from_millis(200),
+            || {},
+        )
+        .await;
+        assert!(
+            late < Duration::from_secs(1),
+            "polling every 100-300 ms: {late:?}"
+        );
+    }
+}
+
+/// A restart (without persistence) loses the lock and drops the waiter's tracking: the waiter
+/// wakes, polls, and takes the lock once the server is back, without a release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waiters_take_the_lock_after_a_server_restart() {
+    let server = RedisServer::start();
+    let (holder, waiter) = holder_and_waiter(&server, "lock-restart");
+    // A first round arms the waiter's notifications.
+    let late = contended_round(
+        &holder,
+        &waiter,
+        "restart",
+        Duration::from_millis(200),
+        || {},
+    )
+    .await;
+    assert!(late < Duration::from_secs(1), "armed round: {late:?}");
+    let lease = Duration::from_secs(30);
+    let guard = Lock::new("restart")
+        .client(&holder)
+        .ttl(lease)
+        .acquire()
+        .await
+        .unwrap();
+    let patient = Lock::new("restart")
+        .client(&waiter)
+        .ttl(lease)
+        .wait(Duration::from_secs(20))
+        .retry(Duration::from_millis(500));
+    let waiting = tokio::spawn(async move { patient.acquire().await.map(|g| (g, Instant::now())) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart();
+    let restarted = Instant::now();
+    let (taken, at) = bounded(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .expect("the waiter takes the lock the restart lost");
+    let late = at.saturating_duration_since(restarted);
+    // Woken when tracking dropped, then a poll after 250 to 750 ms.
+    assert!(late < Duration::from_secs(3), "after the restart: {late:?}");
+    // The old holder's release does not succeed: `Lost`, or its own connection's first
+    // command since the restart failing.
+    let old = guard.release().await;
+    assert!(
+        matches!(old, Err(LockError::Lost | LockError::Backend(_))),
+        "the old holder's lock was lost with the restart: {old:?}"
+    );
+    taken.release().await.unwrap();
 }

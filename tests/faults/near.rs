@@ -76,12 +76,6 @@ async fn change_is_seen(reader: &Client, writer: &Client, db: &Db, limit: Durati
 }
 
 /// Ids of the server's clients that track keys (flag `t`).
-fn tracking_clients(server: &RedisServer) -> Vec<String> {
-    let mut conn = server.redis();
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
-    common::tracking_client_ids(&list)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tracking_connection_flushes_the_tier_until_it_is_rearmed() {
     let server = RedisServer::start();
@@ -89,21 +83,15 @@ async fn a_killed_tracking_connection_flushes_the_tier_until_it_is_rearmed() {
     let (reader, writer) = (client(&server.url(), &ns), client(&server.url(), &ns));
     let db = Db::default();
     near_again(&reader, &db, Duration::from_secs(5)).await;
-    let ids = tracking_clients(&server);
+    let ids = server.tracking_clients();
     assert_eq!(ids.len(), 1, "one tracking connection: {ids:?}");
-    let mut conn = server.redis();
-    let _: () = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(&ids[0])
-        .query(&mut conn)
-        .unwrap();
+    assert_eq!(server.kill_tracking_clients(), 1);
     // Changes while tracking is down are read from Redis at once: the tier was flushed.
     let seen = change_is_seen(&reader, &writer, &db, Duration::from_millis(200)).await;
     eprintln!("change seen {seen:?} after CLIENT KILL of the tracking connection");
     let rearmed = near_again(&reader, &db, Duration::from_secs(3)).await;
     eprintln!("near tier used again {rearmed:?} later");
-    assert_eq!(tracking_clients(&server).len(), 1, "tracking again");
+    assert_eq!(server.tracking_clients().len(), 1, "tracking again");
     let seen = change_is_seen(&reader, &writer, &db, Duration::from_millis(50)).await;
     eprintln!("change seen {seen:?} after re-arming");
 }
@@ -198,17 +186,10 @@ async fn stampede_waiters_still_get_the_value_when_their_notifications_are_kille
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
         if kill {
-            let mut conn = server.redis();
-            let ids = tracking_clients(&server);
-            assert!(!ids.is_empty(), "the waiter tracks the key");
-            for id in ids {
-                let _: () = redis::cmd("CLIENT")
-                    .arg("KILL")
-                    .arg("ID")
-                    .arg(&id)
-                    .query(&mut conn)
-                    .unwrap();
-            }
+            assert!(
+                server.kill_tracking_clients() > 0,
+                "the waiter tracks the key"
+            );
         }
         assert_eq!(computing.await.unwrap(), id);
         let stored = Instant::now();

@@ -192,13 +192,20 @@ impl Backend {
 
 /// Releases `lock_key` (if `token` still holds it) from a background task: for guards dropped
 /// by cancellation or a panic, so that others need not wait for the lease to run out. Outside
-/// a tokio runtime nothing can be spawned, and the lease expires as usual.
-pub(crate) fn unlock_in_background(backend: &Arc<Backend>, lock_key: String, token: String) {
+/// a tokio runtime nothing can be spawned, and the lease expires as usual. `waiters`: a lock's
+/// waiters' mark, rewritten so that they hear the release (`None` for the stampede lock).
+pub(crate) fn unlock_in_background(
+    backend: &Arc<Backend>,
+    lock_key: String,
+    waiters: Option<String>,
+    token: String,
+) {
     let backend = Arc::clone(backend);
     crate::util::spawn_if_runtime(async move {
         let release = Release {
             mutex: &lock_key,
             token: &token,
+            waiters: waiters.as_deref(),
         };
         if let Err(error) = backend.run(&release).await {
             tracing::warn!(target: "redis_patterns", %error, "releasing a dropped lock failed; it expires with its lease");

@@ -109,11 +109,20 @@ impl Coverage {
     }
 
     /// [`Invalidations::covering`].
-    pub(crate) fn cover(&self, prefix: &str) {
-        let mut covered = crate::util::write(&self.covered);
-        if !covered.iter().any(|p| &**p == prefix) {
-            covered.push(prefix.into());
+    /// Covers `prefix`; `true` if it was not covered before.
+    pub(crate) fn cover(&self, prefix: &str) -> bool {
+        if crate::util::read(&self.covered)
+            .iter()
+            .any(|p| &**p == prefix)
+        {
+            return false;
         }
+        let mut covered = crate::util::write(&self.covered);
+        if covered.iter().any(|p| &**p == prefix) {
+            return false;
+        }
+        covered.push(prefix.into());
+        true
     }
 
     /// [`Invalidations::renew`]: never re-arms what is down (only `arm` does, once tracking is

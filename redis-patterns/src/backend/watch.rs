@@ -1,6 +1,7 @@
 //! Waiting for a key to change, woken by the server's invalidations instead of polling: what a
 //! `stampede = "lock"` waiter uses to hear that the value was stored the moment it happens, in
-//! this process or any other.
+//! this process or any other, and a lock waiter that the lock was released (it watches the
+//! lock's waiters' mark, which only releases rewrite: `lock/ops.rs`).
 //!
 //! A client's [`Watches`] is a sink of its own tracking (`tracking.rs`: one more `CLIENT
 //! TRACKING` connection per tracked server on Redis, the store's listeners on `mem://`), with
@@ -15,10 +16,9 @@
 //! next change or their own timeout), so a change costs one probe per process rather than one
 //! per waiter.
 //!
-//! Lock waiters do not use this yet: measured on the contended read-modify-write of
-//! `tests/lock_handoff.rs`, waking on every change of the lock key (its acquisitions included)
-//! made the hand-off slower than polling (3.4 s against 3.05 s), since each change costs an
-//! attempt per process. A release-only signal is the next step (issue 11).
+//! Lock waiters watch a mark rather than the lock key: waking on every change of the lock key
+//! (its acquisitions included) made the contended hand-off of `tests/lock_handoff.rs` slower
+//! than polling (3.4 s against 3.05 s), since each change cost an attempt per process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,17 +31,46 @@ use super::tracking::{Coverage, Invalidations, Tracker};
 #[derive(Default)]
 pub(crate) struct Watches {
     keys: Mutex<HashMap<String, Weak>>,
+    /// Changes heard, of any key (watched or not), and losses and arrivals of tracking: a
+    /// caller that registers only after an attempt knows from it whether anything could have
+    /// been missed in between.
+    heard: AtomicU64,
     /// The prefixes whose changes tracking delivers now, and until when that is proven.
     coverage: Coverage,
 }
 
 type Weak = std::sync::Weak<KeyWatch>;
 
-/// The change count of one key, and its sleepers.
+/// The change count of one key, the changes its waiters have taken, and its sleepers.
 #[derive(Default)]
 struct KeyWatch {
     changes: AtomicU64,
+    /// The last change a waiter was woken for: each change wakes one waiter of the process,
+    /// however many saw it happen during their attempt.
+    claimed: AtomicU64,
+    /// Times tracking came, went or everything changed: these wake every waiter.
+    resets: AtomicU64,
     notify: tokio::sync::Notify,
+}
+
+impl KeyWatch {
+    /// Takes a change newer than `seen` that no other waiter took; `false` if there is none.
+    fn claim(&self, seen: Seen) -> bool {
+        let mut claimed = self.claimed.load(Ordering::Acquire);
+        loop {
+            let next = claimed.max(seen.changes) + 1;
+            if next > self.changes.load(Ordering::Acquire) {
+                return false;
+            }
+            match self
+                .claimed
+                .compare_exchange(claimed, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => claimed = now,
+            }
+        }
+    }
 }
 
 /// A waiter's registration of its key; dropping it unregisters.
@@ -55,6 +84,7 @@ pub(crate) struct Watch {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seen {
     changes: u64,
+    resets: u64,
     /// Tracking delivered the key's changes when the attempt was made.
     pub(crate) live: bool,
 }
@@ -83,11 +113,17 @@ impl Watches {
         }
     }
 
+    /// The `heard` count: changes and tracking events so far.
+    pub(crate) fn heard(&self) -> u64 {
+        self.heard.load(Ordering::Acquire)
+    }
+
     /// Wakes every waiter (tracking came, went, or everything changed).
     fn wake_all(&self) {
+        self.heard.fetch_add(1, Ordering::AcqRel);
         for watch in crate::util::lock(&self.keys).values() {
             if let Some(watch) = watch.upgrade() {
-                watch.changes.fetch_add(1, Ordering::AcqRel);
+                watch.resets.fetch_add(1, Ordering::AcqRel);
                 watch.notify.notify_waiters();
             }
         }
@@ -99,22 +135,31 @@ impl Watch {
     /// delivered now.
     pub(crate) fn before_attempt(&self) -> Seen {
         Seen {
+            resets: self.watch.resets.load(Ordering::Acquire),
             changes: self.watch.changes.load(Ordering::Acquire),
             live: self.watches.live(&self.key),
         }
     }
 
-    /// Waits until the key changed after `seen` was taken, or `poll` ran out. (Tracking being
-    /// armed or lost counts as a change: the waiter then attempts, and reads whether it may
-    /// rely on notifications from then on.)
+    /// Waits until this waiter takes a change of the key made after `seen` was read (one
+    /// waiter per change, so a change that came during many waiters' attempts wakes one of
+    /// them, not all), tracking came or went (which wakes every waiter: each then attempts,
+    /// and reads whether it may rely on notifications from then on), or `poll` ran out.
     pub(crate) async fn changed(&self, seen: Seen, poll: Duration) {
-        let notified = self.watch.notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.watch.changes.load(Ordering::Acquire) != seen.changes {
-            return;
+        let deadline = Instant::now() + poll;
+        loop {
+            let notified = self.watch.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.watch.resets.load(Ordering::Acquire) != seen.resets || self.watch.claim(seen) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                return;
+            }
+            // Woken: take the change, unless another waiter of the process took it first.
         }
-        let _ = tokio::time::timeout(poll, notified).await;
     }
 }
 
@@ -128,11 +173,10 @@ impl Drop for Watch {
     }
 }
 
-impl Invalidations for Watches {
-    fn invalidate(&self, key: &[u8]) {
-        let Ok(key) = std::str::from_utf8(key) else {
-            return;
-        };
+impl Watches {
+    /// `key` changed: wakes one of its waiters in this process.
+    pub(crate) fn changed(&self, key: &str) {
+        self.heard.fetch_add(1, Ordering::AcqRel);
         let watch = crate::util::lock(&self.keys)
             .get(key)
             .and_then(std::sync::Weak::upgrade);
@@ -140,6 +184,14 @@ impl Invalidations for Watches {
             watch.changes.fetch_add(1, Ordering::AcqRel);
             // One waiter per change: it attempts, and the others wait for the next change.
             watch.notify.notify_one();
+        }
+    }
+}
+
+impl Invalidations for Watches {
+    fn invalidate(&self, key: &[u8]) {
+        if let Ok(key) = std::str::from_utf8(key) {
+            self.changed(key);
         }
     }
 
@@ -153,9 +205,11 @@ impl Invalidations for Watches {
     }
 
     fn covering(&self, prefix: &str) {
-        self.coverage.cover(prefix);
-        // Waiters that polled for want of tracking may rely on it now.
-        self.wake_all();
+        // Waiters that polled for want of tracking may rely on it now (on `mem://` every
+        // watch asks again: only a new prefix wakes anyone).
+        if self.coverage.cover(prefix) {
+            self.wake_all();
+        }
     }
 
     fn renew(&self, lease: Instant) {

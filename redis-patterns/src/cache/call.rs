@@ -351,6 +351,7 @@ impl<H> Call<'_, H> {
                 .run(&Release {
                     mutex: guard.lock_key,
                     token: guard.token,
+                    waiters: None,
                 })
                 .await
                 .map(drop),
@@ -393,6 +394,7 @@ impl Drop for StampedeLock<'_> {
             crate::backend::unlock_in_background(
                 &self.backend,
                 self.lock_key.to_owned(),
+                None,
                 self.token.to_owned(),
             );
         }

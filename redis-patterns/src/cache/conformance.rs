@@ -228,6 +228,7 @@ async fn release_frees_a_stampede_lock_for_its_owner_only(client: &Client) -> Ch
     let release = |token| Release {
         mutex: &k.lock,
         token,
+        waiters: None,
     };
     k.get_or_lock(b, "owner", ttl).await?;
     ensure!(

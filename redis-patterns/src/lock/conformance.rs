@@ -38,6 +38,11 @@ pub(crate) fn checks() -> Vec<Check> {
             "lock/release: only the owner's token releases the lock",
             release_is_for_the_owner_only
         ),
+        check!(
+            "lock/acquire: a refused caller marks the lock as awaited, for its own lease; \
+             lock/release keeps the mark and its TTL",
+            waiters_mark_the_lock
+        ),
     ]
 }
 
@@ -49,16 +54,26 @@ fn keys(client: &Client) -> LockKeys {
 fn granted(attempt: Attempt, what: &str) -> Result<u64, Failure> {
     match attempt {
         Attempt::Acquired { fencing_token } => Ok(fencing_token),
-        Attempt::Held { remaining } => Err(Failure(format!(
+        Attempt::Held { remaining, .. } => Err(Failure(format!(
             "{what}: got Held {{ remaining: {remaining:?} }}, expected Acquired"
         ))),
     }
 }
 
-/// The remaining lease of a refused attempt, or why it was granted.
+/// The remaining lease of a refused attempt, or why it was granted (or left no waiters' mark,
+/// which a healthy backend always writes).
 fn refused(attempt: Attempt, what: &str) -> Result<Option<Duration>, Failure> {
     match attempt {
-        Attempt::Held { remaining } => Ok(remaining),
+        Attempt::Held {
+            remaining,
+            marked: true,
+        } => Ok(remaining),
+        Attempt::Held {
+            remaining,
+            marked: false,
+        } => Err(Failure(format!(
+            "{what}: refused (lease left {remaining:?}) without the waiters' mark"
+        ))),
         Attempt::Acquired { fencing_token } => Err(Failure(format!(
             "{what}: got Acquired {{ fencing_token: {fencing_token} }}, expected Held"
         ))),
@@ -69,6 +84,7 @@ async fn release(b: &Backend, keys: &LockKeys, token: &str) -> Result<bool> {
     b.run(&Release {
         mutex: &keys.mutex,
         token,
+        waiters: Some(&keys.waiters),
     })
     .await
 }
@@ -103,6 +119,38 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
         try_acquire(b, &k, "a", ttl).await?,
         "the owner again (NX: not even the owner takes it twice)",
     )?;
+    Ok(())
+}
+
+async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), keys(client));
+    granted(
+        try_acquire(b, &k, "a", Duration::from_secs(10)).await?,
+        "a free lock",
+    )?;
+    ensure_eq!(
+        b.pttl(&k.waiters).await?,
+        None,
+        "the waiters' mark before anyone waited"
+    );
+    let waiter_lease = Duration::from_secs(5);
+    refused(try_acquire(b, &k, "b", waiter_lease).await?, "a waiter")?;
+    let marked = b.pttl(&k.waiters).await?;
+    ensure!(
+        marked.is_some_and(|t| t > waiter_lease / 10 * 9 && t <= waiter_lease),
+        "the mark lives as long as the waiter's lease (5 s); its TTL is {marked:?}"
+    );
+    ensure!(release(b, &k, "a").await?, "the owner's release");
+    let after = b.pttl(&k.waiters).await?;
+    ensure!(
+        after.is_some_and(|t| Some(t) <= marked),
+        "the release rewrites the mark in place (KEEPTTL): TTL {after:?} after {marked:?}"
+    );
+    ensure_eq!(
+        b.get(&k.waiters).await?.as_deref(),
+        Some(&b"1"[..]),
+        "the mark's value"
+    );
     Ok(())
 }
 

@@ -21,6 +21,8 @@ pub struct LockGuard {
     /// The `#[with_lock]` attribute's counters, if it took the lock.
     pub(super) template: Option<&'static TemplateCounters>,
     pub(super) lock_key: String,
+    /// The lock's waiters' mark, rewritten by the release.
+    pub(super) waiters: String,
     pub(super) token: String,
     pub(super) fencing_token: u64,
     pub(super) ttl: Duration,
@@ -123,9 +125,14 @@ impl LockGuard {
         let release = Release {
             mutex: &self.lock_key,
             token: &self.token,
+            waiters: Some(&self.waiters),
         };
         let released = match self.client.inner().backend.run(&release).await {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // A waiter of this process tries at once; the others hear the server.
+                self.client.watched_changed(&self.waiters);
+                Ok(())
+            }
             Ok(false) => Err(LockError::Lost),
             Err(error) => Err(LockError::Backend(error)),
         };
@@ -154,6 +161,7 @@ impl Drop for LockGuard {
             crate::backend::unlock_in_background(
                 &self.client.inner().backend,
                 std::mem::take(&mut self.lock_key),
+                Some(std::mem::take(&mut self.waiters)),
                 std::mem::take(&mut self.token),
             );
         }

@@ -22,6 +22,14 @@
 //! owner's lock. Locks fail closed: if the backend cannot be reached, the acquisition fails
 //! with [`LockError::Backend`] and the protected work does not run.
 //!
+//! # Waiting
+//!
+//! A refused attempt marks the lock as awaited (`namespace:{name}:waiters`, with the waiter's
+//! lease as TTL) and the release rewrites the mark, so waiters that watch it through the
+//! client's tracking connection sleep until a release (or the holder's lease runs out)
+//! instead of polling; one waiter per process is woken per release, not FIFO across processes.
+//! Where releases cannot be heard, they poll every [`Lock::retry`].
+//!
 //! # Leases are counted from the request, not the reply
 //!
 //! A lease of `ttl` is valid locally until *the moment the request was sent* + `ttl` − a
@@ -215,12 +223,15 @@ impl Lock {
     }
 }
 
-/// The two keys of a lock named by `key` (`ns:{name}`), built once per acquisition.
+/// The keys of a lock named by `key` (`ns:{name}`), built once per acquisition.
 pub(crate) struct LockKeys {
     /// `ns:{name}:mutex`: holds the owner token.
     pub(crate) mutex: String,
     /// `ns:{name}:fence`: the last fencing token issued; expires with the lease.
     fence: String,
+    /// `ns:{name}:waiters`: exists while someone waits; rewritten by each release, which is
+    /// what waiters hear. Expires with the lease of the waiter that wrote it.
+    pub(crate) waiters: String,
 }
 
 impl LockKeys {
@@ -228,6 +239,7 @@ impl LockKeys {
         LockKeys {
             mutex: format!("{key}:mutex"),
             fence: format!("{key}:fence"),
+            waiters: format!("{key}:waiters"),
         }
     }
 }
@@ -243,6 +255,7 @@ pub(crate) async fn try_acquire(
         .run(&Acquire {
             mutex: &keys.mutex,
             fence: &keys.fence,
+            waiters: &keys.waiters,
             token,
             ttl,
         })
@@ -284,7 +297,17 @@ pub(crate) async fn acquire_key(
         let keys = LockKeys::new(key);
         let validity = lease_validity(ttl);
         let mut token = new_token();
+        // The watch of the waiters' mark, from the first refusal on (an uncontended
+        // acquisition registers nothing).
+        let mut watch: Option<crate::backend::watch::Watch> = None;
         loop {
+            let mut seen = watch.as_ref().map(|w| w.before_attempt());
+            // Until then: how many changes this client's tracking had heard, of any key.
+            let heard = if watch.is_none() {
+                client.changes_heard()
+            } else {
+                None
+            };
             let sent = Instant::now();
             let valid_until = sent + validity;
             let attempt =
@@ -296,6 +319,7 @@ pub(crate) async fn acquire_key(
                         client: client.clone(),
                         template,
                         lock_key: keys.mutex,
+                        waiters: keys.waiters,
                         token,
                         fencing_token,
                         ttl,
@@ -311,6 +335,7 @@ pub(crate) async fn acquire_key(
                     crate::backend::unlock_in_background(
                         backend,
                         keys.mutex.clone(),
+                        Some(keys.waiters.clone()),
                         std::mem::replace(&mut token, new_token()),
                     );
                     let now = Instant::now();
@@ -319,7 +344,7 @@ pub(crate) async fn acquire_key(
                     }
                     jittered(retry)
                 }
-                Ok(Ok(Attempt::Held { remaining })) => {
+                Ok(Ok(Attempt::Held { remaining, marked })) => {
                     if !contended {
                         contended = true;
                         count(client, template, Event::Contended);
@@ -331,19 +356,70 @@ pub(crate) async fn acquire_key(
                         });
                     }
                     // No point waking before the holder's lease could have run out.
-                    jittered(retry).min(
-                        remaining
-                            .unwrap_or(Duration::MAX)
-                            .max(Duration::from_millis(1)),
-                    )
+                    let lease_left = remaining
+                        .unwrap_or(Duration::MAX)
+                        .max(Duration::from_millis(1));
+                    if watch.is_none() {
+                        // First refusal: watch the mark. A release between this attempt and
+                        // the watch would be missing from the count the watch starts at,
+                        // unless the client's tracking heard nothing at all since before the
+                        // attempt: then wait from that count; else (or if it tracked nothing
+                        // yet) attempt again at once. (The count is read before the check: a
+                        // change heard after the check is counted after it.)
+                        let w = client.watch(&keys.waiters);
+                        let now_seen = w.before_attempt();
+                        let quiet = heard.is_some_and(|h| client.changes_heard() == Some(h));
+                        watch = Some(w);
+                        if !quiet {
+                            continue;
+                        }
+                        seen = Some(now_seen);
+                    }
+                    match (&watch, seen) {
+                        // The release rewrites the mark, and tracking delivers that: sleep
+                        // until it does (a release since `seen` returns at once) or the
+                        // holder's lease runs out, which no message announces.
+                        (Some(w), Some(seen)) if seen.live && marked => {
+                            w.changed(seen, lease_left.min(deadline - now)).await;
+                            if w.before_attempt().live {
+                                continue;
+                            }
+                            // Woken because tracking was lost (a dropped connection, a
+                            // restarting server): poll from here, starting with a pause
+                            // rather than an attempt that would likely meet the outage.
+                            jittered(retry)
+                        }
+                        // Not delivered (tracking not armed yet, lost, refused) or no mark
+                        // (it could not be written): poll, woken early when tracking comes.
+                        (Some(w), Some(seen)) => {
+                            let pause = jittered(retry).min(lease_left);
+                            w.changed(seen, pause.min(deadline - now)).await;
+                            continue;
+                        }
+                        _ => jittered(retry).min(lease_left),
+                    }
                 }
                 Ok(Err(error)) => {
-                    if error.is_connection_failure() {
-                        // The request may have been carried out after we stopped waiting: give
-                        // back a grant nobody will use rather than block others for a lease.
-                        crate::backend::unlock_in_background(backend, keys.mutex, token);
+                    if !error.is_connection_failure() {
+                        return Err(LockError::Backend(error));
                     }
-                    return Err(LockError::Backend(error));
+                    // The request may have been carried out after we stopped waiting: give
+                    // back a grant nobody will use rather than block others for a lease, and
+                    // go on (if at all) under a new token, which the give-back cannot release.
+                    crate::backend::unlock_in_background(
+                        backend,
+                        keys.mutex.clone(),
+                        Some(keys.waiters.clone()),
+                        std::mem::replace(&mut token, new_token()),
+                    );
+                    // A caller that was already waiting waits through a dropped connection or a
+                    // restart, polling, within its `wait`; a first attempt fails at once, and
+                    // so does a waiter whose backend is still unreachable at the deadline.
+                    let pause = jittered(retry);
+                    if !contended || Instant::now() + pause >= deadline {
+                        return Err(LockError::Backend(error));
+                    }
+                    pause
                 }
             };
             let now = Instant::now();

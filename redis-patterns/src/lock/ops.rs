@@ -19,14 +19,23 @@ static RELEASE: LazyLock<Script> =
 
 /// What one attempt to take a lock found.
 pub(crate) enum Attempt {
-    Acquired { fencing_token: u64 },
-    Held { remaining: Option<Duration> },
+    Acquired {
+        fencing_token: u64,
+    },
+    /// Held by another owner for `remaining`; `marked`: the waiters' mark is in place, so
+    /// the release will be heard.
+    Held {
+        remaining: Option<Duration>,
+        marked: bool,
+    },
 }
 
-/// `SET mutex token NX PX ttl`, and on success the next fencing token (`scripts/lock/acquire.lua`).
+/// `SET mutex token NX PX ttl`, and on success the next fencing token; when refused, the
+/// waiters' mark (`scripts/lock/acquire.lua`).
 pub(crate) struct Acquire<'a> {
     pub(crate) mutex: &'a str,
     pub(crate) fence: &'a str,
+    pub(crate) waiters: &'a str,
     pub(crate) token: &'a str,
     pub(crate) ttl: Duration,
 }
@@ -43,6 +52,7 @@ impl AtomicOp for Acquire<'_> {
         invocation
             .key(self.mutex)
             .key(self.fence)
+            .key(self.waiters)
             .arg(self.token)
             .arg(millis(self.ttl));
     }
@@ -53,8 +63,9 @@ impl AtomicOp for Acquire<'_> {
                 [Value::Int(1), Value::Int(fence)] => Ok(Attempt::Acquired {
                     fencing_token: u64::try_from(*fence).unwrap_or(0),
                 }),
-                [Value::Int(0), Value::Int(pttl)] => Ok(Attempt::Held {
+                [Value::Int(0), Value::Int(pttl), Value::Int(marked)] => Ok(Attempt::Held {
                     remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
+                    marked: *marked == 1,
                 }),
                 _ => Err(unexpected_reply("lock/acquire")),
             },
@@ -68,8 +79,13 @@ impl AtomicOp for Acquire<'_> {
 
     fn in_memory(&self, txn: &mut Txn<'_>) -> Attempt {
         if txn.get(self.mutex).is_some() {
+            // As the script: the first waiter marks the lock as awaited.
+            if txn.get(self.waiters).is_none() {
+                txn.set(self.waiters, b"1".to_vec().into(), Some(self.ttl));
+            }
             return Attempt::Held {
                 remaining: txn.pttl(self.mutex),
+                marked: true,
             };
         }
         txn.set(
@@ -126,11 +142,13 @@ impl AtomicOp for Extend<'_> {
     }
 }
 
-/// Compare-and-delete: `true` when `token` held the lock and released it
-/// (`scripts/lock/release.lua`).
+/// Compare-and-delete: `true` when `token` held the lock and released it; a lock's waiters'
+/// mark, if any, is rewritten so that they hear it (`scripts/lock/release.lua`).
 pub(crate) struct Release<'a> {
     pub(crate) mutex: &'a str,
     pub(crate) token: &'a str,
+    /// The lock's waiters' mark; `None` for the stampede lock (its waiters watch the value).
+    pub(crate) waiters: Option<&'a str>,
 }
 
 impl AtomicOp for Release<'_> {
@@ -142,7 +160,11 @@ impl AtomicOp for Release<'_> {
     }
 
     fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation.key(self.mutex).arg(self.token);
+        invocation.key(self.mutex);
+        if let Some(waiters) = self.waiters {
+            invocation.key(waiters);
+        }
+        invocation.arg(self.token);
     }
 
     fn answer(&self, reply: i64) -> Result<bool> {
@@ -159,6 +181,12 @@ impl AtomicOp for Release<'_> {
             .is_some_and(|v| v == self.token.as_bytes());
         if owned {
             txn.del(self.mutex);
+            // `SET … XX KEEPTTL`: the same mark, rewritten, is the change waiters hear.
+            if let Some(waiters) = self.waiters
+                && let Some(left) = txn.pttl(waiters)
+            {
+                txn.expire(waiters, left);
+            }
         }
         owned
     }

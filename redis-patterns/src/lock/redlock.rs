@@ -175,7 +175,12 @@ async fn release_all<'a>(
 ) {
     join_all(backends.zip(lock_keys).map(|(backend, key)| async move {
         let _ = backend
-            .run(&super::ops::Release { mutex: key, token })
+            .run(&super::ops::Release {
+                mutex: key,
+                token,
+                // Redlock's waiters poll; a mark its refusals left expires with its lease.
+                waiters: None,
+            })
             .await;
     }))
     .await;
