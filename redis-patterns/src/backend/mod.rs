@@ -11,6 +11,7 @@ mod cluster;
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
 mod connection;
+mod coverage;
 mod memory;
 mod op;
 mod redis;
