@@ -14,11 +14,15 @@
 //!   that every call is admitted, against the hand-written script of the same algorithm sent
 //!   with redis-rs `Script` (`EVALSHA`): the `*_SCRIPT` constants below, each with the
 //!   guarantee it gives;
+//! - the fixed-window decision once more, against the widely copied fixed window that also
+//!   reports when its window resets (what a `RateLimit-Reset` header needs, and what ours
+//!   reports): `INCR` + `PTTL`, as `rate-limit-redis` does;
 //! - lock acquire + release: `SET key token NX PX ttl` + a compare-and-delete script against
 //!   `Lock::acquire` + `LockGuard::release`;
-//! - fenced lock acquire + release: the same lock of ours against the hand-written lock that
-//!   also issues fencing tokens (`SET NX PX` + `INCR` of a counter, in one script): what the
-//!   fencing token costs, next to the line above.
+//! - fenced lock acquire + release: our lock issuing its fencing token with the grant
+//!   (`Lock::fenced(true)`, the holder reads it with `LockGuard::fencing_token`) against the hand-written lock that also issues fencing
+//!   tokens (`SET NX PX` + `INCR` of a counter, in one script): what the fencing token costs,
+//!   next to the line above.
 //!
 //! Modes, each measured for both sides back to back (the order alternates between runs):
 //! - one caller: a single task on a current-thread runtime, one key; the median and p99 of
@@ -123,6 +127,20 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 local limit = tonumber(ARGV[1])
 if n > limit then return {0, 0} end
 return {1, limit - n}
+"#;
+
+/// Fixed window reporting when it resets, as `rate-limit-redis` (express-rate-limit's Redis
+/// store) does it, for the `RateLimit-Reset` header: `INCR`, `PTTL`, and `PEXPIRE` when the
+/// key has no TTL yet (the window's first call). The caller compares the count with its
+/// limit. Commands: `INCR`, `PTTL` (and `PEXPIRE` once per window).
+const FIXED_WINDOW_RESET_SCRIPT: &str = r#"
+local hits = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+  ttl = tonumber(ARGV[1])
+end
+return {hits, ttl}
 "#;
 
 /// Token bucket, the widely copied version: up to `ARGV[1]` tokens, refilled continuously at
@@ -287,6 +305,9 @@ impl Algorithm {
 enum Pattern {
     CachedHit,
     Decision(Algorithm),
+    /// Our `fixed_window` against the widely copied fixed window that also reports when the
+    /// window resets ([`FIXED_WINDOW_RESET_SCRIPT`]).
+    FixedWindowWithReset,
     Lock,
     /// The same lock of ours against a hand-written lock that also issues fencing tokens.
     FencedLock,
@@ -296,6 +317,7 @@ impl Pattern {
     fn all() -> Vec<Pattern> {
         let mut all = vec![Pattern::CachedHit];
         all.extend(ALGORITHMS.map(Pattern::Decision));
+        all.push(Pattern::FixedWindowWithReset);
         all.push(Pattern::Lock);
         all.push(Pattern::FencedLock);
         all
@@ -305,6 +327,7 @@ impl Pattern {
         match self {
             Pattern::CachedHit => "`#[cached]` hit".into(),
             Pattern::Decision(a) => format!("decision `{}`", a.name()),
+            Pattern::FixedWindowWithReset => "decision `fixed_window`, reporting its reset".into(),
             Pattern::Lock => "lock acquire + release".into(),
             Pattern::FencedLock => "fenced lock acquire + release".into(),
         }
@@ -347,6 +370,7 @@ struct Shared {
 
 struct Scripts {
     decide: [Script; 5],
+    fixed_window_reset: Script,
     fenced_acquire: Script,
     release: Script,
 }
@@ -375,6 +399,7 @@ impl Shared {
             client,
             scripts: Arc::new(Scripts {
                 decide: ALGORITHMS.map(|a| Script::new(a.script())),
+                fixed_window_reset: Script::new(FIXED_WINDOW_RESET_SCRIPT),
                 fenced_acquire: Script::new(FENCED_ACQUIRE_SCRIPT),
                 release: Script::new(RELEASE_SCRIPT),
             }),
@@ -420,7 +445,8 @@ impl Caller {
                 .client(&shared.client)
                 .ttl(LOCK_TTL)
                 .wait(Duration::from_secs(60))
-                .retry(RETRY),
+                .retry(RETRY)
+                .fenced(pattern == Pattern::FencedLock),
             rng: seed,
         }
     }
@@ -453,10 +479,29 @@ impl Caller {
                 algorithm.baseline(&mut self.conn, script, id, member).await;
             }
             (Pattern::Decision(algorithm), Side::Ours) => algorithm.ours(&self.client, id).await,
+            (Pattern::FixedWindowWithReset, Side::Baseline) => {
+                let (hits, reset_ms): (u64, i64) = self
+                    .scripts
+                    .fixed_window_reset
+                    .key(format!("baseline:{{rl:fw-reset:{id}}}"))
+                    .arg(WINDOW.as_millis() as u64)
+                    .invoke_async(&mut self.conn)
+                    .await
+                    .unwrap();
+                assert!(hits <= LIMIT && reset_ms > 0, "admitted, with its reset");
+            }
+            (Pattern::FixedWindowWithReset, Side::Ours) => {
+                Algorithm::FixedWindow.ours(&self.client, id).await
+            }
             (Pattern::Lock, Side::Baseline) => self.baseline_lock(false).await,
             (Pattern::FencedLock, Side::Baseline) => self.baseline_lock(true).await,
-            (Pattern::Lock | Pattern::FencedLock, Side::Ours) => {
+            (Pattern::Lock, Side::Ours) => {
                 let guard = self.lock.acquire().await.unwrap();
+                guard.release().await.unwrap();
+            }
+            (Pattern::FencedLock, Side::Ours) => {
+                let guard = self.lock.acquire().await.unwrap();
+                assert!(black_box(guard.fencing_token().await.unwrap()) > 0);
                 guard.release().await.unwrap();
             }
         }

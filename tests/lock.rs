@@ -94,7 +94,7 @@ async fn a_holder_whose_lease_expired_cannot_release_the_next_holders_lock(kind:
     // The second holder still holds it.
     let third = Lock::new("job").client(&client).acquire().await;
     assert!(matches!(third, Err(LockError::Timeout { .. })), "{third:?}");
-    assert!(second.fencing_token() > 0);
+    assert!(second.fencing_token().await.unwrap() > 0);
     second.release().await.unwrap();
 }
 
@@ -106,7 +106,7 @@ async fn a_crashed_holder_is_replaced_after_its_ttl_with_a_greater_fencing_token
         .acquire()
         .await
         .unwrap();
-    let crashed_token = crashed.fencing_token();
+    let crashed_token = crashed.fencing_token().await.unwrap();
     // A crash: the process is gone, nothing releases the lock.
     std::mem::forget(crashed);
     let next = Lock::new("job")
@@ -115,7 +115,7 @@ async fn a_crashed_holder_is_replaced_after_its_ttl_with_a_greater_fencing_token
         .acquire()
         .await
         .unwrap();
-    assert!(next.fencing_token() > crashed_token);
+    assert!(next.fencing_token().await.unwrap() > crashed_token);
     next.release().await.unwrap();
 }
 
@@ -124,10 +124,81 @@ async fn fencing_tokens_increase_strictly(kind: Kind) {
     let mut last = 0;
     for _ in 0..20 {
         let guard = Lock::new("ledger").client(&client).acquire().await.unwrap();
-        assert!(guard.fencing_token() > last);
-        last = guard.fencing_token();
+        assert!(guard.fencing_token().await.unwrap() > last);
+        last = guard.fencing_token().await.unwrap();
         guard.release().await.unwrap();
     }
+}
+
+#[with_lock(key = "ledger", ttl = "10s", fenced = true, client = client)]
+async fn fenced_entry(client: &Client) -> Result<u64, JobError> {
+    Ok(fencing_token().await?)
+}
+
+#[with_lock(key = "ledger", ttl = "10s", client = client)]
+async fn entry(client: &Client) -> Result<u64, JobError> {
+    Ok(fencing_token().await?)
+}
+
+/// Tokens issued with the grant (`fenced`) and on request come from one sequence: they
+/// increase strictly across holders whichever way each got its token, and a fenced grant
+/// writes the fencing key at once while an unfenced one writes nothing until asked.
+async fn fenced_grants_and_tokens_on_request_share_one_sequence(kind: Kind) {
+    let client = common::client(kind, "fenced");
+    let store = Store::of(&client);
+    let fence = format!("{}:{{ledger}}:fence", client.namespace().unwrap());
+    let lock = Lock::new("ledger")
+        .client(&client)
+        .ttl(Duration::from_secs(10));
+    let mut last = 0;
+    let mut check = |token: u64, how: &str| {
+        assert!(token > last, "{how}: token {token} after {last}");
+        last = token;
+    };
+    for round in 0..3 {
+        let guard = lock.clone().fenced(true).acquire().await.unwrap();
+        let left = store.pttl(&fence).await.unwrap();
+        assert!(
+            left.is_some_and(|t| t > Duration::from_secs(9)),
+            "round {round}: the fenced grant wrote the fencing key with the lease: {left:?}"
+        );
+        let token = guard.fencing_token().await.unwrap();
+        assert_eq!(guard.fencing_token().await.unwrap(), token, "issued once");
+        check(token, "a fenced grant");
+        guard.release().await.unwrap();
+
+        store.del(&fence).await.unwrap();
+        let guard = lock.clone().acquire().await.unwrap();
+        assert_eq!(
+            store.pttl(&fence).await.unwrap(),
+            None,
+            "round {round}: an unfenced grant writes no fencing key"
+        );
+        check(guard.fencing_token().await.unwrap(), "a token on request");
+        guard.release().await.unwrap();
+
+        check(
+            fenced_entry(&client).await.unwrap(),
+            "#[with_lock(fenced = true)]",
+        );
+        check(entry(&client).await.unwrap(), "#[with_lock] on request");
+    }
+}
+
+/// A holder whose lease ran out is issued no token: its writes must not pass the fence.
+async fn a_holder_whose_lease_ran_out_gets_no_fencing_token(kind: Kind) {
+    let client = common::client(kind, "fence-lost");
+    let guard = Lock::new("ledger")
+        .client(&client)
+        .ttl(Duration::from_millis(100))
+        .acquire()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let token = guard.fencing_token().await;
+    assert!(matches!(token, Err(LockError::Lost)), "{token:?}");
+    assert_eq!(client.lock_stats().lost, 1);
+    assert!(matches!(fencing_token().await, Err(LockError::OutsideLock)));
 }
 
 #[with_lock(key = "long:<id>", ttl = "300ms", client = client)]
@@ -135,7 +206,7 @@ async fn long_job(client: &Client, id: u32, ran: &AtomicBool) -> Result<u64, Job
     let _ = id;
     tokio::time::sleep(Duration::from_millis(900)).await;
     ran.store(true, Ordering::SeqCst);
-    Ok(fencing_token().expect("the body sees its fencing token"))
+    Ok(fencing_token().await?)
 }
 
 async fn a_body_running_three_ttls_keeps_the_lock_the_whole_time(kind: Kind) {
@@ -346,6 +417,8 @@ on_both_backends!(
     a_holder_whose_lease_expired_cannot_release_the_next_holders_lock,
     a_crashed_holder_is_replaced_after_its_ttl_with_a_greater_fencing_token,
     fencing_tokens_increase_strictly,
+    fenced_grants_and_tokens_on_request_share_one_sequence,
+    a_holder_whose_lease_ran_out_gets_no_fencing_token,
     a_body_running_three_ttls_keeps_the_lock_the_whole_time,
     deleting_the_lock_from_outside_aborts_the_body_with_lost,
     on_lost_continue_lets_the_body_finish_and_tells_it,
@@ -385,7 +458,7 @@ async fn a_fencing_token_never_goes_back_when_the_clock_does() {
         .client(&client)
         .ttl(Duration::from_secs(5));
     let guard = lock.clone().acquire().await.unwrap();
-    assert_eq!(guard.fencing_token(), ahead + 1);
+    assert_eq!(guard.fencing_token().await.unwrap(), ahead + 1);
     let stored: u64 = redis::cmd("GET").arg(&fence).query(&mut conn).unwrap();
     let ttl: i64 = redis::cmd("PTTL").arg(&fence).query(&mut conn).unwrap();
     assert_eq!(stored, ahead + 1);
@@ -395,7 +468,7 @@ async fn a_fencing_token_never_goes_back_when_the_clock_does() {
     );
     guard.release().await.unwrap();
     let next = lock.acquire().await.unwrap();
-    assert_eq!(next.fencing_token(), ahead + 2);
+    assert_eq!(next.fencing_token().await.unwrap(), ahead + 2);
     next.release().await.unwrap();
 }
 

@@ -56,7 +56,7 @@ async fn cache_locks_and_limits_work_over_tls() {
         .acquire()
         .await
         .unwrap();
-    assert!(guard.fencing_token() > 0);
+    assert!(guard.fencing_token().await.unwrap() > 0);
     guard.release().await.unwrap();
 
     let limiter = RateLimiter::sliding_window(2, Duration::from_secs(60)).client(client.clone());

@@ -164,8 +164,9 @@ pub use redis_patterns_macros::cache_evict;
 /// /// One payment per order at a time, across every process sharing the server.
 /// #[with_lock(key = "payment:<order_id>", ttl = "10s", wait = "2s", client = client)]
 /// async fn pay(client: &Client, order_id: u64) -> Result<u64, PayError> {
-///     // Hand the fencing token to storage that rejects writes older than one it has seen.
-///     Ok(fencing_token().expect("inside #[with_lock]"))
+///     // Hand the fencing token to storage that rejects writes older than one it has seen
+///     // (issued on request: a body that does not ask pays nothing for it).
+///     Ok(fencing_token().await?)
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -171,11 +171,14 @@ async fn take_and_release(client: &Client) -> u64 {
     // After a restart the first attempts may meet the dead connection; each is bounded.
     for _ in 0..50 {
         match Lock::new("ledger").client(client).acquire().await {
-            Ok(guard) => {
-                let token = guard.fencing_token();
-                guard.release().await.unwrap();
-                return token;
-            }
+            Ok(guard) => match guard.fencing_token().await {
+                Ok(token) => {
+                    guard.release().await.unwrap();
+                    return token;
+                }
+                Err(LockError::Backend(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(other) => panic!("{other:?}"),
+            },
             Err(LockError::Backend(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(other) => panic!("{other:?}"),
         }

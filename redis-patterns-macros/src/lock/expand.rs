@@ -50,6 +50,7 @@ pub fn expand(config: &Config, function: &Function) -> TokenStream {
         krate.with(&config.retry),
     );
     let (lease, on_lost) = (krate.with(&config.lease), krate.with(&config.on_lost));
+    let fenced = config.fenced;
     let syn::ItemFn {
         attrs, vis, sig, ..
     } = &function.item;
@@ -60,7 +61,7 @@ pub fn expand(config: &Config, function: &Function) -> TokenStream {
             #client
             #key
             static __RP_LOCK: #krate::__private::LockSpec = #krate::__private::LockSpec::new(
-                #name, #ttl, #wait, #retry, #lease, #on_lost,
+                #name, #ttl, #wait, #retry, #lease, #on_lost, #fenced,
             );
             #krate::__private::with_lock(__rp_client, &__RP_LOCK, __rp_key, __rp_from_lock_error, #body)
                 .await

@@ -10,7 +10,7 @@ use crate::common::mode::{self, Mode};
 use crate::common::options::Options as Read;
 
 const OPTIONS: &[&str] = &[
-    "key", "ttl", "wait", "retry", "extend", "on_lost", "client", "crate",
+    "key", "ttl", "wait", "retry", "extend", "on_lost", "fenced", "client", "crate",
 ];
 
 /// What a function that lost its lock does.
@@ -37,6 +37,7 @@ pub struct Options {
     pub retry: Option<Millis>,
     pub extend: Option<bool>,
     pub on_lost: Option<OnLost>,
+    pub fenced: Option<bool>,
     pub client: Option<Expr>,
     pub krate: Option<syn::Path>,
     /// The names of the options given.
@@ -53,6 +54,7 @@ pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Options {
         retry: None,
         extend: None,
         on_lost: None,
+        fenced: None,
         client: None,
         krate: None,
         given: Vec::new(),
@@ -75,6 +77,14 @@ pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Options {
                 )
             }
             "on_lost" => options.on_lost = mode::parse(&meta, errors),
+            "fenced" => {
+                options.fenced = literal::boolean(
+                    &meta,
+                    errors,
+                    "`fenced` takes `true` (issue the fencing token with the lock, for bodies \
+                     that always call `fencing_token()`) or `false`",
+                )
+            }
             "client" => options.client = literal::client(&meta, errors),
             "crate" => options.krate = literal::crate_path(&meta, errors),
             _ => unreachable!("the option list and the match arms agree"),

@@ -20,6 +20,8 @@ pub struct Config {
     pub retry: Millis,
     pub lease: Lease,
     pub on_lost: OnLost,
+    /// Issue the fencing token with the grant.
+    pub fenced: bool,
 }
 
 /// Whether the lease is renewed while the function runs (`extend = true`, the default).
@@ -75,5 +77,6 @@ pub fn validate(options: Options, function: &Function, errors: &mut Errors) -> O
             Some(true) | None => Lease::Renewed,
         },
         on_lost: options.on_lost.unwrap_or(OnLost::Abort),
+        fenced: options.fenced.unwrap_or(false),
     })
 }

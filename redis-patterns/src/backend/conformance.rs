@@ -1,5 +1,5 @@
-//! Conformance checks of the facade's plain commands (`PING`, `GET`, `SET … PX`, `DEL`,
-//! `PTTL`): exact bytes, overwrites, TTLs and expiry, the same on every backend.
+//! Conformance checks of the facade's plain commands (`PING`, `GET`, `SET … PX`,
+//! `SET … NX PX`, `DEL`, `PTTL`): exact bytes, overwrites, TTLs and expiry, the same on every backend.
 
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ pub(crate) fn checks() -> Vec<Check> {
             values_expire_with_their_ttl
         ),
         check!(
+            "backend/set_nx: sets a missing or expired key with its TTL, never an existing one",
+            set_nx_sets_only_a_missing_key
+        ),
+        check!(
             "backend/del: reports whether a live key was deleted",
             del_reports_a_deletion
         ),
@@ -31,6 +35,46 @@ pub(crate) fn checks() -> Vec<Check> {
             pttl_reads_the_time_left
         ),
     ]
+}
+
+async fn set_nx_sets_only_a_missing_key(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), scratch_key(client));
+    let ttl = Duration::from_secs(10);
+    ensure!(
+        b.set_nx(&k, b"first", ttl).await?,
+        "SET NX of a missing key"
+    );
+    ensure!(
+        !b.set_nx(&k, b"second", Duration::from_secs(60)).await?,
+        "SET NX of an existing key reports a write"
+    );
+    ensure_eq!(
+        b.get(&k).await?.as_deref(),
+        Some(&b"first"[..]),
+        "the value after a refused SET NX"
+    );
+    let left = b.pttl(&k).await?;
+    ensure!(
+        left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
+        "the TTL after SET NX with 10 s, then a refused one with 60 s: {left:?}"
+    );
+    let short = Duration::from_millis(100);
+    let k2 = scratch_key(client);
+    ensure!(
+        b.set_nx(&k2, b"old", short).await?,
+        "SET NX of a missing key"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ensure!(
+        b.set_nx(&k2, b"new", ttl).await?,
+        "SET NX of a key whose TTL ran out"
+    );
+    ensure_eq!(
+        b.get(&k2).await?.as_deref(),
+        Some(&b"new"[..]),
+        "the value after SET NX of an expired key"
+    );
+    Ok(())
 }
 
 async fn ping_answers(client: &Client) -> CheckResult {

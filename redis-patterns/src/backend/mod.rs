@@ -162,6 +162,25 @@ impl Backend {
         }
     }
 
+    /// `SET key value NX PX ttl`: `true` when the key was set (it did not exist).
+    pub(crate) async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        match self {
+            Backend::Redis(r) => r.set_nx(key, value, ttl).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.set_nx(key, value, ttl).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.set_nx(key, value, ttl).await,
+            Backend::Memory(m) => Ok(m.atomically(key, |txn| {
+                let free = txn.get(key).is_none();
+                if free {
+                    txn.set(key, Bytes::copy_from_slice(value), Some(ttl));
+                }
+                free
+            })),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
     /// `DEL key`; `true` when a key was deleted.
     pub(crate) async fn del(&self, key: &str) -> Result<bool> {
         match self {

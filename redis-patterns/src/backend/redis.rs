@@ -190,6 +190,22 @@ impl<C: Connector> RedisBackend<C> {
         .await
     }
 
+    pub(crate) async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let set: Option<()> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     pub(crate) async fn del(&self, key: &str) -> Result<bool> {
         let n: u64 = self
             .run(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })

@@ -40,6 +40,7 @@ pub struct LockSpec {
     retry: Duration,
     lease: Lease,
     on_lost: OnLost,
+    fenced: bool,
     counters: TemplateCounters,
 }
 
@@ -51,6 +52,7 @@ impl LockSpec {
         retry: Duration,
         lease: Lease,
         on_lost: OnLost,
+        fenced: bool,
     ) -> Self {
         LockSpec {
             ttl,
@@ -58,6 +60,7 @@ impl LockSpec {
             retry,
             lease,
             on_lost,
+            fenced,
             counters: TemplateCounters::new(name),
         }
     }
@@ -93,7 +96,12 @@ pub fn check_lock_return<R: LockReturn>() -> fn(LockError) -> R {
 }
 
 struct Context {
-    fencing_token: u64,
+    client: Client,
+    counters: &'static TemplateCounters,
+    mutex: String,
+    token: String,
+    ttl: Duration,
+    fencing_token: std::sync::OnceLock<u64>,
     lost: AtomicBool,
 }
 
@@ -101,13 +109,36 @@ tokio::task_local! {
     static CONTEXT: Arc<Context>;
 }
 
-/// Inside a `#[with_lock]` function: the fencing token of the lock it holds.
+/// Inside a `#[with_lock]` function: the fencing token of the lock it holds, as
+/// [`LockGuard::fencing_token`] (issued by the server on the first call, while the lock is
+/// still held; later calls return it at once).
+///
+/// [`LockError::Lost`] if the lock is no longer held, [`LockError::Backend`] if the server
+/// cannot be reached, and [`LockError::OutsideLock`] outside a `#[with_lock]` function.
 ///
 /// ```
-/// assert_eq!(redis_patterns::lock::fencing_token(), None); // not inside #[with_lock]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use redis_patterns::lock::{LockError, fencing_token};
+/// assert!(matches!(fencing_token().await, Err(LockError::OutsideLock)));
+/// # }
 /// ```
-pub fn fencing_token() -> Option<u64> {
-    CONTEXT.try_with(|c| c.fencing_token).ok()
+pub async fn fencing_token() -> Result<u64, LockError> {
+    let Ok(context) = CONTEXT.try_with(Arc::clone) else {
+        return Err(LockError::OutsideLock);
+    };
+    let c = &*context;
+    let issued =
+        super::guard::issue_fencing_token(&c.client, &c.mutex, &c.token, c.ttl, &c.fencing_token)
+            .await;
+    match &issued {
+        Err(LockError::Lost) => super::count(&c.client, Some(c.counters), Event::Lost),
+        Err(LockError::Backend(_)) => {
+            super::count(&c.client, Some(c.counters), Event::BackendError)
+        }
+        _ => {}
+    }
+    issued
 }
 
 /// Inside a `#[with_lock(…, on_lost = "continue")]` function: `true` once the lease was found
@@ -136,14 +167,13 @@ pub async fn with_lock<R, F>(
 where
     F: Future<Output = R>,
 {
-    let acquired = acquire_key(
-        client,
-        &key,
-        spec.ttl,
-        spec.wait,
-        spec.retry,
-        Some(&spec.counters),
-    );
+    let terms = super::Terms {
+        ttl: spec.ttl,
+        wait: spec.wait,
+        retry: spec.retry,
+        fenced: spec.fenced,
+    };
+    let acquired = acquire_key(client, &key, terms, Some(&spec.counters));
     let guard = match acquired.await {
         Ok(guard) => guard,
         Err(error) => {
@@ -154,7 +184,12 @@ where
         }
     };
     let context = Arc::new(Context {
-        fencing_token: guard.fencing_token,
+        client: client.clone(),
+        counters: &spec.counters,
+        mutex: guard.lock_key.clone(),
+        token: guard.token.clone(),
+        ttl: guard.ttl,
+        fencing_token: guard.fencing_token.clone(),
         lost: AtomicBool::new(false),
     });
     let body = CONTEXT.scope(Arc::clone(&context), body);

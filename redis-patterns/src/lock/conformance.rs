@@ -1,11 +1,12 @@
-//! Conformance checks of the lock's atomic operations (`ops.rs`): `Acquire` takes the lock
-//! for one owner and issues strictly increasing fencing tokens, `Extend` and `Release` act
-//! for the owner only; with the exact answers and the TTLs they leave.
+//! Conformance checks of the lock's atomic operations (`ops.rs`): a first attempt and a
+//! waiter's `Acquire` take the lock for one owner, `Fence` issues strictly increasing fencing
+//! tokens to the holder only, `Extend` and `Release` act for the owner only; with the exact
+//! answers, the values and the TTLs they leave.
 
 use std::time::Duration;
 
-use super::ops::Release;
-use super::{Attempt, LockKeys, extend, try_acquire};
+use super::ops::{Fence, Release};
+use super::{Attempt, LockKeys, extend, fence_key};
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Result;
@@ -19,7 +20,8 @@ pub(crate) fn checks() -> Vec<Check> {
             acquire_is_exclusive
         ),
         check!(
-            "lock/acquire: fencing tokens increase strictly, even when the fencing key is gone",
+            "lock/fence: fencing tokens go to the holder only and increase strictly, even when \
+             the fencing key is gone",
             fencing_tokens_increase_strictly
         ),
         check!(
@@ -47,15 +49,46 @@ pub(crate) fn checks() -> Vec<Check> {
 }
 
 fn keys(client: &Client) -> LockKeys {
-    LockKeys::new(&scratch_key(client))
+    LockKeys::new(&scratch_key(client), false)
 }
 
-/// The fencing token of a granted attempt, or why there is none.
-fn granted(attempt: Attempt, what: &str) -> Result<u64, Failure> {
+/// A first attempt (`SET NX PX`, then the waiter's script if refused).
+async fn try_acquire(b: &Backend, k: &LockKeys, owner: &str, ttl: Duration) -> Result<Attempt> {
+    super::try_acquire(b, k, owner, ttl, false).await
+}
+
+/// A waiter's attempt (the script only).
+async fn try_again(b: &Backend, k: &LockKeys, owner: &str, ttl: Duration) -> Result<Attempt> {
+    super::try_acquire(b, k, owner, ttl, true).await
+}
+
+/// The fencing token `owner` is issued, if it holds the lock.
+async fn fence(b: &Backend, k: &LockKeys, owner: &str, ttl: Duration) -> Result<Option<u64>> {
+    b.run(&Fence {
+        mutex: &k.mutex,
+        fence: &fence_key(&k.mutex),
+        token: owner,
+        ttl,
+    })
+    .await
+}
+
+/// Why an attempt was not granted.
+fn granted(attempt: Attempt, what: &str) -> Result<(), Failure> {
     match attempt {
-        Attempt::Acquired { fencing_token } => Ok(fencing_token),
+        Attempt::Acquired(_) => Ok(()),
         Attempt::Held { remaining, .. } => Err(Failure(format!(
             "{what}: got Held {{ remaining: {remaining:?} }}, expected Acquired"
+        ))),
+    }
+}
+
+/// The fencing token `owner` is issued, or why none was.
+async fn issued(b: &Backend, k: &LockKeys, owner: &str, what: &str) -> Result<u64, Failure> {
+    match fence(b, k, owner, Duration::from_secs(10)).await? {
+        Some(token) if token > 0 => Ok(token),
+        other => Err(Failure(format!(
+            "{what}: the holder asked for its fencing token and got {other:?}"
         ))),
     }
 }
@@ -74,9 +107,7 @@ fn refused(attempt: Attempt, what: &str) -> Result<Option<Duration>, Failure> {
         } => Err(Failure(format!(
             "{what}: refused (lease left {remaining:?}) without the waiters' mark"
         ))),
-        Attempt::Acquired { fencing_token } => Err(Failure(format!(
-            "{what}: got Acquired {{ fencing_token: {fencing_token} }}, expected Held"
-        ))),
+        Attempt::Acquired(_) => Err(Failure(format!("{what}: got Acquired, expected Held"))),
     }
 }
 
@@ -93,8 +124,7 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), keys(client));
     let ttl = Duration::from_secs(10);
     let nearly = |left: Option<Duration>| left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl);
-    let token = granted(try_acquire(b, &k, "a", ttl).await?, "the first caller")?;
-    ensure!(token > 0, "the first fencing token is 0");
+    granted(try_acquire(b, &k, "a", ttl).await?, "the first caller")?;
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
         Some(&b"a"[..]),
@@ -105,11 +135,6 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
         nearly(left),
         "the lock's TTL after a 10 s lease is {left:?}"
     );
-    let left = b.pttl(&k.fence).await?;
-    ensure!(
-        nearly(left),
-        "the fencing key lives as long as the lease (10 s); its TTL is {left:?}"
-    );
     let left = refused(try_acquire(b, &k, "b", ttl).await?, "a second caller")?;
     ensure!(
         nearly(left),
@@ -119,15 +144,14 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
         try_acquire(b, &k, "a", ttl).await?,
         "the owner again (NX: not even the owner takes it twice)",
     )?;
+    refused(try_again(b, &k, "a", ttl).await?, "the owner as a waiter")?;
     Ok(())
 }
 
 async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), keys(client));
-    granted(
-        try_acquire(b, &k, "a", Duration::from_secs(10)).await?,
-        "a free lock",
-    )?;
+    let ttl = Duration::from_secs(10);
+    granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
     ensure_eq!(
         b.pttl(&k.waiters).await?,
         None,
@@ -140,6 +164,16 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
         marked.is_some_and(|t| t > waiter_lease / 10 * 9 && t <= waiter_lease),
         "the mark lives as long as the waiter's lease (5 s); its TTL is {marked:?}"
     );
+    ensure_eq!(
+        b.get(&k.mutex).await?.as_deref(),
+        Some(&b"a*"[..]),
+        "the holder's value once somebody waited for it"
+    );
+    let left = b.pttl(&k.mutex).await?;
+    ensure!(
+        left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
+        "the holder keeps its lease when marked as awaited (KEEPTTL): TTL {left:?} of 10 s"
+    );
     ensure!(release(b, &k, "a").await?, "the owner's release");
     let after = b.pttl(&k.waiters).await?;
     ensure!(
@@ -151,25 +185,79 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
         Some(&b"1"[..]),
         "the mark's value"
     );
+    // A waiter that takes the lock while the mark is there is marked as awaited at once: the
+    // others still wait for its release.
+    granted(
+        try_again(b, &k, "b", ttl).await?,
+        "the waiter, once released",
+    )?;
+    ensure_eq!(
+        b.get(&k.mutex).await?.as_deref(),
+        Some(&b"b*"[..]),
+        "a waiter's value while others wait"
+    );
+    ensure!(release(b, &k, "b").await?, "the waiter's release");
+    ensure_eq!(b.get(&k.mutex).await?, None, "the lock after its release");
     Ok(())
 }
 
 async fn fencing_tokens_increase_strictly(client: &Client) -> CheckResult {
-    let (b, k) = (client.backend(), keys(client));
+    let (b, name) = (client.backend(), scratch_key(client));
+    let (k, fenced) = (LockKeys::new(&name, false), LockKeys::new(&name, true));
     let ttl = Duration::from_secs(10);
     let mut last = 0;
-    for round in 0..3 {
-        let token = granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+    // Issued with the grant: the same sequence.
+    for round in 0..2 {
+        let token = match try_acquire(b, &fenced, "a", ttl).await? {
+            Attempt::Acquired(Some(token)) => token,
+            Attempt::Acquired(None) => {
+                return Err(Failure("a fenced grant came without its token".into()));
+            }
+            Attempt::Held { .. } => return Err(Failure("a free lock was refused".into())),
+        };
         ensure!(
             token > last,
-            "acquisition {round}'s fencing token {token} after {last}"
+            "fenced grant {round}'s fencing token {token} after {last}"
         );
         last = token;
         ensure!(release(b, &k, "a").await?, "the owner's release");
     }
+    for round in 0..3 {
+        granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+        ensure_eq!(
+            fence(b, &k, "b", ttl).await?,
+            None,
+            "a fencing token for somebody who does not hold the lock"
+        );
+        let token = issued(b, &k, "a", "the holder").await?;
+        ensure!(
+            token > last,
+            "holding {round}'s fencing token {token} after {last}"
+        );
+        last = token;
+        ensure!(release(b, &k, "a").await?, "the owner's release");
+    }
+    ensure_eq!(
+        fence(b, &k, "a", ttl).await?,
+        None,
+        "a fencing token after the release"
+    );
+    granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+    let left = b.pttl(&fence_key(&k.mutex)).await?;
+    ensure!(
+        left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
+        "the fencing key lives as long as the lease (10 s); its TTL is {left:?}"
+    );
+    refused(try_acquire(b, &k, "b", ttl).await?, "a second caller")?;
+    // Marked as awaited, the holder is still the holder.
+    let token = issued(b, &k, "a", "the holder, marked as awaited").await?;
+    ensure!(token > last, "the fencing token {token} after {last}");
+    last = token;
+    ensure!(release(b, &k, "a").await?, "the owner's release");
     // The server forgot the last token (expiry, eviction, a restart): the clock carries on.
-    b.del(&k.fence).await?;
-    let token = granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+    b.del(&fence_key(&k.mutex)).await?;
+    granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+    let token = issued(b, &k, "a", "the holder").await?;
     ensure!(
         token > last,
         "the fencing token {token} after the fencing key was deleted is not above {last}"
@@ -181,13 +269,20 @@ async fn fencing_tokens_increase_strictly(client: &Client) -> CheckResult {
 async fn an_expired_lock_is_taken_again(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), keys(client));
     let short = Duration::from_millis(150);
-    let first = granted(try_acquire(b, &k, "a", short).await?, "the first caller")?;
+    granted(try_acquire(b, &k, "a", short).await?, "the first caller")?;
+    let first = issued(b, &k, "a", "the first caller").await?;
     tokio::time::sleep(Duration::from_millis(250)).await;
     ensure_eq!(b.pttl(&k.mutex).await?, None, "the lock's TTL once expired");
-    let next = granted(
+    ensure_eq!(
+        fence(b, &k, "a", short).await?,
+        None,
+        "a fencing token for a holder whose lease ran out"
+    );
+    granted(
         try_acquire(b, &k, "b", short).await?,
         "another caller once the 150 ms lease has passed",
     )?;
+    let next = issued(b, &k, "b", "the next holder").await?;
     ensure!(
         next > first,
         "the next holder's fencing token {next} is not above {first}"
@@ -221,6 +316,17 @@ async fn extend_is_for_the_owner_only(client: &Client) -> CheckResult {
         b.get(&k.mutex).await?.as_deref(),
         Some(&b"a"[..]),
         "the lock's owner after an extension"
+    );
+    // Marked as awaited, the owner still extends, and keeps the mark.
+    refused(try_acquire(b, &k, "b", ttl).await?, "a waiter")?;
+    ensure!(
+        extend(b, &k.mutex, "a", longer).await?,
+        "the extension of a lock marked as awaited reports failure"
+    );
+    ensure_eq!(
+        b.get(&k.mutex).await?.as_deref(),
+        Some(&b"a*"[..]),
+        "the lock's value after extending a lock marked as awaited"
     );
     release(b, &k, "a").await?;
     ensure!(
@@ -261,6 +367,10 @@ async fn release_is_for_the_owner_only(client: &Client) -> CheckResult {
     ensure!(
         !release(b, &k, "intruder").await?,
         "another token's release reports a release"
+    );
+    ensure!(
+        !release(b, &k, "owne").await?,
+        "the release of a token that is a prefix of the owner's reports a release"
     );
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),

@@ -1,14 +1,14 @@
 //! A held lock: its fencing token, the lease it can vouch for, extension, release, and
 //! release in the background when it is dropped (cancellation, panic).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ops::Release;
+use super::ops::{Fence, Release};
 use super::stats::{Event, TemplateCounters};
-use super::{LockError, clamp_duration, extend, lease_validity};
+use super::{LockError, clamp_duration, extend, fence_key, lease_validity};
 use crate::client::Client;
 use crate::util::lock;
 
@@ -24,7 +24,8 @@ pub struct LockGuard {
     /// The lock's waiters' mark, rewritten by the release.
     pub(super) waiters: String,
     pub(super) token: String,
-    pub(super) fencing_token: u64,
+    /// Issued on first request ([`fencing_token`](LockGuard::fencing_token)).
+    pub(super) fencing_token: OnceLock<u64>,
     pub(super) ttl: Duration,
     /// Until when the lease is trusted: the last confirmed request's send time + validity.
     pub(super) valid_until: Mutex<Instant>,
@@ -32,12 +33,47 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    /// A number that increases strictly with every acquisition of this lock name. Pass it to
-    /// the storage you write, and have the storage reject writes carrying a smaller token than
-    /// one it has already seen: a holder that was paused past its lease then cannot overwrite
-    /// the next holder's work.
-    pub fn fencing_token(&self) -> u64 {
-        self.fencing_token
+    /// This holding's fencing token: a number that increases strictly from one holder of this
+    /// lock name to the next. Pass it to the storage you write, and have the storage reject
+    /// writes carrying a smaller token than one it has already seen: a holder that was paused
+    /// past its lease then cannot overwrite the next holder's work.
+    ///
+    /// The token is issued by the server on the first call (one round trip; later calls
+    /// return it at once), and only while the lock is still this guard's: a lock that does
+    /// not need fencing costs nothing for it. Since a holder is issued its token while it
+    /// holds the lock, the tokens of successive holders increase in the order of their
+    /// holdings, whenever each asks. See [the module documentation](super#fencing-tokens)
+    /// for what the token is made of.
+    ///
+    /// [`LockError::Lost`] if the lock is no longer ours (expired, or taken over): then no
+    /// write should be made under it. [`LockError::Backend`] if the server cannot be reached.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), redis_patterns::lock::LockError> {
+    /// use redis_patterns::{Client, lock::Lock};
+    /// let client = Client::new("mem://").unwrap();
+    /// let first = Lock::new("ledger").client(&client).acquire().await?;
+    /// let token = first.fencing_token().await?;
+    /// assert_eq!(first.fencing_token().await?, token); // issued once per holding
+    /// first.release().await?;
+    /// let second = Lock::new("ledger").client(&client).acquire().await?;
+    /// assert!(second.fencing_token().await? > token);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fencing_token(&self) -> Result<u64, LockError> {
+        let issued = issue_fencing_token(
+            &self.client,
+            &self.lock_key,
+            &self.token,
+            self.ttl,
+            &self.fencing_token,
+        )
+        .await;
+        if let Err(error) = &issued {
+            self.count_failure(error);
+        }
+        issued
     }
 
     /// The lease this lock was taken with.
@@ -87,7 +123,7 @@ impl LockGuard {
             LockError::Lost => Event::Lost,
             LockError::LeaseTooShort { .. } => Event::LateGrant,
             LockError::Backend(_) => Event::BackendError,
-            LockError::Timeout { .. } => return,
+            LockError::Timeout { .. } | LockError::OutsideLock => return,
         };
         super::count(&self.client, self.template, event);
     }
@@ -143,12 +179,37 @@ impl LockGuard {
     }
 }
 
+/// The fencing token of the holding of `mutex` by `token`, issued once into `issued`
+/// (`scripts/lock/fence.lua`, with the holding's lease as the fencing key's TTL).
+pub(super) async fn issue_fencing_token(
+    client: &Client,
+    mutex: &str,
+    token: &str,
+    ttl: Duration,
+    issued: &OnceLock<u64>,
+) -> Result<u64, LockError> {
+    if let Some(token) = issued.get() {
+        return Ok(*token);
+    }
+    let fence = Fence {
+        mutex,
+        fence: &fence_key(mutex),
+        token,
+        ttl,
+    };
+    match client.inner().backend.run(&fence).await {
+        Ok(Some(new)) => Ok(*issued.get_or_init(|| new)),
+        Ok(None) => Err(LockError::Lost),
+        Err(error) => Err(LockError::Backend(error)),
+    }
+}
+
 impl std::fmt::Debug for LockGuard {
     // The owner token stays out: whoever knows it can release the lock.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockGuard")
             .field("key", &self.lock_key)
-            .field("fencing_token", &self.fencing_token)
+            .field("fencing_token", &self.fencing_token.get())
             .field("ttl", &self.ttl)
             .field("lease_remaining", &self.lease_remaining())
             .finish_non_exhaustive()

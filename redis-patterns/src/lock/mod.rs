@@ -9,7 +9,7 @@
 //! # redis_patterns::Client::new("mem://").unwrap().set_as_default().unwrap();
 //!
 //! let guard = Lock::new("report:daily").ttl(Duration::from_secs(30)).acquire().await?;
-//! let token = guard.fencing_token(); // strictly increasing per lock name
+//! let token = guard.fencing_token().await?; // strictly increasing per lock name
 //! // … write to storage that rejects writes with a token lower than one it has seen …
 //! guard.release().await?;
 //! # let _ = token;
@@ -17,15 +17,17 @@
 //! ```
 //!
 //! A lock is a key `namespace:{name}:mutex` holding a random 128-bit owner token, set with
-//! `SET NX PX` in a Lua script that also issues the fencing token. Release and extension are
-//! compare-and-delete / compare-and-`PEXPIRE` scripts: nobody ever deletes or extends another
-//! owner's lock. Locks fail closed: if the backend cannot be reached, the acquisition fails
+//! `SET NX PX` (followed by `*` once somebody waited for that holder, see *Waiting*). Release
+//! and extension are compare-and-delete / compare-and-`PEXPIRE` scripts: nobody ever deletes
+//! or extends another owner's lock. An uncontended acquisition and release is thus what a
+//! careful hand-written lock sends: one `SET NX PX`, and a script running `GET` and `DEL`. Locks fail closed: if the backend cannot be reached, the acquisition fails
 //! with [`LockError::Backend`] and the protected work does not run.
 //!
 //! # Waiting
 //!
 //! A refused attempt marks the lock as awaited (`namespace:{name}:waiters`, with the waiter's
-//! lease as TTL) and the release rewrites the mark, so waiters that watch it through the
+//! lease as TTL, and a `*` after the holder's token) and the holder's release rewrites the
+//! mark, so waiters that watch it through the
 //! client's tracking connection sleep until a release (or the holder's lease runs out)
 //! instead of polling; one waiter per process is woken per release, not FIFO across processes.
 //! Where releases cannot be heard, they poll every [`Lock::retry`].
@@ -41,6 +43,13 @@
 //!
 //! # Fencing tokens
 //!
+//! [`LockGuard::fencing_token`] (and [`fencing_token`] inside `#[with_lock]`) asks the server
+//! for the holding's token the first time it is called, in a script that issues one only while
+//! the lock is still held by the caller: a holder is issued its token during its holding, so
+//! the tokens of successive holders increase in the order of their holdings, and a holder whose
+//! lease already ran out gets [`LockError::Lost`] instead of a token to write with. A lock that
+//! does not use fencing pays nothing for it.
+//!
 //! A token is the greater of (the last token of this lock name + 1) and the server's clock in
 //! microseconds (`TIME`). Tokens therefore increase strictly per lock name even when the
 //! server forgets the last one: a restart without persistence, `FLUSHALL`, eviction, or the
@@ -51,6 +60,7 @@
 //! server clocks synchronised (NTP) and, where that risk matters, have the fenced storage also
 //! reject writes while it is unsure (e.g. after the Redis failover alert).
 
+mod acquire;
 pub(crate) mod attribute;
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
@@ -59,15 +69,13 @@ pub(crate) mod ops;
 mod redlock;
 mod stats;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+pub(crate) use self::acquire::{LockKeys, Terms, acquire_key, fence_key, try_acquire};
 pub use self::attribute::{fencing_token, lease_lost};
 pub use self::guard::LockGuard;
 pub(crate) use self::ops::Attempt;
-use self::ops::{Acquire, Extend};
+use self::ops::Extend;
 pub use self::redlock::{Redlock, RedlockGuard};
 pub(crate) use self::stats::Counters;
 use self::stats::{Event, TemplateCounters};
@@ -75,7 +83,6 @@ pub use self::stats::{LockStats, stats_by_template};
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Error;
-use crate::util::{jittered, new_token};
 
 /// Why a lock operation failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +121,14 @@ pub enum LockError {
         /// How long the last request took (or was waited for).
         round_trip: Duration,
     },
+
+    /// [`fencing_token`] was called outside a `#[with_lock]` function, where there is no lock
+    /// to issue a token for.
+    #[error(
+        "`redis_patterns::lock::fencing_token()` was called outside a `#[with_lock]` function; \
+         call it in the function's body, or use `LockGuard::fencing_token` with `Lock`"
+    )]
+    OutsideLock,
 }
 
 impl From<Error> for LockError {
@@ -158,6 +173,7 @@ pub struct Lock {
     ttl: Duration,
     wait: Duration,
     retry: Duration,
+    fenced: bool,
 }
 
 impl Lock {
@@ -171,6 +187,7 @@ impl Lock {
             ttl: Duration::from_secs(30),
             wait: Duration::ZERO,
             retry: Duration::from_millis(50),
+            fenced: false,
         }
     }
 
@@ -200,6 +217,26 @@ impl Lock {
         self
     }
 
+    /// Whether the acquisition also issues the [fencing token](LockGuard::fencing_token)
+    /// (default `false`: it is issued when first asked for, one more round trip). For holders
+    /// that always ask: the token then comes with the grant, in the same round trip, for one
+    /// script in place of the plain `SET NX PX` of an uncontended acquisition.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), redis_patterns::lock::LockError> {
+    /// use redis_patterns::{Client, lock::Lock};
+    /// let client = Client::new("mem://").unwrap();
+    /// let guard = Lock::new("ledger").client(&client).fenced(true).acquire().await?;
+    /// let token = guard.fencing_token().await?; // no round trip: issued with the grant
+    /// # let _ = token;
+    /// # Ok(()) }
+    /// ```
+    pub fn fenced(mut self, fenced: bool) -> Self {
+        self.fenced = fenced;
+        self
+    }
+
     /// Takes the lock, waiting up to `wait` for the current owner.
     ///
     /// ```
@@ -219,47 +256,14 @@ impl Lock {
             .clone()
             .unwrap_or_else(|| Client::default_client().clone());
         let key = crate::key::name_key(client.namespace(), &self.name);
-        acquire_key(&client, &key, self.ttl, self.wait, self.retry, None).await
+        let terms = Terms {
+            ttl: self.ttl,
+            wait: self.wait,
+            retry: self.retry,
+            fenced: self.fenced,
+        };
+        acquire_key(&client, &key, terms, None).await
     }
-}
-
-/// The keys of a lock named by `key` (`ns:{name}`), built once per acquisition.
-pub(crate) struct LockKeys {
-    /// `ns:{name}:mutex`: holds the owner token.
-    pub(crate) mutex: String,
-    /// `ns:{name}:fence`: the last fencing token issued; expires with the lease.
-    fence: String,
-    /// `ns:{name}:waiters`: exists while someone waits; rewritten by each release, which is
-    /// what waiters hear. Expires with the lease of the waiter that wrote it.
-    pub(crate) waiters: String,
-}
-
-impl LockKeys {
-    pub(crate) fn new(key: &str) -> Self {
-        LockKeys {
-            mutex: format!("{key}:mutex"),
-            fence: format!("{key}:fence"),
-            waiters: format!("{key}:waiters"),
-        }
-    }
-}
-
-/// One attempt at the lock with `token`.
-pub(crate) async fn try_acquire(
-    backend: &Backend,
-    keys: &LockKeys,
-    token: &str,
-    ttl: Duration,
-) -> Result<Attempt, Error> {
-    backend
-        .run(&Acquire {
-            mutex: &keys.mutex,
-            fence: &keys.fence,
-            waiters: &keys.waiters,
-            token,
-            ttl,
-        })
-        .await
 }
 
 /// Compare-and-`PEXPIRE`: `true` when the lock was still `token`'s.
@@ -276,166 +280,6 @@ pub(crate) async fn extend(
             ttl,
         })
         .await
-}
-
-/// Takes the lock `key` (`ns:{name}`): attempts until one is granted with its lease still
-/// valid when the reply arrives, another owner holds it past `wait`, or the backend fails.
-/// Counted for the client and, for `#[with_lock]`, its `template`.
-pub(crate) async fn acquire_key(
-    client: &Client,
-    key: &str,
-    ttl: Duration,
-    wait: Duration,
-    retry: Duration,
-    template: Option<&'static TemplateCounters>,
-) -> Result<LockGuard, LockError> {
-    let guard = async {
-        let backend = &client.inner().backend;
-        let mut contended = false;
-        let started = Instant::now();
-        let deadline = started + wait;
-        let keys = LockKeys::new(key);
-        let validity = lease_validity(ttl);
-        let mut token = new_token();
-        // The watch of the waiters' mark, from the first refusal on (an uncontended
-        // acquisition registers nothing).
-        let mut watch: Option<crate::backend::watch::Watch> = None;
-        loop {
-            let mut seen = watch.as_ref().map(|w| w.before_attempt());
-            // Until then: how many changes this client's tracking had heard, of any key.
-            let heard = if watch.is_none() {
-                client.changes_heard()
-            } else {
-                None
-            };
-            let sent = Instant::now();
-            let valid_until = sent + validity;
-            let attempt =
-                tokio::time::timeout_at(valid_until, try_acquire(backend, &keys, &token, ttl))
-                    .await;
-            let pause = match attempt {
-                Ok(Ok(Attempt::Acquired { fencing_token })) if Instant::now() < valid_until => {
-                    return Ok(LockGuard {
-                        client: client.clone(),
-                        template,
-                        lock_key: keys.mutex,
-                        waiters: keys.waiters,
-                        token,
-                        fencing_token,
-                        ttl,
-                        valid_until: Mutex::new(valid_until),
-                        armed: true,
-                    });
-                }
-                Ok(Ok(Attempt::Acquired { .. })) | Err(_) => {
-                    // Granted (or perhaps granted: the reply never came) too late to be used. Give
-                    // it back, and try again under a new token, so the give-back can never release
-                    // a later grant.
-                    let round_trip = sent.elapsed();
-                    crate::backend::unlock_in_background(
-                        backend,
-                        keys.mutex.clone(),
-                        Some(keys.waiters.clone()),
-                        std::mem::replace(&mut token, new_token()),
-                    );
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(LockError::LeaseTooShort { ttl, round_trip });
-                    }
-                    jittered(retry)
-                }
-                Ok(Ok(Attempt::Held { remaining, marked })) => {
-                    if !contended {
-                        contended = true;
-                        count(client, template, Event::Contended);
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(LockError::Timeout {
-                            waited: now - started,
-                        });
-                    }
-                    // No point waking before the holder's lease could have run out.
-                    let lease_left = remaining
-                        .unwrap_or(Duration::MAX)
-                        .max(Duration::from_millis(1));
-                    if watch.is_none() {
-                        // First refusal: watch the mark. A release between this attempt and
-                        // the watch would be missing from the count the watch starts at,
-                        // unless the client's tracking heard nothing at all since before the
-                        // attempt: then wait from that count; else (or if it tracked nothing
-                        // yet) attempt again at once. (The count is read before the check: a
-                        // change heard after the check is counted after it.)
-                        let w = client.watch(&keys.waiters);
-                        let now_seen = w.before_attempt();
-                        let quiet = heard.is_some_and(|h| client.changes_heard() == Some(h));
-                        watch = Some(w);
-                        if !quiet {
-                            continue;
-                        }
-                        seen = Some(now_seen);
-                    }
-                    match (&watch, seen) {
-                        // The release rewrites the mark, and tracking delivers that: sleep
-                        // until it does (a release since `seen` returns at once) or the
-                        // holder's lease runs out, which no message announces.
-                        (Some(w), Some(seen)) if seen.live && marked => {
-                            w.changed(seen, lease_left.min(deadline - now)).await;
-                            if w.before_attempt().live {
-                                continue;
-                            }
-                            // Woken because tracking was lost (a dropped connection, a
-                            // restarting server): poll from here, starting with a pause
-                            // rather than an attempt that would likely meet the outage.
-                            jittered(retry)
-                        }
-                        // Not delivered (tracking not armed yet, lost, refused) or no mark
-                        // (it could not be written): poll, woken early when tracking comes.
-                        (Some(w), Some(seen)) => {
-                            let pause = jittered(retry).min(lease_left);
-                            w.changed(seen, pause.min(deadline - now)).await;
-                            continue;
-                        }
-                        _ => jittered(retry).min(lease_left),
-                    }
-                }
-                Ok(Err(error)) => {
-                    if !error.is_connection_failure() {
-                        return Err(LockError::Backend(error));
-                    }
-                    // The request may have been carried out after we stopped waiting: give
-                    // back a grant nobody will use rather than block others for a lease, and
-                    // go on (if at all) under a new token, which the give-back cannot release.
-                    crate::backend::unlock_in_background(
-                        backend,
-                        keys.mutex.clone(),
-                        Some(keys.waiters.clone()),
-                        std::mem::replace(&mut token, new_token()),
-                    );
-                    // A caller that was already waiting waits through a dropped connection or a
-                    // restart, polling, within its `wait`; a first attempt fails at once, and
-                    // so does a waiter whose backend is still unreachable at the deadline.
-                    let pause = jittered(retry);
-                    if !contended || Instant::now() + pause >= deadline {
-                        return Err(LockError::Backend(error));
-                    }
-                    pause
-                }
-            };
-            let now = Instant::now();
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(now))).await;
-        }
-    }
-    .await;
-    let count = |event| count(client, template, event);
-    match &guard {
-        Ok(_) => count(Event::Acquired),
-        Err(LockError::Timeout { .. }) => count(Event::Timeout),
-        Err(LockError::LeaseTooShort { .. }) => count(Event::LateGrant),
-        Err(LockError::Backend(_)) => count(Event::BackendError),
-        Err(LockError::Lost) => count(Event::Lost),
-    }
-    guard
 }
 
 /// Counts `event` for `client` and, for `#[with_lock]`, its `template`.

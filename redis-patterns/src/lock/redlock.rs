@@ -106,7 +106,7 @@ impl Redlock {
         let keys: Vec<LockKeys> = self
             .clients
             .iter()
-            .map(|c| LockKeys::new(&crate::key::name_key(c.namespace(), name)))
+            .map(|c| LockKeys::new(&crate::key::name_key(c.namespace(), name), false))
             .collect();
         loop {
             let round = Instant::now();
@@ -114,8 +114,11 @@ impl Redlock {
                 let backend = &client.inner().backend;
                 let token = &token;
                 async move {
-                    tokio::time::timeout(per_server, try_acquire(backend, key, token, self.ttl))
-                        .await
+                    tokio::time::timeout(
+                        per_server,
+                        try_acquire(backend, key, token, self.ttl, false),
+                    )
+                    .await
                 }
             }))
             .await;

@@ -9,6 +9,7 @@ use redis_patterns::with_lock;
     retry = "fast",
     on_lost = "ignore",
     extend = "yes",
+    fenced = 1,
     timeout = "1s"
 )]
 async fn pay(order_id: u64) -> Result<(), LockError> {

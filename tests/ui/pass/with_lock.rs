@@ -17,10 +17,10 @@ static PAYMENTS: LazyLock<Client> = LazyLock::new(|| Client::new("mem://payments
 #[with_lock(key = "payment:<order_id>", ttl = "10s", wait = "2s")]
 async fn pay(order_id: u64, amount_cents: u64) -> Result<u64, PayError> {
     let _ = (order_id, amount_cents);
-    Ok(fencing_token().unwrap_or(0))
+    Ok(fencing_token().await?)
 }
 
-#[with_lock(key = "report:<day>", ttl = 30, wait = 0, retry = "10ms", extend = false, on_lost = "continue", client = &*PAYMENTS)]
+#[with_lock(key = "report:<day>", ttl = 30, wait = 0, retry = "10ms", extend = false, on_lost = "continue", fenced = true, client = &*PAYMENTS)]
 async fn daily_report(day: &str) -> Result<(), PayError> {
     let _ = day;
     Ok(())
