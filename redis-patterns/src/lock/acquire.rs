@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::ops::new_lock_token;
 use super::ops::{Acquire, Attempt};
 use super::stats::{Event, TemplateCounters};
 use super::{LockError, LockGuard, count, lease_validity};
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Error;
-use crate::util::{jittered, new_token};
+use crate::util::jittered;
 
 /// How a lock is taken: [`Lock`]'s settings, or `#[with_lock]`'s.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +98,7 @@ pub(crate) async fn acquire_key(
         let deadline = started + wait;
         let keys = LockKeys::new(key, terms.fenced);
         let validity = lease_validity(ttl);
-        let mut token = new_token();
+        let mut token = new_lock_token();
         // The watch of the waiters' mark, from the first refusal on (an uncontended
         // acquisition registers nothing).
         let mut watch: Option<crate::backend::watch::Watch> = None;
@@ -140,7 +141,7 @@ pub(crate) async fn acquire_key(
                         backend,
                         keys.mutex.clone(),
                         Some(keys.waiters.clone()),
-                        std::mem::replace(&mut token, new_token()),
+                        std::mem::replace(&mut token, new_lock_token()),
                     );
                     let now = Instant::now();
                     if now >= deadline {
@@ -214,7 +215,7 @@ pub(crate) async fn acquire_key(
                         backend,
                         keys.mutex.clone(),
                         Some(keys.waiters.clone()),
-                        std::mem::replace(&mut token, new_token()),
+                        std::mem::replace(&mut token, new_lock_token()),
                     );
                     // A caller that was already waiting waits through a dropped connection or a
                     // restart, polling, within its `wait`; a first attempt fails at once, and

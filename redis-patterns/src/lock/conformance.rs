@@ -151,14 +151,14 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
 async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), keys(client));
     let ttl = Duration::from_secs(10);
-    granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+    granted(try_acquire(b, &k, "a+", ttl).await?, "a free lock")?;
     ensure_eq!(
         b.pttl(&k.waiters).await?,
         None,
         "the waiters' mark before anyone waited"
     );
     let waiter_lease = Duration::from_secs(5);
-    refused(try_acquire(b, &k, "b", waiter_lease).await?, "a waiter")?;
+    refused(try_acquire(b, &k, "b+", waiter_lease).await?, "a waiter")?;
     let marked = b.pttl(&k.waiters).await?;
     ensure!(
         marked.is_some_and(|t| t > waiter_lease / 10 * 9 && t <= waiter_lease),
@@ -166,7 +166,7 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     );
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"a*"[..]),
+        Some(&b"a+*"[..]),
         "the holder's value once somebody waited for it"
     );
     let left = b.pttl(&k.mutex).await?;
@@ -174,7 +174,7 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
         left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
         "the holder keeps its lease when marked as awaited (KEEPTTL): TTL {left:?} of 10 s"
     );
-    ensure!(release(b, &k, "a").await?, "the owner's release");
+    ensure!(release(b, &k, "a+").await?, "the owner's release");
     let after = b.pttl(&k.waiters).await?;
     ensure!(
         after.is_some_and(|t| Some(t) <= marked),
@@ -188,16 +188,27 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     // A waiter that takes the lock while the mark is there is marked as awaited at once: the
     // others still wait for its release.
     granted(
-        try_again(b, &k, "b", ttl).await?,
+        try_again(b, &k, "b+", ttl).await?,
         "the waiter, once released",
     )?;
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"b*"[..]),
+        Some(&b"b+*"[..]),
         "a waiter's value while others wait"
     );
-    ensure!(release(b, &k, "b").await?, "the waiter's release");
+    ensure!(release(b, &k, "b+").await?, "the waiter's release");
     ensure_eq!(b.get(&k.mutex).await?, None, "the lock after its release");
+    // A holder of an earlier version (its token does not end with '+') compares its value
+    // exactly: waiters leave it as it is, and it still extends and releases its lock.
+    granted(try_acquire(b, &k, "old", ttl).await?, "a free lock")?;
+    refused(try_acquire(b, &k, "c+", ttl).await?, "a waiter")?;
+    ensure_eq!(
+        b.get(&k.mutex).await?.as_deref(),
+        Some(&b"old"[..]),
+        "an earlier version's holder after somebody waited"
+    );
+    ensure!(extend(b, &k.mutex, "old", ttl).await?, "its extension");
+    ensure!(release(b, &k, "old").await?, "its release");
     Ok(())
 }
 
@@ -242,18 +253,18 @@ async fn fencing_tokens_increase_strictly(client: &Client) -> CheckResult {
         None,
         "a fencing token after the release"
     );
-    granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
+    granted(try_acquire(b, &k, "a+", ttl).await?, "a free lock")?;
     let left = b.pttl(&fence_key(&k.mutex)).await?;
     ensure!(
         left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
         "the fencing key lives as long as the lease (10 s); its TTL is {left:?}"
     );
-    refused(try_acquire(b, &k, "b", ttl).await?, "a second caller")?;
+    refused(try_acquire(b, &k, "b+", ttl).await?, "a second caller")?;
     // Marked as awaited, the holder is still the holder.
-    let token = issued(b, &k, "a", "the holder, marked as awaited").await?;
+    let token = issued(b, &k, "a+", "the holder, marked as awaited").await?;
     ensure!(token > last, "the fencing token {token} after {last}");
     last = token;
-    ensure!(release(b, &k, "a").await?, "the owner's release");
+    ensure!(release(b, &k, "a+").await?, "the owner's release");
     // The server forgot the last token (expiry, eviction, a restart): the clock carries on.
     b.del(&fence_key(&k.mutex)).await?;
     granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
@@ -317,18 +328,20 @@ async fn extend_is_for_the_owner_only(client: &Client) -> CheckResult {
         Some(&b"a"[..]),
         "the lock's owner after an extension"
     );
+    release(b, &k, "a").await?;
     // Marked as awaited, the owner still extends, and keeps the mark.
-    refused(try_acquire(b, &k, "b", ttl).await?, "a waiter")?;
+    granted(try_acquire(b, &k, "a+", ttl).await?, "a free lock")?;
+    refused(try_acquire(b, &k, "b+", ttl).await?, "a waiter")?;
     ensure!(
-        extend(b, &k.mutex, "a", longer).await?,
+        extend(b, &k.mutex, "a+", longer).await?,
         "the extension of a lock marked as awaited reports failure"
     );
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"a*"[..]),
+        Some(&b"a+*"[..]),
         "the lock's value after extending a lock marked as awaited"
     );
-    release(b, &k, "a").await?;
+    release(b, &k, "a+").await?;
     ensure!(
         !extend(b, &k.mutex, "a", longer).await?,
         "extending a released lock reports success"

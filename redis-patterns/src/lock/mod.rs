@@ -16,8 +16,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A lock is a key `namespace:{name}:mutex` holding a random 128-bit owner token, set with
-//! `SET NX PX` (followed by `*` once somebody waited for that holder, see *Waiting*). Release
+//! A lock is a key `namespace:{name}:mutex` holding a random 128-bit owner token (hex, then
+//! `+`), set with `SET NX PX` (followed by `*` once somebody waited for that holder, see
+//! *Waiting*). Release
 //! and extension are compare-and-delete / compare-and-`PEXPIRE` scripts: nobody ever deletes
 //! or extends another owner's lock. An uncontended acquisition and release is thus what a
 //! careful hand-written lock sends: one `SET NX PX`, and a script running `GET` and `DEL`. Locks fail closed: if the backend cannot be reached, the acquisition fails

@@ -4,7 +4,7 @@
 //! plain `SET NX PX`: [`Backend::set_nx`](crate::backend::Backend::set_nx).)
 //!
 //! The lock key holds the owner token, followed by [`AWAITED`] once somebody waited for that
-//! holder: its release then rewrites the waiters' mark, which is what they hear, and a release
+//! holder (if the token is [`MARKABLE`]): its release then rewrites the waiters' mark, which is what they hear, and a release
 //! nobody waited for is a bare compare-and-delete.
 
 use std::sync::LazyLock;
@@ -17,7 +17,7 @@ use crate::error::Result;
 
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("../scripts/lock/fencing_token.lua"),
+        include_str!("../scripts/lock/_fencing_token.lua"),
         include_str!("../scripts/lock/acquire.lua")
     ))
 });
@@ -27,13 +27,29 @@ static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../scripts/lock/release.lua")));
 static FENCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("../scripts/lock/fencing_token.lua"),
+        include_str!("../scripts/lock/_fencing_token.lua"),
         include_str!("../scripts/lock/fence.lua")
     ))
 });
 
 /// The suffix of a lock key's value once somebody waited for its holder.
 pub(crate) const AWAITED: u8 = b'*';
+
+/// The last character of this version's owner tokens: a holder whose value ends with it
+/// releases and extends a value with [`AWAITED`] appended, so waiters may append it. Holders
+/// of earlier versions compare their value exactly: theirs is never changed.
+pub(crate) const MARKABLE: &str = "+";
+
+/// A new owner token for a lock: 128 random bits in hex, then [`MARKABLE`].
+pub(crate) fn new_lock_token() -> String {
+    crate::util::new_token_with(MARKABLE)
+}
+
+/// Whether a lock key's `value` may get the [`AWAITED`] suffix: this version's token, not yet
+/// marked.
+fn markable(value: &[u8]) -> bool {
+    value.ends_with(MARKABLE.as_bytes())
+}
 
 /// Whether a lock key's `value` is `token`'s, with or without the [`AWAITED`] suffix; and if
 /// so, whether it carries it.
@@ -113,8 +129,8 @@ impl AtomicOp for Acquire<'_> {
         let awaited = txn.get(self.waiters).is_some();
         if let Some(holder) = txn.get(self.mutex).cloned() {
             // As the script: the first waiter marks the lock as awaited, and the holder's
-            // value says so.
-            if holder.last() != Some(&AWAITED) {
+            // value says so (a holder of this version's).
+            if markable(&holder) {
                 let mut flagged = holder.to_vec();
                 flagged.push(AWAITED);
                 let left = txn.pttl(self.mutex);
@@ -129,7 +145,7 @@ impl AtomicOp for Acquire<'_> {
             };
         }
         let mut value = self.token.as_bytes().to_vec();
-        if awaited {
+        if awaited && markable(&value) {
             value.push(AWAITED);
         }
         txn.set(self.mutex, value.into(), Some(self.ttl));

@@ -8,11 +8,12 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
+use super::ops::new_lock_token;
 use super::{Attempt, LockError, LockKeys, clamp_duration, try_acquire};
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Error;
-use crate::util::{jittered, new_token};
+use crate::util::jittered;
 
 /// A lock over several independent servers (typically 3 or 5 masters, not replicas of each
 /// other). It is held while a majority of them hold it; the lease left is
@@ -97,7 +98,7 @@ impl Redlock {
                     .into(),
             )));
         }
-        let token = new_token();
+        let token = new_lock_token();
         let quorum = self.clients.len() / 2 + 1;
         let started = Instant::now();
         let deadline = started + self.wait;

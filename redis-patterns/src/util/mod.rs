@@ -16,6 +16,15 @@ use std::time::Duration;
 /// The bytes come from the operating system's CSPRNG, fetched 512 at a time per thread (one
 /// `getrandom` call per 32 tokens: a token is on every lock acquisition's path).
 pub(crate) fn new_token() -> String {
+    random_hex("")
+}
+
+/// [`new_token`] followed by `suffix`, in one allocation.
+pub(crate) fn new_token_with(suffix: &str) -> String {
+    random_hex(suffix)
+}
+
+fn random_hex(suffix: &str) -> String {
     const TOKEN: usize = 16;
     const BATCH: usize = 32 * TOKEN;
     thread_local! {
@@ -41,11 +50,12 @@ pub(crate) fn new_token() -> String {
         bytes = fastrand::u128(..).to_le_bytes();
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut token = String::with_capacity(2 * TOKEN);
+    let mut token = String::with_capacity(2 * TOKEN + suffix.len());
     for b in bytes {
         token.push(char::from(HEX[usize::from(b >> 4)]));
         token.push(char::from(HEX[usize::from(b & 0xf)]));
     }
+    token.push_str(suffix);
     token
 }
 

@@ -1,4 +1,4 @@
--- Issue a fencing token to the current holder of a lock (after fencing_token.lua).
+-- Issue a fencing token to the current holder of a lock (after _fencing_token.lua).
 -- KEYS[1]  lock key: the owner token, followed by '*' once someone waited
 -- KEYS[2]  fencing key (same hash tag as KEYS[1]): the last token issued for this lock name
 -- ARGV[1]  owner token
