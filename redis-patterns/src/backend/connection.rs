@@ -175,6 +175,14 @@ impl<C: Connector> SharedConnection<C> {
         self.moved.notify_waiters();
     }
 
+    /// The connection of `generation`, if it is still the current one.
+    pub(crate) fn current(&self, generation: u64) -> Option<C::Conn> {
+        match self.read().as_ref() {
+            Some((g, conn)) if *g == generation => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
     /// Drops the connection of `generation` (if still current) after it failed.
     pub(crate) fn discard(&self, generation: u64) {
         let mut current = self.write();

@@ -107,7 +107,9 @@ impl<C: Connector> RedisBackend<C> {
                 return Err(Error::from(e));
             }
         };
-        match f(conn.clone()).await {
+        // The connection moves into the command (no second clone on every call); a timeout
+        // checks the generation's connection if it is still current.
+        match f(conn).await {
             Ok(value) => {
                 inner.breaker.succeeded();
                 Ok(value)
@@ -116,7 +118,9 @@ impl<C: Connector> RedisBackend<C> {
                 // A slow answer may be a slow server or a dead path: a health check on the
                 // same connection tells them apart.
                 inner.failed();
-                inner.check_connection(generation, conn);
+                if let Some(conn) = inner.conn.current(generation) {
+                    inner.check_connection(generation, conn);
+                }
                 Err(Error::Timeout(inner.command_timeout))
             }
             Err(e) => {

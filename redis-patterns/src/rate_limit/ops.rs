@@ -36,14 +36,14 @@ fn script(algorithm: Algorithm) -> &'static Script {
 }
 
 /// A call of `policy`'s script: `KEYS = [key]`, `ARGV = [op, limit or burst, window or
-/// interval, cost, stamp]` (the stamp only matters to a refund).
+/// interval, cost]`, and for a refund the stamp its take returned.
 fn arguments(
     invocation: &mut ScriptInvocation<'_>,
     policy: &Policy,
     key: &str,
     op: &str,
     cost: u64,
-    stamp: u64,
+    stamp: Option<u64>,
 ) {
     let period = if policy.algorithm.has_burst() {
         policy.interval_us()
@@ -55,8 +55,10 @@ fn arguments(
         .arg(op)
         .arg(policy.capacity())
         .arg(period)
-        .arg(cost)
-        .arg(stamp);
+        .arg(cost);
+    if let Some(stamp) = stamp {
+        invocation.arg(stamp);
+    }
 }
 
 /// Takes `cost` units if they fit, atomically; a denied call takes nothing.
@@ -68,21 +70,29 @@ struct Take<'a> {
 
 impl AtomicOp for Take<'_> {
     type Output = Outcome;
-    type Reply = Vec<i64>;
+    /// Read in place (six integers), without collecting a `Vec<i64>` first.
+    type Reply = redis::Value;
 
     fn script(&self) -> &'static Script {
         script(self.policy.algorithm)
     }
 
     fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
-        arguments(invocation, self.policy, self.key, "take", self.cost, 0);
+        arguments(invocation, self.policy, self.key, "take", self.cost, None);
     }
 
-    fn answer(&self, reply: Vec<i64>) -> Result<Outcome> {
-        let raw: Raw = reply
-            .try_into()
-            .map_err(|_| unexpected_reply("rate_limit take"))?;
-        Ok(outcome(self.policy, raw))
+    fn answer(&self, reply: redis::Value) -> Result<Outcome> {
+        use redis::Value::Int;
+        match reply {
+            redis::Value::Array(items) => match items.as_slice() {
+                &[Int(a), Int(b), Int(c), Int(d), Int(e), Int(f)] => {
+                    let raw: Raw = [a, b, c, d, e, f];
+                    Ok(outcome(self.policy, raw))
+                }
+                _ => Err(unexpected_reply("rate_limit take")),
+            },
+            _ => Err(unexpected_reply("rate_limit take")),
+        }
     }
 
     fn key(&self) -> &str {
@@ -120,7 +130,7 @@ impl AtomicOp for Refund<'_> {
             self.key,
             "refund",
             self.cost,
-            self.stamp,
+            Some(self.stamp),
         );
     }
 
