@@ -123,8 +123,14 @@ async fn a_missing_permission_is_a_permission_error_naming_it() {
     create_user(&user, "pw", &rules);
     let client = client_as(&user, "pw", &ns);
     client.connect().await.unwrap();
-    let lock = Lock::new("acl-job").client(&client).acquire().await;
-    match lock {
+    // An uncontended acquisition is a plain `SET NX PX`; the release is a script.
+    let guard = Lock::new("acl-job")
+        .client(&client)
+        .ttl(Duration::from_secs(5))
+        .acquire()
+        .await
+        .unwrap();
+    match guard.release().await {
         Err(LockError::Backend(Error::Permission(message))) => {
             assert!(message.to_lowercase().contains("evalsha"), "{message}");
         }
