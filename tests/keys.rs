@@ -204,8 +204,16 @@ async fn the_keys_of_a_lock_share_one_slot_whatever_its_name() {
     for name in ADVERSARIAL {
         let client = common::client(Kind::Redis, "lock-tag");
         let guard = Lock::new(*name).client(&client).acquire().await.unwrap();
+        guard.fencing_token().await.unwrap();
+        // A refused attempt marks the lock as awaited.
+        let refused = Lock::new(*name).client(&client).acquire().await;
+        assert!(refused.is_err(), "{refused:?}");
         let keys = keys_of(&client);
-        assert_eq!(keys.len(), 2, "the lock and its fencing counter: {keys:?}");
+        assert_eq!(
+            keys.len(),
+            3,
+            "the lock, its fencing counter and its waiters' mark: {keys:?}"
+        );
         assert_one_hash_tag(&keys, &mut slots, &format!("lock {name:?}"));
         guard.release().await.unwrap();
     }
