@@ -237,7 +237,10 @@ async fn the_tier_is_bounded(kind: Kind) {
 }
 
 /// The race rule: a writer publishes versions; readers on many tasks never see a version
-/// older than one acknowledged 5 ms before their call started.
+/// older than one acknowledged 50 ms before their call started. (Delivery of an invalidation
+/// takes about a millisecond, but a loaded CI machine has taken over 5 ms; a value stored
+/// against the race rule would stay until the next write's invalidation, 50 ms on, so the
+/// readers would still see it.)
 async fn no_reader_sees_an_old_version_after_the_write_settled(kind: Kind) {
     let ns = common::namespace("near-race");
     let clients = common::clients(kind, &ns, 2);
@@ -265,10 +268,10 @@ async fn no_reader_sees_an_old_version_after_the_write_settled(kind: Kind) {
             checked
         }));
     }
-    for _ in 0..200 {
+    for _ in 0..60 {
         let v = db.bump();
         row_refresh(&writer, &db, 1).await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         settled.store(v, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
