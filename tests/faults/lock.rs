@@ -167,6 +167,49 @@ async fn a_grant_whose_reply_arrives_after_the_lease_is_no_acquisition() {
     );
 }
 
+/// A fencing token asked for over a dead path is a backend error within the command timeout,
+/// never a token to write with; once the path is back, the holder is issued its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fencing_token_over_a_dead_path_is_a_backend_error_within_the_timeout() {
+    let server = common::server();
+    let proxy = FaultProxy::start(server.port());
+    let ns = common::namespace("fence-dead-path");
+    let client = common::client_in(&proxy.url(), &ns, Duration::from_millis(300));
+    let guard = Lock::new("ledger")
+        .client(&client)
+        .ttl(Duration::from_secs(30))
+        .acquire()
+        .await
+        .unwrap();
+    proxy.blackhole();
+    let asked = Instant::now();
+    let token = bounded(Duration::from_secs(5), guard.fencing_token()).await;
+    assert!(matches!(token, Err(LockError::Backend(_))), "{token:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "a 300 ms command timeout, waited {:?}",
+        asked.elapsed()
+    );
+    proxy.pass();
+    // The dead connection is dropped and dialled again; meanwhile calls may still fail.
+    let mut issued = None;
+    for _ in 0..50 {
+        match bounded(Duration::from_secs(5), guard.fencing_token()).await {
+            Ok(token) => {
+                issued = Some(token);
+                break;
+            }
+            Err(LockError::Backend(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        issued.is_some_and(|t| t > 0),
+        "no token once the path was back"
+    );
+    guard.release().await.unwrap();
+}
+
 async fn take_and_release(client: &Client) -> u64 {
     // After a restart the first attempts may meet the dead connection; each is bounded.
     for _ in 0..50 {
