@@ -38,13 +38,6 @@ use support::{commands_processed, median, multi_thread_runtime, runs, server, se
 type Scenario = (usize, usize, usize, u64);
 const LEASE: Duration = Duration::from_secs(5);
 
-const RELEASE_SCRIPT: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Side {
     NaivePolling,
@@ -169,7 +162,7 @@ async fn run_side(processes: &[Process], scenario: Scenario, side: Side, run: us
     let tag = format!("handoff-{clients}-{run}-{side:?}");
     let counter = format!("bench:{{{tag}}}:counter");
     let key = format!("bench:{{{tag}}}:lock");
-    let release = Arc::new(redis::Script::new(RELEASE_SCRIPT));
+    let release = Arc::new(redis::Script::new(support::RELEASE_SCRIPT));
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let mut admin = processes[0].conn.clone();
     let before = commands_processed(&mut admin).await;

@@ -20,13 +20,6 @@ use redis_patterns::lock::Lock;
 use redis_patterns::{Client, Config};
 use support::{Pair, runtime, sequential, server};
 
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
 async fn baseline_cycle(conn: &mut redis::aio::MultiplexedConnection, release: &Script, n: u64) {
     let token = format!("owner-{n}");
     let acquired: Option<String> = redis::cmd("SET")
@@ -63,7 +56,7 @@ fn acquire_release(c: &mut Criterion) {
             .await
             .unwrap()
     });
-    let release = Script::new(RELEASE);
+    let release = Script::new(support::RELEASE_SCRIPT);
     let client = Client::new(Config::from_url(&url).unwrap().namespace("bench")).unwrap();
     rt.block_on(client.connect()).unwrap();
     let lock = Lock::new("report:daily")

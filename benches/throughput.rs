@@ -185,15 +185,6 @@ end
 return 0
 "#;
 
-/// Compare-and-delete: releases the lock only if it still holds the caller's token.
-/// Commands: `GET`, `DEL`.
-const RELEASE_SCRIPT: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
 #[cached(key = "product:<id>", ttl = "1h", client = client)]
 async fn product(client: &Client, id: u64) -> Result<Product, String> {
     Ok(sample(id))
@@ -401,7 +392,7 @@ impl Shared {
                 decide: ALGORITHMS.map(|a| Script::new(a.script())),
                 fixed_window_reset: Script::new(FIXED_WINDOW_RESET_SCRIPT),
                 fenced_acquire: Script::new(FENCED_ACQUIRE_SCRIPT),
-                release: Script::new(RELEASE_SCRIPT),
+                release: Script::new(support::RELEASE_SCRIPT),
             }),
         };
         // Scripts loaded, keys created, on both sides.

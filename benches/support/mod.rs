@@ -243,3 +243,12 @@ pub async fn join_calls(tasks: Vec<tokio::task::JoinHandle<(u64, Vec<u32>)>>) ->
     }
     (calls, nanos)
 }
+
+/// The hand-written release every lock baseline uses: compare-and-delete, releasing the lock
+/// only if it still holds the caller's token. Commands: `GET`, `DEL`.
+pub const RELEASE_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;

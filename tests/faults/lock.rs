@@ -265,11 +265,14 @@ async fn no_lock_leaves_a_key_without_a_ttl() {
     let ns = common::namespace("lock-ttls");
     let client = common::client_in(&server.url(), &ns, Duration::from_secs(2));
     for id in 0..200 {
+        // Fencing keys both ways: issued with the grant, and on request.
         let guard = Lock::new(format!("payment:{id}"))
             .client(&client)
+            .fenced(id % 2 == 0)
             .acquire()
             .await
             .unwrap();
+        guard.fencing_token().await.unwrap();
         guard.release().await.unwrap();
     }
     // A refused attempt marks the lock as awaited: the mark has a TTL too.
@@ -286,7 +289,17 @@ async fn no_lock_leaves_a_key_without_a_ttl() {
     held.release().await.unwrap();
     let ended = Mutex::new(None);
     let _ = tokio::time::timeout(Duration::from_millis(50), long_body(&client, 9, &ended)).await;
-    assert!(!server.keys(&ns).is_empty(), "the fencing keys are there");
+    let fences = server
+        .keys(&ns)
+        .iter()
+        .filter(|k| k.ends_with(":fence"))
+        .count();
+    assert_eq!(
+        fences,
+        200,
+        "the fencing keys are there: {:?}",
+        server.keys(&ns)
+    );
     assert!(
         server
             .keys(&ns)
