@@ -173,6 +173,38 @@ pub(crate) struct Outcome {
 /// stamp, now µs}` (the limit is the caller's own).
 pub(super) type Raw = [i64; 6];
 
+/// The raw reply of a fixed-window take from the three integers its script returns (`{allowed,
+/// units counted, now µs}`): the rest follows from the caller's own limit, window and cost,
+/// and the server's script saves that much work on the hottest path. `mem://` answers through
+/// here too.
+pub(super) fn fixed_window_raw(
+    policy: &Policy,
+    cost: u64,
+    allowed: bool,
+    count: u64,
+    now: u64,
+) -> Raw {
+    let signed = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+    // `window_us` is at least 1 (`Policy::new` clamps it).
+    let window = policy.window_us.max(1);
+    let reset_after = window - now % window;
+    let retry_after = if allowed {
+        0
+    } else if cost > policy.limit {
+        -1
+    } else {
+        signed(reset_after)
+    };
+    [
+        i64::from(allowed),
+        signed(policy.limit.saturating_sub(count)),
+        retry_after,
+        signed(reset_after),
+        signed(now / window),
+        signed(now),
+    ]
+}
+
 pub(super) fn outcome(policy: &Policy, raw: Raw) -> Outcome {
     let [allowed, remaining, retry_us, reset_us, stamp, now_us] = raw;
     let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
@@ -235,6 +267,26 @@ mod tests {
         for p in [p, q, r] {
             assert!(p.burst * p.interval_us() <= MAX_REFILL_US);
         }
+    }
+
+    #[test]
+    fn a_fixed_window_reply_of_three_integers_says_everything_a_decision_needs() {
+        let p = Policy::new(Algorithm::FixedWindow, 10, Duration::from_secs(1), 10);
+        // Admitted, 7 counted, 250 ms into window 5.
+        let now = 5_250_000;
+        assert_eq!(
+            fixed_window_raw(&p, 2, true, 7, now),
+            [1, 3, 0, 750_000, 5, now as i64]
+        );
+        // Denied: retry when the window resets; a count above the limit leaves nothing.
+        assert_eq!(
+            fixed_window_raw(&p, 2, false, 12, now),
+            [0, 0, 750_000, 750_000, 5, now as i64]
+        );
+        // A cost above the limit never fits.
+        assert_eq!(fixed_window_raw(&p, 11, false, 4, now)[..3], [0, 6, -1]);
+        // On a window's first microsecond, the whole window is left.
+        assert_eq!(fixed_window_raw(&p, 1, true, 1, 6_000_000)[3], 1_000_000);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use redis::{Script, ScriptInvocation};
 
-use super::algorithm::{Algorithm, MAX_UNITS, Outcome, Policy, Raw, outcome};
+use super::algorithm::{Algorithm, MAX_UNITS, Outcome, Policy, fixed_window_raw, outcome};
 use crate::backend::{AtomicOp, Backend, Txn, unexpected_reply};
 use crate::error::Result;
 
@@ -61,6 +61,24 @@ fn arguments(
     }
 }
 
+/// A script's reply of `N` integers, read in place.
+fn integers<const N: usize>(reply: &redis::Value) -> Option<[i64; N]> {
+    let redis::Value::Array(items) = reply else {
+        return None;
+    };
+    let mut out = [0; N];
+    if items.len() != N {
+        return None;
+    }
+    for (slot, item) in out.iter_mut().zip(items) {
+        let redis::Value::Int(value) = item else {
+            return None;
+        };
+        *slot = *value;
+    }
+    Some(out)
+}
+
 /// Takes `cost` units if they fit, atomically; a denied call takes nothing.
 struct Take<'a> {
     key: &'a str,
@@ -70,7 +88,8 @@ struct Take<'a> {
 
 impl AtomicOp for Take<'_> {
     type Output = Outcome;
-    /// Read in place (six integers), without collecting a `Vec<i64>` first.
+    /// Read in place (six integers, three for the fixed window), without collecting a
+    /// `Vec<i64>` first.
     type Reply = redis::Value;
 
     fn script(&self) -> &'static Script {
@@ -82,16 +101,21 @@ impl AtomicOp for Take<'_> {
     }
 
     fn answer(&self, reply: redis::Value) -> Result<Outcome> {
-        use redis::Value::Int;
-        match reply {
-            redis::Value::Array(items) => match items.as_slice() {
-                &[Int(a), Int(b), Int(c), Int(d), Int(e), Int(f)] => {
-                    let raw: Raw = [a, b, c, d, e, f];
-                    Ok(outcome(self.policy, raw))
-                }
-                _ => Err(unexpected_reply("rate_limit take")),
-            },
-            _ => Err(unexpected_reply("rate_limit take")),
+        let raw = match self.policy.algorithm {
+            Algorithm::FixedWindow => integers(&reply).and_then(|[allowed, count, now]| {
+                Some(fixed_window_raw(
+                    self.policy,
+                    self.cost,
+                    allowed == 1,
+                    u64::try_from(count).ok()?,
+                    u64::try_from(now).ok()?,
+                ))
+            }),
+            _ => integers(&reply),
+        };
+        match raw {
+            Some(raw) => Ok(outcome(self.policy, raw)),
+            None => Err(unexpected_reply("rate_limit take")),
         }
     }
 
@@ -191,6 +215,21 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_reply_of_another_shape_is_refused() {
+        use redis::Value::{Array, BulkString, Int};
+        assert_eq!(
+            integers::<3>(&Array(vec![Int(1), Int(2), Int(3)])),
+            Some([1, 2, 3])
+        );
+        assert_eq!(integers::<3>(&Array(vec![Int(1), Int(2)])), None);
+        assert_eq!(
+            integers::<2>(&Array(vec![Int(1), BulkString(b"2".to_vec())])),
+            None
+        );
+        assert_eq!(integers::<1>(&Int(1)), None);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_refund_in_the_middle_of_the_sliding_log_keeps_later_calls_exact() {

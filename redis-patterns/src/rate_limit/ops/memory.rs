@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::backend::Txn;
 
-use super::super::algorithm::{Algorithm, Policy, Raw};
+use super::super::algorithm::{Algorithm, Policy, Raw, fixed_window_raw};
 use crate::util::whole_micros as micros;
 
 #[derive(Default)]
@@ -136,30 +136,17 @@ fn fixed_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -
     } else {
         0
     };
-    let reset_after = (current + 1) * window - now;
-    let (mut allowed, mut retry_after) = (0, 0);
-    if count + cost <= limit {
-        allowed = 1;
+    let allowed = count + cost <= limit;
+    if allowed {
         count += cost;
         *state = FixedWindow {
             window: current,
             count,
         };
-    } else if cost > limit {
-        retry_after = -1;
-    } else {
-        retry_after = signed(reset_after);
     }
     // A fresh state created by this read expires with its window too.
-    txn.expire(key, ceil_ms(reset_after));
-    [
-        allowed,
-        signed(limit.saturating_sub(count)),
-        retry_after,
-        signed(reset_after),
-        signed(current),
-        signed(now),
-    ]
+    txn.expire(key, ceil_ms((current + 1) * window - now));
+    fixed_window_raw(p, cost, allowed, count, now)
 }
 
 fn sliding_window(txn: &mut Txn<'_>, key: &str, p: &Policy, cost: u64, now: u64) -> Raw {

@@ -14,12 +14,13 @@
 --          server time µs}; a refund returns 1. Out-of-range arguments are an error
 --          raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
-local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
 local key, burst, interval, cost = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 -- Every product below is at most burst × interval <= 2^51 (a cost above the burst is denied
 -- before any), so Lua's doubles compute it exactly, as the mem:// twin does in integers.
-if not (whole(burst, 0, 2^40) and whole(interval, 1, 2^50) and burst * interval <= 2^51
-        and whole(cost, 0, 2^40 + 1)) then
+if not (burst and interval and cost and burst >= 0 and burst <= 1099511627776 and burst % 1 == 0
+    and interval >= 1 and interval <= 1125899906842624 and interval % 1 == 0
+    and burst * interval <= 2251799813685248
+    and cost >= 0 and cost <= 1099511627777 and cost % 1 == 0) then
   return redis.error_reply('rate limit arguments out of range (burst 0..2^40, interval 1..2^50 us, burst * interval <= 2^51, cost 0..2^40+1)')
 end
 local time = redis.call('TIME')

@@ -22,36 +22,38 @@
 --          admission time of this call (0 if nothing was added), server time µs}; a refund
 --          returns 1.
 --          Out-of-range arguments are an error raised before anything is written.
-local function fmt(x) return string.format('%.0f', x) end
-local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
--- Differences of `end` values are below 2^42 (the units of one window), far below the
--- modulus, so they are exact; every number here stays below 2^53.
-local M = 2^52
-local function parse(member)
-  local e, c = string.match(member, '^(%d+):(%d+)$')
-  return tonumber(e), tonumber(c)
-end
-local function member(e, c) return fmt(e) .. ':' .. fmt(c) end
+--
+-- The admitting path is written for the server's time (like fixed_window.lua): no helper
+-- closures, index arguments sent as strings, the newest member read only
+-- when the log is not empty.
 local log = KEYS[1]
-local limit, window, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if not (whole(limit, 0, 2^40) and whole(window, 1, 2^50) and whole(cost, 0, 2^40 + 1)) then
+local limit, window, units = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if not (limit and window and units and limit >= 0 and limit <= 1099511627776 and limit % 1 == 0
+    and window >= 1 and window <= 1125899906842624 and window % 1 == 0
+    and units >= 0 and units <= 1099511627777 and units % 1 == 0) then
   return redis.error_reply('rate limit arguments out of range (limit 0..2^40, window 1..2^50 us, cost 0..2^40+1)')
 end
+-- Differences of `end` values are below 2^42 (the units of one window), far below the
+-- modulus 2^52, so they are exact; every number here stays below 2^53.
+local M = 4503599627370496
+local PATTERN = '^(%d+):(%d+)$'
 
 if ARGV[1] == 'refund' then
-  local at = fmt(tonumber(ARGV[5]) or -1)
+  local at = string.format('%.0f', tonumber(ARGV[5]) or -1)
   local ours = redis.call('ZRANGEBYSCORE', log, at, at)[1]
   local rank = nil
-  if ours and select(2, parse(ours)) == cost then rank = redis.call('ZRANK', log, ours) end
+  if ours and tonumber(select(2, string.match(ours, PATTERN))) == units then
+    rank = redis.call('ZRANK', log, ours)
+  end
   if rank then
     -- The calls admitted after it counted its units in their `end`: move them back. A refund
     -- follows its take within a round trip, so these are the few calls of that moment.
     local later = redis.call('ZRANGE', log, rank + 1, -1, 'WITHSCORES')
     redis.call('ZREM', log, ours)
     for i = 1, #later, 2 do
-      local e, c = parse(later[i])
+      local e, c = string.match(later[i], PATTERN)
       -- Added before the old one is removed: the set never empties, so it keeps its TTL.
-      redis.call('ZADD', log, later[i + 1], member((e - cost) % M, c))
+      redis.call('ZADD', log, later[i + 1], string.format('%.0f', (e - units) % M) .. ':' .. c)
       redis.call('ZREM', log, later[i])
     end
   end
@@ -59,40 +61,40 @@ if ARGV[1] == 'refund' then
 end
 
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-redis.call('ZREMRANGEBYSCORE', log, '-inf', fmt(now - window))
-local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
-local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+local now = time[1] * 1000000 + time[2]
+redis.call('ZREMRANGEBYSCORE', log, '-inf', string.format('%.0f', now - window))
+local oldest = redis.call('ZRANGE', log, '0', '0', 'WITHSCORES')
 local base, last_end, last_at, total = 0, 0, nil, 0
 if oldest[1] then
-  local e, c = parse(oldest[1])
+  local e, c = string.match(oldest[1], PATTERN)
   base = (e - c) % M
-  last_end = parse(newest[1])
+  local newest = redis.call('ZRANGE', log, '-1', '-1', 'WITHSCORES')
+  last_end = tonumber(string.match(newest[1], '^%d+'))
   last_at = tonumber(newest[2])
   total = (last_end - base) % M
 end
 
 local allowed, retry_after, stamp = 0, 0, 0
-if total + cost <= limit then
+if total + units <= limit then
   allowed = 1
-  if cost > 0 then
+  if units > 0 then
     local at = now
     if last_at and last_at >= now then at = last_at + 1 end
     stamp = at
-    redis.call('ZADD', log, fmt(at), member((last_end + cost) % M, cost))
-    redis.call('PEXPIRE', log, fmt(math.ceil((at + window - now) / 1000)))
-    total = total + cost
+    redis.call('ZADD', log, string.format('%.0f', at), string.format('%.0f:%.0f', (last_end + units) % M, units))
+    redis.call('PEXPIRE', log, string.format('%.0f', math.ceil((at + window - now) / 1000)))
+    total = total + units
     last_at = at
   end
-elseif cost > limit then
+elseif units > limit then
   retry_after = -1
 else
   -- 1 <= needed <= total: the newest call's rank always qualifies.
-  local needed = total + cost - limit
+  local needed = total + units - limit
   local lo, hi = 0, redis.call('ZCARD', log) - 1
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    local e = parse(redis.call('ZRANGE', log, mid, mid)[1])
+    local e = string.match(redis.call('ZRANGE', log, mid, mid)[1], PATTERN)
     if (e - base) % M >= needed then hi = mid else lo = mid + 1 end
   end
   local leaving = redis.call('ZRANGE', log, lo, lo, 'WITHSCORES')

@@ -12,9 +12,10 @@
 --          window number, server time µs}; a refund returns 1. Out-of-range arguments are an
 --          error raised before anything is written.
 local function fmt(x) return string.format('%.0f', x) end
-local function whole(x, lo, hi) return x ~= nil and x >= lo and x <= hi and x == math.floor(x) end
 local key, limit, window, cost = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if not (whole(limit, 0, 2^40) and whole(window, 1, 2^50) and whole(cost, 0, 2^40 + 1)) then
+if not (limit and window and cost and limit >= 0 and limit <= 1099511627776 and limit % 1 == 0
+    and window >= 1 and window <= 1125899906842624 and window % 1 == 0
+    and cost >= 0 and cost <= 1099511627777 and cost % 1 == 0) then
   return redis.error_reply('rate limit arguments out of range (limit 0..2^40, window 1..2^50 us, cost 0..2^40+1)')
 end
 local stored = redis.call('HMGET', key, 'w', 'n', 'p')
