@@ -31,8 +31,12 @@ pub(crate) struct LockKeys {
     pub(crate) mutex: String,
     /// The fencing key ([`fence_key`]), for a lock that issues its token with the grant.
     pub(crate) fence: Option<String>,
-    /// `ns:{name}:waiters`: exists while someone waits; rewritten by each release, which is
-    /// what waiters hear. Expires with the lease of the waiter that wrote it.
+    /// `ns:^{name}:waiters`: exists while someone waits; rewritten by each release, which is
+    /// what waiters hear. Expires with the lease of the waiter that wrote it. The `^` before
+    /// the hash tag keeps the prefix waiters track (`ns:^{template:#`, see
+    /// `backend::tracking::prefix_of`) off the lock's other keys: tracking delivers the
+    /// releases that rewrite marks, not every acquisition and release of every lock of the
+    /// template.
     pub(crate) waiters: String,
 }
 
@@ -42,12 +46,18 @@ pub(crate) fn fence_key(mutex: &str) -> String {
     format!("{}:fence", mutex.strip_suffix(":mutex").unwrap_or(mutex))
 }
 
+/// `ns:^{name}:waiters` of the lock `key` (`ns:{name}`): the same hash tag, so the same slot.
+fn waiters_key(key: &str) -> String {
+    let at = key.find('{').unwrap_or(0);
+    format!("{}^{}:waiters", &key[..at], &key[at..])
+}
+
 impl LockKeys {
     pub(crate) fn new(key: &str, fenced: bool) -> Self {
         LockKeys {
             mutex: format!("{key}:mutex"),
             fence: fenced.then(|| format!("{key}:fence")),
-            waiters: format!("{key}:waiters"),
+            waiters: waiters_key(key),
         }
     }
 }
@@ -242,4 +252,32 @@ pub(crate) async fn acquire_key(
         Err(LockError::OutsideLock) => {}
     }
     guard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::hash_tag;
+    use crate::backend::tracking::prefix_of;
+
+    #[test]
+    fn the_prefix_waiters_track_covers_no_other_key_of_a_lock() {
+        for key in ["ns:{lock:#42}", "{payment:#7:#x}", "a:b:{global}"] {
+            let keys = LockKeys::new(key, true);
+            let prefix = prefix_of(&keys.waiters);
+            let fence = keys.fence.as_deref().unwrap_or_default();
+            for other in [keys.mutex.as_str(), fence] {
+                assert!(!other.starts_with(prefix), "{prefix} covers {other}");
+                assert_eq!(hash_tag(other), hash_tag(&keys.waiters), "{other}'s slot");
+            }
+        }
+        // The marks of one template share a prefix, which covers no lock key of it.
+        let (a, b) = (
+            LockKeys::new("ns:{lock:#1}", false),
+            LockKeys::new("ns:{lock:#2}", false),
+        );
+        assert_eq!(prefix_of(&a.waiters), "ns:^{lock:#");
+        assert_eq!(prefix_of(&a.waiters), prefix_of(&b.waiters));
+        assert!(!b.mutex.starts_with(prefix_of(&a.waiters)));
+    }
 }

@@ -124,10 +124,10 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), keys(client));
     let ttl = Duration::from_secs(10);
     let nearly = |left: Option<Duration>| left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl);
-    granted(try_acquire(b, &k, "a", ttl).await?, "the first caller")?;
+    granted(try_acquire(b, &k, "a!", ttl).await?, "the first caller")?;
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"a"[..]),
+        Some(&b"a!"[..]),
         "the lock holds its owner's token"
     );
     let left = b.pttl(&k.mutex).await?;
@@ -135,30 +135,30 @@ async fn acquire_is_exclusive(client: &Client) -> CheckResult {
         nearly(left),
         "the lock's TTL after a 10 s lease is {left:?}"
     );
-    let left = refused(try_acquire(b, &k, "b", ttl).await?, "a second caller")?;
+    let left = refused(try_acquire(b, &k, "b!", ttl).await?, "a second caller")?;
     ensure!(
         nearly(left),
         "a second caller learns the holder's lease left: {left:?} of 10 s"
     );
     refused(
-        try_acquire(b, &k, "a", ttl).await?,
+        try_acquire(b, &k, "a!", ttl).await?,
         "the owner again (NX: not even the owner takes it twice)",
     )?;
-    refused(try_again(b, &k, "a", ttl).await?, "the owner as a waiter")?;
+    refused(try_again(b, &k, "a!", ttl).await?, "the owner as a waiter")?;
     Ok(())
 }
 
 async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), keys(client));
     let ttl = Duration::from_secs(10);
-    granted(try_acquire(b, &k, "a+", ttl).await?, "a free lock")?;
+    granted(try_acquire(b, &k, "a!", ttl).await?, "a free lock")?;
     ensure_eq!(
         b.pttl(&k.waiters).await?,
         None,
         "the waiters' mark before anyone waited"
     );
     let waiter_lease = Duration::from_secs(5);
-    refused(try_acquire(b, &k, "b+", waiter_lease).await?, "a waiter")?;
+    refused(try_acquire(b, &k, "b!", waiter_lease).await?, "a waiter")?;
     let marked = b.pttl(&k.waiters).await?;
     ensure!(
         marked.is_some_and(|t| t > waiter_lease / 10 * 9 && t <= waiter_lease),
@@ -166,7 +166,7 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     );
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"a+*"[..]),
+        Some(&b"a!*"[..]),
         "the holder's value once somebody waited for it"
     );
     let left = b.pttl(&k.mutex).await?;
@@ -174,7 +174,7 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
         left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
         "the holder keeps its lease when marked as awaited (KEEPTTL): TTL {left:?} of 10 s"
     );
-    ensure!(release(b, &k, "a+").await?, "the owner's release");
+    ensure!(release(b, &k, "a!").await?, "the owner's release");
     let after = b.pttl(&k.waiters).await?;
     ensure!(
         after.is_some_and(|t| Some(t) <= marked),
@@ -188,27 +188,37 @@ async fn waiters_mark_the_lock(client: &Client) -> CheckResult {
     // A waiter that takes the lock while the mark is there is marked as awaited at once: the
     // others still wait for its release.
     granted(
-        try_again(b, &k, "b+", ttl).await?,
+        try_again(b, &k, "b!", ttl).await?,
         "the waiter, once released",
     )?;
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"b+*"[..]),
+        Some(&b"b!*"[..]),
         "a waiter's value while others wait"
     );
-    ensure!(release(b, &k, "b+").await?, "the waiter's release");
+    ensure!(release(b, &k, "b!").await?, "the waiter's release");
     ensure_eq!(b.get(&k.mutex).await?, None, "the lock after its release");
-    // A holder of an earlier version (its token does not end with '+') compares its value
-    // exactly: waiters leave it as it is, and it still extends and releases its lock.
-    granted(try_acquire(b, &k, "old", ttl).await?, "a free lock")?;
-    refused(try_acquire(b, &k, "c+", ttl).await?, "a waiter")?;
-    ensure_eq!(
-        b.get(&k.mutex).await?.as_deref(),
-        Some(&b"old"[..]),
-        "an earlier version's holder after somebody waited"
-    );
-    ensure!(extend(b, &k.mutex, "old", ttl).await?, "its extension");
-    ensure!(release(b, &k, "old").await?, "its release");
+    // A holder of an earlier version (its token ends with '+' or a hex digit) compares its
+    // value exactly: waiters leave it as it is, and it still extends and releases its lock.
+    // Its release does not rewrite this version's mark, so its waiters are told to poll.
+    for old in ["0af3", "0af3+"] {
+        granted(try_acquire(b, &k, old, ttl).await?, "a free lock")?;
+        match try_acquire(b, &k, "c!", ttl).await? {
+            Attempt::Held { marked: false, .. } => {}
+            _ => {
+                return Err(Failure(format!(
+                    "a waiter behind {old}: expected Held and told to poll"
+                )));
+            }
+        }
+        ensure_eq!(
+            b.get(&k.mutex).await?.as_deref(),
+            Some(old.as_bytes()),
+            "an earlier version's holder after somebody waited"
+        );
+        ensure!(extend(b, &k.mutex, old, ttl).await?, "its extension");
+        ensure!(release(b, &k, old).await?, "its release");
+    }
     Ok(())
 }
 
@@ -253,18 +263,18 @@ async fn fencing_tokens_increase_strictly(client: &Client) -> CheckResult {
         None,
         "a fencing token after the release"
     );
-    granted(try_acquire(b, &k, "a+", ttl).await?, "a free lock")?;
+    granted(try_acquire(b, &k, "a!", ttl).await?, "a free lock")?;
     let left = b.pttl(&fence_key(&k.mutex)).await?;
     ensure!(
         left.is_some_and(|t| t > ttl / 10 * 9 && t <= ttl),
         "the fencing key lives as long as the lease (10 s); its TTL is {left:?}"
     );
-    refused(try_acquire(b, &k, "b+", ttl).await?, "a second caller")?;
+    refused(try_acquire(b, &k, "b!", ttl).await?, "a second caller")?;
     // Marked as awaited, the holder is still the holder.
-    let token = issued(b, &k, "a+", "the holder, marked as awaited").await?;
+    let token = issued(b, &k, "a!", "the holder, marked as awaited").await?;
     ensure!(token > last, "the fencing token {token} after {last}");
     last = token;
-    ensure!(release(b, &k, "a+").await?, "the owner's release");
+    ensure!(release(b, &k, "a!").await?, "the owner's release");
     // The server forgot the last token (expiry, eviction, a restart): the clock carries on.
     b.del(&fence_key(&k.mutex)).await?;
     granted(try_acquire(b, &k, "a", ttl).await?, "a free lock")?;
@@ -330,18 +340,18 @@ async fn extend_is_for_the_owner_only(client: &Client) -> CheckResult {
     );
     release(b, &k, "a").await?;
     // Marked as awaited, the owner still extends, and keeps the mark.
-    granted(try_acquire(b, &k, "a+", ttl).await?, "a free lock")?;
-    refused(try_acquire(b, &k, "b+", ttl).await?, "a waiter")?;
+    granted(try_acquire(b, &k, "a!", ttl).await?, "a free lock")?;
+    refused(try_acquire(b, &k, "b!", ttl).await?, "a waiter")?;
     ensure!(
-        extend(b, &k.mutex, "a+", longer).await?,
+        extend(b, &k.mutex, "a!", longer).await?,
         "the extension of a lock marked as awaited reports failure"
     );
     ensure_eq!(
         b.get(&k.mutex).await?.as_deref(),
-        Some(&b"a+*"[..]),
+        Some(&b"a!*"[..]),
         "the lock's value after extending a lock marked as awaited"
     );
-    release(b, &k, "a+").await?;
+    release(b, &k, "a!").await?;
     ensure!(
         !extend(b, &k.mutex, "a", longer).await?,
         "extending a released lock reports success"

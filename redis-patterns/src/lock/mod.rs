@@ -17,7 +17,7 @@
 //! ```
 //!
 //! A lock is a key `namespace:{name}:mutex` holding a random 128-bit owner token (hex, then
-//! `+`), set with `SET NX PX` (followed by `*` once somebody waited for that holder, see
+//! `!`), set with `SET NX PX` (followed by `*` once somebody waited for that holder, see
 //! *Waiting*). Release
 //! and extension are compare-and-delete / compare-and-`PEXPIRE` scripts: nobody ever deletes
 //! or extends another owner's lock. An uncontended acquisition and release is thus what a
@@ -26,11 +26,12 @@
 //!
 //! # Waiting
 //!
-//! A refused attempt marks the lock as awaited (`namespace:{name}:waiters`, with the waiter's
+//! A refused attempt marks the lock as awaited (`namespace:^{name}:waiters`, with the waiter's
 //! lease as TTL, and a `*` after the holder's token) and the holder's release rewrites the
 //! mark, so waiters that watch it through the
 //! client's tracking connection sleep until a release (or the holder's lease runs out)
-//! instead of polling; one waiter per process is woken per release, not FIFO across processes.
+//! instead of polling. (The `^` keeps the lock keys out of the prefix the tracking connection
+//! watches: it hears releases of awaited locks, not every acquisition.) one waiter per process is woken per release, not FIFO across processes.
 //! Where releases cannot be heard, they poll every [`Lock::retry`].
 //!
 //! # Leases are counted from the request, not the reply

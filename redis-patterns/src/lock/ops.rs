@@ -36,9 +36,11 @@ static FENCE: LazyLock<Script> = LazyLock::new(|| {
 pub(crate) const AWAITED: u8 = b'*';
 
 /// The last character of this version's owner tokens: a holder whose value ends with it
-/// releases and extends a value with [`AWAITED`] appended, so waiters may append it. Holders
-/// of earlier versions compare their value exactly: theirs is never changed.
-pub(crate) const MARKABLE: &str = "+";
+/// releases and extends a value with [`AWAITED`] appended, so waiters may append it, and its
+/// release rewrites this version's waiters' mark ([`LockKeys`](super::acquire::LockKeys)).
+/// Holders of earlier versions (tokens ending with `+`, or with a hex digit) compare their
+/// value exactly: theirs is never changed, and their waiters poll.
+pub(crate) const MARKABLE: &str = "!";
 
 /// A new owner token for a lock: 128 random bits in hex, then [`MARKABLE`].
 pub(crate) fn new_lock_token() -> String {
@@ -49,6 +51,13 @@ pub(crate) fn new_lock_token() -> String {
 /// marked.
 fn markable(value: &[u8]) -> bool {
     value.ends_with(MARKABLE.as_bytes())
+}
+
+/// Whether a lock key's `value` is this version's token with the [`AWAITED`] suffix.
+fn flagged(value: &[u8]) -> bool {
+    value
+        .strip_suffix(&[AWAITED])
+        .is_some_and(|token| token.ends_with(MARKABLE.as_bytes()))
 }
 
 /// Whether a lock key's `value` is `token`'s, with or without the [`AWAITED`] suffix; and if
@@ -65,8 +74,8 @@ fn owned_by(value: &[u8], token: &str) -> Option<bool> {
 pub(crate) enum Attempt {
     /// Granted; with the fencing token if the attempt asked for it.
     Acquired(Option<u64>),
-    /// Held by another owner for `remaining`; `marked`: the waiters' mark is in place, so
-    /// the release will be heard.
+    /// Held by another owner for `remaining`; `marked`: the waiters' mark is in place and
+    /// the holder is this version's, so the release will be heard.
     Held {
         remaining: Option<Duration>,
         marked: bool,
@@ -129,19 +138,23 @@ impl AtomicOp for Acquire<'_> {
         let awaited = txn.get(self.waiters).is_some();
         if let Some(holder) = txn.get(self.mutex).cloned() {
             // As the script: the first waiter marks the lock as awaited, and the holder's
-            // value says so (a holder of this version's).
-            if markable(&holder) {
+            // value says so (a holder of this version's); a holder of an earlier version will
+            // not rewrite this mark, so its waiters poll.
+            if !awaited {
+                txn.set(self.waiters, b"1".to_vec().into(), Some(self.ttl));
+            }
+            let ours = if markable(&holder) {
                 let mut flagged = holder.to_vec();
                 flagged.push(AWAITED);
                 let left = txn.pttl(self.mutex);
                 txn.set(self.mutex, flagged.into(), left);
-            }
-            if !awaited {
-                txn.set(self.waiters, b"1".to_vec().into(), Some(self.ttl));
-            }
+                true
+            } else {
+                flagged(&holder)
+            };
             return Attempt::Held {
                 remaining: txn.pttl(self.mutex),
-                marked: true,
+                marked: ours,
             };
         }
         let mut value = self.token.as_bytes().to_vec();
