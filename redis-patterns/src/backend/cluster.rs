@@ -138,6 +138,13 @@ fn live_nodes(listing: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// The shortest wait between two tries of one request on a cluster, in milliseconds; the
+/// waits double from 10 ms (jittered between this and the doubled value) up to
+/// [`CLUSTER_MAX_RETRY_WAIT_MS`].
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 10;
+/// The longest wait between two tries of one request on a cluster, in milliseconds.
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
+
 impl RedisBackend<ClusterNodes> {
     /// A cluster reached through the seed nodes of `config` (`redis+cluster://…`).
     pub(crate) fn cluster(config: &Config) -> Result<Self> {
@@ -147,6 +154,12 @@ impl RedisBackend<ClusterNodes> {
         let mut builder = ClusterClientBuilder::new(nodes.iter().map(::url::Url::as_str))
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.command_timeout)
+            // redis-rs waits 1.28 s to 655 s between the retries of a request (16 of them), so
+            // a call to a slot whose node it could not reach took minutes under a long command
+            // timeout; a node that comes back (a failover, a restart) is tried again within
+            // a quarter of a second instead. The command timeout still bounds the whole call.
+            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
             .tcp_settings(redis::io::tcp::TcpSettings::default().set_keepalive(keepalive()));
         if let Some(user) = &config.username {
             builder = builder.username(user);
