@@ -41,6 +41,10 @@ pub(crate) struct Inner {
     pub(crate) compress_above: Option<usize>,
     pub(crate) backend: Arc<Backend>,
     pub(crate) flights: Flights,
+    /// Keys of `stale_while_revalidate` entries being refreshed in the background by this
+    /// client: one refresh per key at a time in the process (the stampede lock makes it one
+    /// across processes).
+    pub(crate) refreshing: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The near tier of `#[cached(near = "…")]`, created on first use.
     near: crate::cache::near::NearSlot,
     near_size: crate::cache::NearCache,
@@ -107,6 +111,7 @@ impl Client {
                 compress_above: config.as_ref().and_then(|c| c.compress_above),
                 backend: Arc::new(backend),
                 flights: Flights::new(),
+                refreshing: Default::default(),
                 near: Default::default(),
                 watches: OnceLock::new(),
                 near_size: config.as_ref().map(|c| c.near_cache).unwrap_or_default(),

@@ -256,6 +256,7 @@ pub mod __private {
         CacheNone, Cacheable, ReturnKind, Select, SelectOption, SelectResult, SelectValue,
         check_cacheable, check_near,
     };
+    pub use crate::cache::stale::{Background, Inline, Spawn, check_revalidatable};
     pub use crate::cache::stats::FunctionCounters;
     pub use crate::client::{AsClient, Client};
     pub use crate::envelope::Codec;

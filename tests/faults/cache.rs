@@ -198,3 +198,59 @@ async fn cache_fails_open_on_a_key_of_the_wrong_type() {
             .all(|k| *k == key_of(&rig, 7))
     );
 }
+
+static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(key = "quote:<id>", ttl = "300ms", stale_if_error = "1h", client = client)]
+async fn quote(client: &Client, id: u32) -> Result<String, String> {
+    if FAILING.load(Ordering::SeqCst) {
+        return Err(format!("origin down for {id}"));
+    }
+    Ok(format!("quote {id}"))
+}
+
+/// `stale_if_error` with Redis unreachable: the stale entry cannot be read, so the call fails
+/// open (the function's own answer, error included) within the bound; once Redis is back, the
+/// entry kept past its TTL answers for the failing origin again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_entries_with_redis_down_fail_open_to_the_function() {
+    let rig = rig("cache-stale-down");
+    assert_eq!(quote(&rig.client, 1).await.unwrap(), "quote 1");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    rig.proxy.blackhole();
+    for failing in [false, true] {
+        FAILING.store(failing, Ordering::SeqCst);
+        let started = Instant::now();
+        let answer = bounded(Duration::from_secs(5), quote(&rig.client, 1)).await;
+        if failing {
+            assert_eq!(
+                answer,
+                Err("origin down for 1".to_owned()),
+                "nothing stale is reachable"
+            );
+        } else {
+            assert_eq!(answer.unwrap(), "quote 1");
+        }
+        assert!(
+            started.elapsed() <= call_bound(),
+            "a call waited {:?} under the fault",
+            started.elapsed()
+        );
+    }
+    rig.proxy.pass();
+    let lifted = Instant::now();
+    loop {
+        let answer = bounded(Duration::from_secs(5), quote(&rig.client, 1)).await;
+        if answer.is_ok() {
+            break;
+        }
+        assert!(
+            lifted.elapsed() <= recovery_bound(),
+            "the stale entry was not served {:?} after Redis came back",
+            lifted.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rig.client.cache_stats().stale_on_error, 1);
+    FAILING.store(false, Ordering::SeqCst);
+}

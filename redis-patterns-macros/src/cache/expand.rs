@@ -40,8 +40,11 @@ pub fn expand(config: &Config, function: &Function) -> TokenStream {
             stampede,
             cache_none,
             near,
+            timeout,
+            revalidate,
         } => {
-            let mut out = expansion.cached(ttl, stampede, *cache_none, *near);
+            let mut out =
+                expansion.cached(ttl, stampede, *cache_none, *near, (*timeout, *revalidate));
             out.extend(expansion.companions(ttl, *cache_none));
             out
         }
@@ -62,10 +65,15 @@ impl Expansion<'_> {
         stampede: &Stampede,
         cache_none: Option<Span>,
         near: Option<Millis>,
+        (timeout, revalidate): (Option<Millis>, Option<Span>),
     ) -> TokenStream {
         let krate = &self.config.target.krate;
         let name = self.config.target.name_tokens();
-        let codec = self.codec(ttl);
+        let (codec, entry_options) = (self.codec(ttl), self.entry_options(ttl));
+        let timeout = timeout.map(|timeout| {
+            let timeout = krate.with(&timeout);
+            quote!(.timeout(#timeout))
+        });
         // `near`: the spec says how long, a check at the return type asks for `Clone`, and
         // the call goes through the near tier.
         let (near, check_near, entry) = match near {
@@ -89,13 +97,34 @@ impl Expansion<'_> {
             self.check(),
             self.function.body_tokens(),
         );
+        // `stale_while_revalidate`: the body may run in a spawned task, which the check at
+        // the option asks of it.
+        let background = match revalidate {
+            Some(span) => {
+                let ret = self.function.ret_tokens();
+                let krate = respan(quote!(#krate), span);
+                quote_spanned! {span=>
+                    #krate::__private::check_revalidatable::<#ret, _, _>(
+                        #krate::__private::Spawn,
+                        &__rp_body,
+                        &__rp_kind,
+                    )
+                }
+            }
+            None => quote!(#krate::__private::Inline),
+        };
         self.wrap(quote! {
             static __RP_SPEC: #krate::__private::CacheSpec =
-                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede)#codec #near;
+                #krate::__private::CacheSpec::new(#name, #ttl, #jitter, #stampede)
+                    #codec #entry_options #timeout #near;
             #cache_none
             #check
             #check_near
-            #krate::__private::#entry(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+            let __rp_body = #body;
+            let __rp_background = #background;
+            #krate::__private::#entry(
+                __rp_client, &__RP_SPEC, __rp_key, __rp_kind, __rp_body, __rp_background,
+            ).await
         })
     }
 
@@ -182,13 +211,35 @@ impl Expansion<'_> {
     pub(super) fn write_spec(&self, ttl: &Ttl) -> TokenStream {
         let krate = &self.config.target.krate;
         let name = self.config.target.name_tokens();
-        let codec = self.codec(ttl);
+        let (codec, entry_options) = (self.codec(ttl), self.entry_options(ttl));
         let (ttl, jitter) = (krate.with(&ttl.ttl), ttl.jitter_permille);
         let stampede = krate.with(&Stampede::None);
         quote! {
             static __RP_SPEC: #krate::__private::CacheSpec = #krate::__private::CacheSpec::new(
                 #name, #ttl, #jitter, #stampede,
-            )#codec;
+            )#codec #entry_options;
+        }
+    }
+
+    /// What every writer of the entry must agree on besides the TTL: the defining crate (for
+    /// the fingerprint), `version` and the stale windows.
+    fn entry_options(&self, ttl: &Ttl) -> TokenStream {
+        let krate = &self.config.target.krate;
+        let version = ttl.version.map(|v| quote!(.version(#v)));
+        let stale_if_error = ttl.stale_if_error.map(|d| {
+            let d = krate.with(&d);
+            quote!(.stale_if_error(#d))
+        });
+        let revalidate = ttl.stale_while_revalidate.map(|d| {
+            let d = krate.with(&d);
+            quote!(.stale_while_revalidate(#d))
+        });
+        quote! {
+            .defined_in(
+                ::core::option_env!("CARGO_PKG_NAME"),
+                ::core::option_env!("CARGO_PKG_VERSION"),
+            )
+            #version #stale_if_error #revalidate
         }
     }
 

@@ -38,6 +38,10 @@ impl Kind {
                 "stampede",
                 "codec",
                 "near",
+                "stale_if_error",
+                "stale_while_revalidate",
+                "timeout",
+                "version",
                 "beta",
                 "lock_ttl",
                 "lock_wait",
@@ -47,7 +51,17 @@ impl Kind {
                 "crate",
             ],
             Kind::CacheEvict => &["key", "client", "crate"],
-            Kind::CachePut => &["key", "ttl", "ttl_jitter", "codec", "client", "crate"],
+            Kind::CachePut => &[
+                "key",
+                "ttl",
+                "ttl_jitter",
+                "codec",
+                "stale_if_error",
+                "stale_while_revalidate",
+                "version",
+                "client",
+                "crate",
+            ],
         }
     }
 }

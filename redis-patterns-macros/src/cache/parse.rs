@@ -60,6 +60,14 @@ pub struct Options {
     /// `near = "30s"`: the near tier's lifetime of a value.
     pub near: Option<Millis>,
     pub beta: Option<f64>,
+    /// `stale_if_error = "1h"`.
+    pub stale_if_error: Option<Millis>,
+    /// `stale_while_revalidate = "30s"`.
+    pub stale_while_revalidate: Option<Millis>,
+    /// `timeout = "200ms"`: the function's bound when a stale value can be served instead.
+    pub timeout: Option<Millis>,
+    /// `version = N`.
+    pub version: Option<u32>,
     pub lock_ttl: Option<Millis>,
     pub lock_wait: Option<Millis>,
     /// Where `cache_none` is set, if it is.
@@ -83,6 +91,10 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
         codec: None,
         near: None,
         beta: None,
+        stale_if_error: None,
+        stale_while_revalidate: None,
+        timeout: None,
+        version: None,
         lock_ttl: None,
         lock_wait: None,
         cache_none: None,
@@ -111,6 +123,12 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
             }
             "codec" => options.codec = mode::parse(&meta, errors),
             "near" => options.near = literal::duration(&meta, errors, false),
+            "stale_if_error" => options.stale_if_error = literal::duration(&meta, errors, false),
+            "stale_while_revalidate" => {
+                options.stale_while_revalidate = literal::duration(&meta, errors, false)
+            }
+            "timeout" => options.timeout = literal::duration(&meta, errors, false),
+            "version" => options.version = version(&meta, errors),
             "beta" => {
                 options.beta = literal::positive_number(
                     &meta,
@@ -139,6 +157,28 @@ fn jitter(meta: &Meta, errors: &mut Errors) -> Option<u32> {
             ))
         })
         .ok()
+}
+
+/// `version = 3`: a whole number below 2³¹ (larger ones are reserved for fingerprints).
+fn version(meta: &Meta, errors: &mut Errors) -> Option<u32> {
+    let expr = literal::count(meta, errors, true, true)?;
+    let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(n),
+        ..
+    }) = &expr
+    else {
+        return None;
+    };
+    match n.base10_parse::<u32>() {
+        Ok(v) if v < 1 << 31 => Some(v),
+        _ => {
+            errors.push(syn::Error::new_spanned(
+                n,
+                "`version` must be below 2147483648 (2^31); count versions up from 1",
+            ));
+            None
+        }
+    }
 }
 
 /// `skip(param, …)`.

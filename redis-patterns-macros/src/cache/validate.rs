@@ -27,6 +27,11 @@ pub enum Action {
         cache_none: Option<Span>,
         /// `near = "…"`: values also live in process memory for at most this long.
         near: Option<Millis>,
+        /// `timeout = "…"`.
+        timeout: Option<Millis>,
+        /// Where `stale_while_revalidate` is written, if it is: the body must then be able to
+        /// run in the background.
+        revalidate: Option<Span>,
     },
     Evict,
     Put {
@@ -34,7 +39,8 @@ pub enum Action {
     },
 }
 
-/// How an entry is written: how long it lives, and in which codec.
+/// How an entry is written: how long it lives (fresh, then stale), in which codec, for which
+/// version of the type.
 #[derive(Clone, Copy)]
 pub struct Ttl {
     pub ttl: Millis,
@@ -42,6 +48,10 @@ pub struct Ttl {
     pub jitter_permille: u32,
     /// `None`: the client's default codec.
     pub codec: Option<CodecMode>,
+    pub stale_if_error: Option<Millis>,
+    pub stale_while_revalidate: Option<Millis>,
+    /// `None`: the fingerprint.
+    pub version: Option<u32>,
 }
 
 /// How concurrent misses are kept from all running the function.
@@ -86,6 +96,9 @@ pub fn validate(
     check_return(kind, function, errors);
     check_near(&options, errors);
 
+    let revalidate = options
+        .stale_while_revalidate
+        .and_then(|_| span_of(&options, "stale_while_revalidate"));
     let target = Target {
         krate: Krate::new(options.krate),
         client: options.client,
@@ -105,6 +118,9 @@ pub fn validate(
         ttl,
         jitter_permille: options.ttl_jitter.unwrap_or(0),
         codec: options.codec,
+        stale_if_error: options.stale_if_error,
+        stale_while_revalidate: options.stale_while_revalidate,
+        version: options.version,
     });
     let action = match kind {
         Kind::Cached => ttl.map(|ttl| Action::Cached {
@@ -112,6 +128,8 @@ pub fn validate(
             stampede,
             cache_none: options.cache_none,
             near: options.near,
+            timeout: options.timeout,
+            revalidate,
         }),
         Kind::CacheEvict => Some(Action::Evict),
         Kind::CachePut => ttl.map(|ttl| Action::Put { ttl }),
@@ -174,6 +192,18 @@ fn check_required(kind: Kind, options: &Options, errors: &mut Errors) {
             "#[cache_put] needs the `key` to store under, e.g. `key = \"product:<id>\"`",
         ));
     }
+    // A soft timeout: it bounds the function only when a stale value can be served instead.
+    if given("timeout")
+        && !given("stale_if_error")
+        && let Some(span) = span_of(options, "timeout")
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`timeout` bounds the function only when a stale value can be served instead; \
+             add `stale_if_error = \"1h\"` (how long past the TTL entries are kept for that) \
+             or remove `timeout`",
+        ));
+    }
     let tuned_mode = |option: &str| match option {
         "beta" => Some(("early", options.stampede == StampedeMode::Early)),
         "lock_ttl" | "lock_wait" => Some(("lock", options.stampede == StampedeMode::Lock)),
@@ -190,6 +220,15 @@ fn check_required(kind: Kind, options: &Options, errors: &mut Errors) {
             ));
         }
     }
+}
+
+/// Where option `name` was written.
+fn span_of(options: &Options, name: &str) -> Option<Span> {
+    options
+        .given
+        .iter()
+        .find(|(given, _)| given == name)
+        .map(|(_, span)| *span)
 }
 
 fn key_of(kind: Kind, options: &Options, function: &Function, errors: &mut Errors) -> Key {

@@ -3,10 +3,12 @@
 //! call into the machinery of `call.rs`.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::call::{Call, OnHit};
 use super::kind::Cacheable;
+use super::stale::Background;
 use super::stats::{Event, FunctionCounters};
 use crate::client::Client;
 use crate::envelope;
@@ -30,6 +32,9 @@ pub enum Stampede {
     Early { beta: f64 },
 }
 
+/// The lease of a background refresh without `stampede = "lock"`: `lock_ttl`'s default.
+const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
+
 /// The static description of one cached function.
 #[doc(hidden)]
 pub struct CacheSpec {
@@ -41,6 +46,21 @@ pub struct CacheSpec {
     pub codec: Option<envelope::Codec>,
     /// `near = "…"`: the longest a value lives in the near tier.
     pub near: Option<Duration>,
+    /// `stale_if_error = "…"`: how long past its TTL an entry is kept to be served when the
+    /// function fails or times out.
+    pub stale_if_error: Duration,
+    /// `stale_while_revalidate = "…"`: how long past its TTL an entry is served at once while
+    /// it is refreshed in the background.
+    pub stale_while_revalidate: Duration,
+    /// `timeout = "…"`: how long the function may run when a stale value could be served
+    /// instead.
+    pub timeout: Option<Duration>,
+    /// `version = N`, or `None` for the fingerprint.
+    pub version: Option<u32>,
+    /// The defining crate's name and version, for the fingerprint.
+    pub krate: (&'static str, &'static str),
+    /// The schema, computed on first use (the fingerprint needs the value type's name).
+    pub schema: OnceLock<u32>,
     pub counters: FunctionCounters,
 }
 
@@ -57,8 +77,84 @@ impl CacheSpec {
             stampede,
             codec: None,
             near: None,
+            stale_if_error: Duration::ZERO,
+            stale_while_revalidate: Duration::ZERO,
+            timeout: None,
+            version: None,
+            krate: ("", ""),
+            schema: OnceLock::new(),
             counters: FunctionCounters::new(name),
         }
+    }
+
+    /// Keeps entries `window` past their TTL, to serve when the function fails.
+    pub const fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
+    /// Serves entries up to `window` past their TTL at once, refreshing them in the background.
+    pub const fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = window;
+        self
+    }
+
+    /// Bounds the function's run at `timeout` when a stale value could be served instead.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The value type's version (`version = N`), instead of the fingerprint.
+    pub const fn version(mut self, version: u32) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// The defining crate's name and version (`env!("CARGO_PKG_NAME")`,
+    /// `env!("CARGO_PKG_VERSION")`), part of the default fingerprint.
+    pub const fn defined_in(
+        mut self,
+        name: Option<&'static str>,
+        version: Option<&'static str>,
+    ) -> Self {
+        self.krate = match (name, version) {
+            (Some(name), Some(version)) => (name, version),
+            (Some(name), None) => (name, ""),
+            (None, Some(version)) => ("", version),
+            (None, None) => ("", ""),
+        };
+        self
+    }
+
+    /// The schema entries of value type `V` are written with and read by.
+    pub(super) fn schema<V>(&self) -> u32 {
+        *self.schema.get_or_init(|| {
+            envelope::schema(
+                self.version,
+                std::any::type_name::<V>(),
+                self.krate.0,
+                self.krate.1,
+            )
+        })
+    }
+
+    /// How long a stampede lock (or a background refresh's) is held at most.
+    pub(super) fn lock_ttl(&self) -> Duration {
+        match self.stampede {
+            Stampede::Lock { lock_ttl, .. } => lock_ttl,
+            Stampede::None | Stampede::Early { .. } => DEFAULT_LOCK_TTL,
+        }
+    }
+
+    /// How long past its freshness an entry is kept.
+    pub(super) fn stale_window(&self) -> Duration {
+        self.stale_if_error.max(self.stale_while_revalidate)
+    }
+
+    /// Whether entries are kept past their freshness.
+    pub(super) fn keeps_stale(&self) -> bool {
+        !self.stale_window().is_zero()
     }
 
     /// Keeps decoded values in the client's near tier for at most `lifetime`.
@@ -104,16 +200,18 @@ impl CacheSpec {
 
 /// The cached call: see the module documentation.
 #[doc(hidden)]
-pub async fn cached<R, K, F>(
+pub async fn cached<R, K, F, S>(
     client: &Client,
     spec: &'static CacheSpec,
     key: String,
     kind: K,
     body: F,
+    background: S,
 ) -> R
 where
     K: Cacheable<R>,
     F: Future<Output = R>,
+    S: Background<R, K, F>,
 {
     let call = Call {
         client,
@@ -121,23 +219,25 @@ where
         key: &key,
         on_hit: (),
     };
-    flow(&call, kind, body).await
+    flow(&call, kind, body, &background).await
 }
 
 /// `#[cached(near = "…")]`: the near tier first, then the cached call, whose own backend hits
 /// fill the near tier (see `near/`).
 #[doc(hidden)]
-pub async fn cached_near<R, K, F>(
+pub async fn cached_near<R, K, F, S>(
     client: &Client,
     spec: &'static CacheSpec,
     key: String,
     kind: K,
     body: F,
+    background: S,
 ) -> R
 where
     K: Cacheable<R>,
     K::Value: Clone + Send + Sync + 'static,
     F: Future<Output = R>,
+    S: Background<R, K, F>,
 {
     let near = client.near();
     if let Some(value) = near.tier().get::<K::Value>(&key, std::time::Instant::now()) {
@@ -151,25 +251,27 @@ where
         key: &key,
         on_hit: near.fill(&key, spec.near.unwrap_or(Duration::ZERO)),
     };
-    flow(&call, kind, body).await
+    flow(&call, kind, body, &background).await
 }
 
 /// One cached call: lead the key's flight, or follow it.
-async fn flow<R, K, F, H>(call: &Call<'_, H>, kind: K, body: F) -> R
+async fn flow<R, K, F, S, H>(call: &Call<'_, H>, kind: K, body: F, background: &S) -> R
 where
     K: Cacheable<R>,
     F: Future<Output = R>,
+    S: Background<R, K, F>,
     H: OnHit<K::Value>,
 {
     let (client, spec, key) = (call.client, call.spec, call.key);
     loop {
         match client.inner().flights.join(key) {
-            Join::Leader(leader) => return call.lead(&kind, body, leader).await,
+            Join::Leader(leader) => return call.lead(&kind, body, background, leader).await,
             Join::Follower(follower) => match follower.wait().await {
                 // A follower's value never fills the near tier: the leader's read may have
                 // started before an invalidation this caller's ticket already saw.
                 Some(Shared::Value(stored)) => {
-                    if let Some((value, _)) = envelope::decode_value(&stored) {
+                    let expected = call.expected::<K::Value>();
+                    if let Ok((value, _)) = envelope::decode_value(&stored, expected) {
                         spec.count(client, Event::Hit);
                         return kind.rebuild(value);
                     }
@@ -212,7 +314,7 @@ where
         key: &key,
         on_hit: (),
     };
-    call.compute_and_store(&kind, body, None).await
+    call.compute_and_store(&kind, body, None, None).await
 }
 
 /// Stores the successful part of `ret` under `key` (write-through); failures are logged.
@@ -235,9 +337,16 @@ pub async fn put<R, K: Cacheable<R>>(
         on_hit: (),
     };
     let ttl = spec.ttl();
-    match envelope::encode(value, spec.encoding_for(client), Duration::ZERO, ttl) {
+    let stamp = envelope::Stamp {
+        delta: Duration::ZERO,
+        fresh_for: ttl,
+        schema: spec.schema::<K::Value>(),
+        tags: 0,
+    };
+    match envelope::encode(value, spec.encoding_for(client), stamp) {
         Ok(bytes) => {
-            let written = call.backend().set(&key, bytes, ttl).await;
+            let stored_ttl = ttl.saturating_add(spec.stale_window());
+            let written = call.backend().set(&key, bytes, stored_ttl).await;
             client.near_changed(&key);
             match written {
                 Ok(()) => call.count(Event::Write),

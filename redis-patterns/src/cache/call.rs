@@ -3,7 +3,6 @@
 //! failure is logged and counted, and the function runs instead (fail open).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +11,8 @@ use super::attribute::{CacheSpec, Stampede};
 use super::kind::Cacheable;
 use super::ops::Probe;
 use super::ops::{GetOrLock, SetAndUnlock};
+use super::stale::{Background, Stale};
+use super::stampede::{StampedeLock, lock_key, xfetch_recompute};
 use super::stats::Event;
 use crate::backend::Backend;
 use crate::client::Client;
@@ -62,15 +63,44 @@ impl<H> Call<'_, H> {
         );
     }
 
-    pub(super) async fn lead<R, K, F>(&self, kind: &K, body: F, leader: Leader<'_>) -> R
+    /// What readers of this call's entries accept.
+    pub(super) fn expected<V>(&self) -> envelope::Expected {
+        envelope::Expected {
+            schema: self.spec.schema::<V>(),
+            tags: 0,
+        }
+    }
+
+    pub(super) async fn lead<R, K, F, S>(
+        &self,
+        kind: &K,
+        body: F,
+        background: &S,
+        leader: Leader<'_>,
+    ) -> R
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
+        S: Background<R, K, F>,
         H: OnHit<K::Value>,
     {
+        let mut leader = leader;
         match self.backend().get(self.key).await {
             Ok(Some(stored)) => {
                 if let Some((value, header)) = self.decode::<R, K>(&stored) {
+                    if self.spec.keeps_stale() {
+                        let now = envelope::now_ms();
+                        if !header.fresh_at(now) {
+                            let stale = Stale {
+                                value,
+                                stored,
+                                header,
+                            };
+                            return self
+                                .found_stale(kind, body, background, leader, stale, now)
+                                .await;
+                        }
+                    }
                     let payload = || Shared::Value(stored.clone());
                     if let Stampede::Early { beta } = self.spec.stampede
                         && xfetch_recompute(header, beta, envelope::now_ms(), fastrand::f64())
@@ -90,37 +120,70 @@ impl<H> Call<'_, H> {
                 // Fail open, but still one computation for this process's concurrent callers:
                 // an outage is when the origin needs the protection most.
                 self.backend_failed("read", &e);
-                let mut leader = leader;
-                return self.compute_and_share(kind, body, &mut leader).await;
+                return self.compute_and_share(kind, body, &mut leader, None).await;
             }
         }
+        self.compute_missing(kind, body, leader, None).await
+    }
+
+    /// No usable entry: compute, under the stampede lock if the function has one.
+    pub(super) async fn compute_missing<R, K, F>(
+        &self,
+        kind: &K,
+        body: F,
+        leader: Leader<'_>,
+        stale: Option<Stale<K::Value>>,
+    ) -> R
+    where
+        K: Cacheable<R>,
+        F: Future<Output = R>,
+        H: OnHit<K::Value>,
+    {
         let mut leader = leader;
         match self.spec.stampede {
             Stampede::Lock {
                 lock_ttl,
                 lock_wait,
             } => {
-                self.under_lock(kind, body, &mut leader, lock_ttl, lock_wait)
+                self.under_lock(kind, body, &mut leader, (lock_ttl, lock_wait), stale)
                     .await
             }
             Stampede::None | Stampede::Early { .. } => {
-                self.compute_and_store(kind, body, Some(&mut leader)).await
+                self.compute_and_store(kind, body, Some(&mut leader), stale)
+                    .await
             }
         }
     }
 
     /// Decodes a stored envelope; `None` (counted, logged) when it is not decodable.
     fn decode<R, K: Cacheable<R>>(&self, stored: &[u8]) -> Option<(K::Value, envelope::Header)> {
-        let decoded = envelope::decode_value(stored);
-        if decoded.is_none() {
-            self.count(Event::Undecodable);
-            tracing::debug!(
-                target: "redis_patterns",
-                cache = self.spec.name(),
-                "stored value does not decode into the return type; treating it as a miss"
-            );
+        match envelope::decode_value(stored, self.expected::<K::Value>()) {
+            Ok(decoded) => Some(decoded),
+            Err(why) => {
+                let (event, what) = match why {
+                    envelope::Unusable::OtherSchema => (
+                        Event::OtherVersion,
+                        "stored value was written for another version of the type",
+                    ),
+                    envelope::Unusable::Invalidated => {
+                        (Event::Miss, "stored value's tags were invalidated")
+                    }
+                    envelope::Unusable::Foreign | envelope::Unusable::Undecodable => (
+                        Event::Undecodable,
+                        "stored value does not decode into the return type",
+                    ),
+                };
+                if !matches!(event, Event::Miss) {
+                    self.count(event);
+                }
+                tracing::debug!(
+                    target: "redis_patterns",
+                    cache = self.spec.name(),
+                    "{what}; treating it as a miss"
+                );
+                None
+            }
         }
-        decoded
     }
 
     async fn under_lock<R, K, F>(
@@ -128,8 +191,8 @@ impl<H> Call<'_, H> {
         kind: &K,
         body: F,
         leader: &mut Leader<'_>,
-        lock_ttl: Duration,
-        lock_wait: Duration,
+        (lock_ttl, lock_wait): (Duration, Duration),
+        mut stale: Option<Stale<K::Value>>,
     ) -> R
     where
         K: Cacheable<R>,
@@ -151,17 +214,20 @@ impl<H> Call<'_, H> {
                 lock_key: &lock_key,
                 token: &token,
                 lock_ttl,
+                now_ms: if self.spec.keeps_stale() {
+                    envelope::now_ms()
+                } else {
+                    0
+                },
             };
             match self.backend().run(&probe).await {
-                Ok(Probe::Acquired) => {
-                    let guard = StampedeLock {
-                        backend: Arc::clone(&self.client.inner().backend),
-                        lock_key: &lock_key,
-                        token: &token,
-                        armed: true,
-                    };
+                Ok(Probe::Acquired(stored)) => {
+                    if stale.is_none() {
+                        stale = self.stale_from::<R, K>(stored);
+                    }
+                    let guard = StampedeLock::new(self.client, &lock_key, &token);
                     return self
-                        .compute_and_store_unlocking(kind, body, leader, guard)
+                        .compute_and_store_unlocking(kind, body, Some(leader), stale, guard)
                         .await;
                 }
                 Ok(Probe::Value(stored)) => {
@@ -171,9 +237,14 @@ impl<H> Call<'_, H> {
                         return kind.rebuild(value);
                     }
                     // Somebody stored something this type cannot read: replace it.
-                    return self.compute_and_store(kind, body, Some(leader)).await;
+                    return self
+                        .compute_and_store(kind, body, Some(leader), stale)
+                        .await;
                 }
-                Ok(Probe::Held) => {
+                Ok(Probe::Held(stored)) => {
+                    if stale.is_none() {
+                        stale = self.stale_from::<R, K>(stored);
+                    }
                     if !waited {
                         waited = true;
                         self.count(Event::LockWait);
@@ -187,7 +258,9 @@ impl<H> Call<'_, H> {
                             ?lock_wait,
                             "stampede lock wait ran out; computing without the lock"
                         );
-                        return self.compute_and_store(kind, body, Some(leader)).await;
+                        return self
+                            .compute_and_store(kind, body, Some(leader), stale)
+                            .await;
                     }
                     // Poll quickly at first, so a fast computation is picked up within
                     // milliseconds, then back off to at most 20 ms (with jitter) — unless
@@ -208,7 +281,7 @@ impl<H> Call<'_, H> {
                 }
                 Err(e) => {
                     self.backend_failed("lock", &e);
-                    return self.compute_and_share(kind, body, leader).await;
+                    return self.compute_and_share(kind, body, leader, stale).await;
                 }
             }
         }
@@ -220,7 +293,7 @@ impl<H> Call<'_, H> {
     }
 
     /// Runs the body and returns what to share and store.
-    async fn run_body<R, K, F>(&self, kind: &K, body: F) -> (R, Option<Encoded>)
+    pub(super) async fn run_body<R, K, F>(&self, kind: &K, body: F) -> (R, Option<Encoded>)
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
@@ -229,11 +302,20 @@ impl<H> Call<'_, H> {
         let ret = self.compute(body).await;
         let delta = started.elapsed();
         // One jittered TTL for both the key and the envelope, so that XFetch aims at the
-        // moment the entry really expires.
+        // moment the entry really goes stale.
         let ttl = self.spec.ttl();
+        let stamp = envelope::Stamp {
+            delta,
+            fresh_for: ttl,
+            schema: self.spec.schema::<K::Value>(),
+            tags: 0,
+        };
         let encoded = kind.value(&ret).and_then(|value| {
-            envelope::encode(value, self.spec.encoding_for(self.client), delta, ttl)
-                .map(|bytes| Encoded { bytes, ttl })
+            envelope::encode(value, self.spec.encoding_for(self.client), stamp)
+                .map(|bytes| Encoded {
+                    bytes,
+                    stored_ttl: ttl.saturating_add(self.spec.stale_window()),
+                })
                 .map_err(|e| {
                     tracing::error!(
                         target: "redis_patterns",
@@ -284,8 +366,8 @@ impl<H> Call<'_, H> {
 
     /// Writes what `run_body` encoded, if the result is to be stored.
     async fn store<R, K: Cacheable<R>>(&self, kind: &K, ret: &R, encoded: Option<Encoded>) {
-        if let Some(Encoded { bytes, ttl }) = encoded.filter(|_| kind.store(ret)) {
-            let written = self.backend().set(self.key, bytes, ttl).await;
+        if let Some(Encoded { bytes, stored_ttl }) = encoded.filter(|_| kind.store(ret)) {
+            let written = self.backend().set(self.key, bytes, stored_ttl).await;
             self.client.near_changed(self.key);
             match written {
                 Ok(()) => self.count(Event::Write),
@@ -295,14 +377,24 @@ impl<H> Call<'_, H> {
     }
 
     /// Runs the body and hands the result to the flight's followers, without storing it.
-    async fn compute_and_share<R, K, F>(&self, kind: &K, body: F, leader: &mut Leader<'_>) -> R
+    async fn compute_and_share<R, K, F>(
+        &self,
+        kind: &K,
+        body: F,
+        leader: &mut Leader<'_>,
+        stale: Option<Stale<K::Value>>,
+    ) -> R
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
     {
-        let (ret, encoded) = self.run_body(kind, body).await;
-        Self::share(Some(leader), encoded.as_ref());
-        ret
+        match self.run_body_or_stale(kind, body, stale).await {
+            Ok((ret, encoded)) => {
+                Self::share(Some(leader), encoded.as_ref());
+                ret
+            }
+            Err(stale) => self.serve_stale(kind, Some(leader), stale),
+        }
     }
 
     pub(super) async fn compute_and_store<R, K, F>(
@@ -310,37 +402,62 @@ impl<H> Call<'_, H> {
         kind: &K,
         body: F,
         leader: Option<&mut Leader<'_>>,
+        stale: Option<Stale<K::Value>>,
     ) -> R
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
     {
-        let (ret, encoded) = self.run_body(kind, body).await;
-        Self::share(leader, encoded.as_ref());
-        self.store(kind, &ret, encoded).await;
-        ret
+        match self.run_body_or_stale(kind, body, stale).await {
+            Ok((ret, encoded)) => {
+                Self::share(leader, encoded.as_ref());
+                self.store(kind, &ret, encoded).await;
+                ret
+            }
+            Err(stale) => self.serve_stale(kind, leader, stale),
+        }
     }
 
-    async fn compute_and_store_unlocking<R, K, F>(
+    /// Computes while holding the stampede lock `guard`, stores and releases it in one step
+    /// (or only releases it, when there is nothing to store).
+    pub(super) async fn compute_and_store_unlocking<R, K, F>(
         &self,
         kind: &K,
         body: F,
-        leader: &mut Leader<'_>,
+        leader: Option<&mut Leader<'_>>,
+        stale: Option<Stale<K::Value>>,
         mut guard: StampedeLock<'_>,
     ) -> R
     where
         K: Cacheable<R>,
         F: Future<Output = R>,
     {
-        let (ret, encoded) = self.run_body(kind, body).await;
-        Self::share(Some(leader), encoded.as_ref());
+        let (ret, encoded) = match self.run_body_or_stale(kind, body, stale).await {
+            Ok(ran) => ran,
+            Err(stale) => {
+                let released = self
+                    .backend()
+                    .run(&Release {
+                        mutex: guard.lock_key,
+                        token: guard.token,
+                        waiters: None,
+                    })
+                    .await;
+                guard.armed = false;
+                if let Err(e) = released {
+                    self.backend_failed("unlock", &e);
+                }
+                return self.serve_stale(kind, leader, stale);
+            }
+        };
+        Self::share(leader, encoded.as_ref());
         let result = match encoded.filter(|_| kind.store(&ret)) {
-            Some(Encoded { bytes, ttl }) => self
+            Some(Encoded { bytes, stored_ttl }) => self
                 .backend()
                 .run(&SetAndUnlock {
                     key: self.key,
                     value: bytes.into(),
-                    ttl,
+                    ttl: stored_ttl,
                     lock_key: guard.lock_key,
                     token: guard.token,
                 })
@@ -365,11 +482,11 @@ impl<H> Call<'_, H> {
     }
 }
 
-/// A result ready to store: its envelope, and the (jittered) TTL the envelope's expiry was
-/// computed from.
-struct Encoded {
+/// A result ready to store: its envelope, and the TTL of its key: the (jittered) freshness the
+/// envelope's expiry was computed from, plus the function's stale window.
+pub(super) struct Encoded {
     bytes: Vec<u8>,
-    ttl: Duration,
+    stored_ttl: Duration,
 }
 
 impl Encoded {
@@ -377,46 +494,4 @@ impl Encoded {
     fn payload(&self) -> Shared {
         Shared::Value(Bytes::copy_from_slice(&self.bytes))
     }
-}
-
-/// Releases a stampede lock if the computation is cancelled or panics, instead of leaving the
-/// other callers to wait for its TTL.
-struct StampedeLock<'a> {
-    backend: Arc<Backend>,
-    lock_key: &'a str,
-    token: &'a str,
-    armed: bool,
-}
-
-impl Drop for StampedeLock<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            crate::backend::unlock_in_background(
-                &self.backend,
-                self.lock_key.to_owned(),
-                None,
-                self.token.to_owned(),
-            );
-        }
-    }
-}
-
-/// XFetch (Vattani et al., VLDB 2015): recompute when
-/// `now - delta * beta * ln(rand) >= expiry`, with `rand` uniform in (0, 1].
-pub(super) fn xfetch_recompute(
-    header: envelope::Header,
-    beta: f64,
-    now_ms: u64,
-    uniform: f64,
-) -> bool {
-    let rand = 1.0 - uniform; // (0, 1]
-    let gap = -(f64::from(header.delta_ms)) * beta * rand.ln();
-    now_ms as f64 + gap >= header.expires_ms as f64
-}
-
-pub(crate) fn lock_key(key: &str) -> String {
-    let mut lock = String::with_capacity(key.len() + 5);
-    lock.push_str(key);
-    lock.push_str(":lock");
-    lock
 }

@@ -25,6 +25,10 @@ pub(crate) fn checks() -> Vec<Check> {
             get_or_lock_reads_a_stored_value
         ),
         check!(
+            "cache/get_or_lock: with the caller's clock, a stale envelope is returned with the lock's outcome",
+            get_or_lock_judges_freshness_by_the_envelope
+        ),
+        check!(
             "cache/get_or_lock: the lock expires after lock_ttl",
             get_or_lock_lock_expires
         ),
@@ -62,6 +66,7 @@ impl Keys {
             lock_key: &self.lock,
             token,
             lock_ttl,
+            now_ms: 0,
         })
         .await
     }
@@ -89,7 +94,7 @@ async fn get_or_lock_takes_the_lock_exclusively(client: &Client) -> CheckResult 
     let ttl = Duration::from_secs(10);
     ensure_eq!(
         k.get_or_lock(b, "a", ttl).await?,
-        Probe::Acquired,
+        Probe::Acquired(None),
         "the first caller"
     );
     ensure_eq!(
@@ -104,12 +109,12 @@ async fn get_or_lock_takes_the_lock_exclusively(client: &Client) -> CheckResult 
     );
     ensure_eq!(
         k.get_or_lock(b, "b", ttl).await?,
-        Probe::Held,
+        Probe::Held(None),
         "a second caller"
     );
     ensure_eq!(
         k.get_or_lock(b, "a", ttl).await?,
-        Probe::Held,
+        Probe::Held(None),
         "the owner again (NX: not even the owner takes it twice)"
     );
     ensure_eq!(b.get(&k.value).await?, None, "the value key");
@@ -140,18 +145,79 @@ async fn get_or_lock_reads_a_stored_value(client: &Client) -> CheckResult {
     Ok(())
 }
 
+/// An envelope whose freshness ends at `expires_ms` (by the header's bytes 8..16).
+fn envelope_expiring(expires_ms: u64) -> Bytes {
+    let mut bytes = vec![0xFE, 2, 1, 0, 0, 0, 0, 0];
+    bytes.extend_from_slice(&expires_ms.to_le_bytes());
+    bytes.extend_from_slice(&[0; 12]);
+    bytes.extend_from_slice(b"1");
+    Bytes::from(bytes)
+}
+
+async fn get_or_lock_judges_freshness_by_the_envelope(client: &Client) -> CheckResult {
+    let (b, k) = (client.backend(), Keys::new(client));
+    let ttl = Duration::from_secs(10);
+    let now = 1_700_000_000_000u64;
+    let probe = |token: &'static str, now_ms| {
+        let k = &k;
+        async move {
+            b.run(&GetOrLock {
+                key: &k.value,
+                lock_key: &k.lock,
+                token,
+                lock_ttl: ttl,
+                now_ms,
+            })
+            .await
+        }
+    };
+    let fresh = envelope_expiring(now + 1);
+    b.set(&k.value, fresh.to_vec(), ttl).await?;
+    ensure_eq!(
+        probe("a", now).await?,
+        Probe::Value(fresh.clone()),
+        "an envelope fresh for 1 more ms"
+    );
+    ensure_eq!(b.get(&k.lock).await?, None, "the lock after a fresh read");
+    let stale = envelope_expiring(now);
+    b.set(&k.value, stale.to_vec(), ttl).await?;
+    ensure_eq!(
+        probe("a", 0).await?,
+        Probe::Value(stale.clone()),
+        "a stale envelope without the caller's clock"
+    );
+    ensure_eq!(
+        probe("a", now).await?,
+        Probe::Acquired(Some(stale.clone())),
+        "a stale envelope, lock free"
+    );
+    ensure_eq!(
+        probe("b", now).await?,
+        Probe::Held(Some(stale.clone())),
+        "a stale envelope, lock held"
+    );
+    let foreign = Bytes::from_static(b"plain text, no envelope");
+    b.set(&k.value, foreign.to_vec(), ttl).await?;
+    ensure_eq!(
+        probe("c", now).await?,
+        Probe::Value(foreign),
+        "a value that is no envelope (served, so that the caller replaces it)"
+    );
+    Ok(())
+}
+
 async fn get_or_lock_lock_expires(client: &Client) -> CheckResult {
     let (b, k) = (client.backend(), Keys::new(client));
     let short = Duration::from_millis(150);
     ensure_eq!(
         k.get_or_lock(b, "a", short).await?,
-        Probe::Acquired,
+        Probe::Acquired(None),
         "the first caller"
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
     ensure_eq!(
         k.get_or_lock(b, "b", short).await?,
-        Probe::Acquired,
+        Probe::Acquired(None),
         "another caller once the lock_ttl of 150 ms has passed"
     );
     Ok(())
@@ -237,7 +303,7 @@ async fn release_frees_a_stampede_lock_for_its_owner_only(client: &Client) -> Ch
     );
     ensure_eq!(
         k.get_or_lock(b, "x", ttl).await?,
-        Probe::Held,
+        Probe::Held(None),
         "a caller after another token's release"
     );
     ensure!(
@@ -250,7 +316,7 @@ async fn release_frees_a_stampede_lock_for_its_owner_only(client: &Client) -> Ch
     );
     ensure_eq!(
         k.get_or_lock(b, "x", ttl).await?,
-        Probe::Acquired,
+        Probe::Acquired(None),
         "a caller after the owner's release"
     );
     Ok(())

@@ -109,6 +109,26 @@ pub struct OptionKind<T> {
 #[doc(hidden)]
 pub struct ValueKind<R>(PhantomData<fn() -> R>);
 
+// By hand: derived impls would ask `T: Clone` of the types the kinds only name.
+impl<T, E> Clone for ResultKind<T, E> {
+    fn clone(&self) -> Self {
+        ResultKind(PhantomData)
+    }
+}
+impl<T> Clone for OptionKind<T> {
+    fn clone(&self) -> Self {
+        OptionKind {
+            cache_none: self.cache_none,
+            _t: PhantomData,
+        }
+    }
+}
+impl<R> Clone for ValueKind<R> {
+    fn clone(&self) -> Self {
+        ValueKind(PhantomData)
+    }
+}
+
 impl<T> OptionKind<T> {
     /// Also store `None` results.
     pub fn cache_none(self) -> Self {

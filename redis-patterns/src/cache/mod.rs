@@ -15,6 +15,12 @@
 //!    distributed lock, so that across processes one caller computes and the others wait for
 //!    its value — and stores it with the TTL;
 //! 4. any backend failure makes the call run the function and return its result (fail open).
+//!
+//! An entry written for another version of the value type (`version = N`, or the default
+//! fingerprint) is a miss. With `stale_if_error` or `stale_while_revalidate`, an entry outlives
+//! its TTL by the stale window, and a call that finds it stale either returns it at once and
+//! refreshes it in the background, or recomputes it and returns it in place of a failure (see
+//! `stale.rs`).
 
 pub(crate) mod attribute;
 mod call;
@@ -23,6 +29,8 @@ pub(crate) mod conformance;
 pub(crate) mod kind;
 pub(crate) mod near;
 pub(crate) mod ops;
+pub(crate) mod stale;
+mod stampede;
 pub(crate) mod stats;
 
 pub use self::near::NearCache;
@@ -38,7 +46,7 @@ mod tests {
     use std::time::Duration;
 
     use super::attribute::{CacheSpec, Stampede};
-    use super::call::xfetch_recompute;
+    use super::stampede::xfetch_recompute;
     use crate::envelope::Header;
 
     #[test]
@@ -48,6 +56,8 @@ mod tests {
             expires_ms: 1_000_000,
             codec: crate::cache::Codec::Json,
             flags: 0,
+            schema: None,
+            tags: 0,
         };
         // Far from expiry: only an astronomically unlikely draw would trigger.
         assert!(!xfetch_recompute(h, 1.0, 900_000, 0.5));
@@ -67,6 +77,8 @@ mod tests {
             expires_ms: 10_000,
             codec: crate::cache::Codec::Json,
             flags: 0,
+            schema: None,
+            tags: 0,
         };
         let rate = |now| {
             (0..10_000)

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use redis::{Script, ScriptInvocation, Value};
 
 use crate::backend::{AtomicOp, Txn, millis, unexpected_reply};
+use crate::envelope;
 use crate::error::Result;
 
 static GET_OR_LOCK: LazyLock<Script> =
@@ -20,21 +21,25 @@ static SET_AND_UNLOCK: LazyLock<Script> =
 /// What reading a value or else taking its stampede lock found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Probe {
-    /// The value is stored.
+    /// A usable (fresh, or not judged) value is stored.
     Value(Bytes),
-    /// No value; the caller now holds the lock.
-    Acquired,
-    /// No value; somebody else holds the lock.
-    Held,
+    /// No fresh value (the stale one, if any); the caller now holds the lock.
+    Acquired(Option<Bytes>),
+    /// No fresh value (the stale one, if any); somebody else holds the lock.
+    Held(Option<Bytes>),
 }
 
 /// The value of `key`, or else the lock `lock_key` taken with `token` for `lock_ttl`
-/// (`SET NX PX`), in one atomic step.
+/// (`SET NX PX`), in one atomic step. With `now_ms`, a stored envelope that is no longer fresh
+/// then (see [`envelope`](crate::envelope)) does not count as a value: the lock is tried, and
+/// the stale value comes back with the outcome.
 pub(crate) struct GetOrLock<'a> {
     pub(crate) key: &'a str,
     pub(crate) lock_key: &'a str,
     pub(crate) token: &'a str,
     pub(crate) lock_ttl: Duration,
+    /// The caller's clock, or 0 when stored values are always usable.
+    pub(crate) now_ms: u64,
 }
 
 impl AtomicOp for GetOrLock<'_> {
@@ -50,21 +55,27 @@ impl AtomicOp for GetOrLock<'_> {
             .key(self.key)
             .key(self.lock_key)
             .arg(self.token)
-            .arg(millis(self.lock_ttl));
+            .arg(millis(self.lock_ttl))
+            .arg(self.now_ms);
     }
 
     fn answer(&self, reply: Value) -> Result<Probe> {
-        let Value::Array(items) = reply else {
+        let Value::Array(mut items) = reply else {
             return Err(unexpected_reply("cache/get_or_lock"));
         };
-        match <[Value; 2]>::try_from(items) {
-            Ok([Value::Int(1), Value::BulkString(bytes)]) => Ok(Probe::Value(Bytes::from(bytes))),
-            Ok(_) => Err(unexpected_reply("cache/get_or_lock")),
-            Err(items) => match items.as_slice() {
-                [Value::Int(2)] => Ok(Probe::Acquired),
-                [Value::Int(3)] => Ok(Probe::Held),
-                _ => Err(unexpected_reply("cache/get_or_lock")),
+        let stored = match items.len() {
+            1 => None,
+            2 => match items.pop() {
+                Some(Value::BulkString(bytes)) => Some(Bytes::from(bytes)),
+                _ => return Err(unexpected_reply("cache/get_or_lock")),
             },
+            _ => return Err(unexpected_reply("cache/get_or_lock")),
+        };
+        match (items.as_slice(), stored) {
+            ([Value::Int(1)], Some(value)) => Ok(Probe::Value(value)),
+            ([Value::Int(2)], stale) => Ok(Probe::Acquired(stale)),
+            ([Value::Int(3)], stale) => Ok(Probe::Held(stale)),
+            _ => Err(unexpected_reply("cache/get_or_lock")),
         }
     }
 
@@ -73,18 +84,23 @@ impl AtomicOp for GetOrLock<'_> {
     }
 
     fn in_memory(&self, txn: &mut Txn<'_>) -> Probe {
-        if let Some(value) = txn.get(self.key) {
-            return Probe::Value(value.clone());
-        }
+        let stale = match txn.get(self.key) {
+            Some(value) if self.now_ms == 0 => return Probe::Value(value.clone()),
+            Some(value) => match envelope::expires_ms(value) {
+                Some(expires) if expires <= self.now_ms => Some(value.clone()),
+                _ => return Probe::Value(value.clone()),
+            },
+            None => None,
+        };
         if txn.get(self.lock_key).is_some() {
-            return Probe::Held;
+            return Probe::Held(stale);
         }
         txn.set(
             self.lock_key,
             Bytes::copy_from_slice(self.token.as_bytes()),
             Some(self.lock_ttl),
         );
-        Probe::Acquired
+        Probe::Acquired(stale)
     }
 }
 
@@ -146,6 +162,7 @@ mod tests {
             lock_key: "{k}:lock",
             token: "t",
             lock_ttl: Duration::from_secs(1),
+            now_ms: 0,
         };
         let value = Value::Array(vec![Value::Int(1), Value::BulkString(b"x".to_vec())]);
         assert_eq!(
@@ -153,11 +170,23 @@ mod tests {
             Probe::Value(Bytes::from_static(b"x"))
         );
         let acquired = Value::Array(vec![Value::Int(2)]);
-        assert_eq!(op.answer(acquired).unwrap(), Probe::Acquired);
+        assert_eq!(op.answer(acquired).unwrap(), Probe::Acquired(None));
         assert_eq!(
             op.answer(Value::Array(vec![Value::Int(3)])).unwrap(),
-            Probe::Held
+            Probe::Held(None)
         );
+        let stale = || Value::BulkString(b"s".to_vec());
+        assert_eq!(
+            op.answer(Value::Array(vec![Value::Int(2), stale()]))
+                .unwrap(),
+            Probe::Acquired(Some(Bytes::from_static(b"s")))
+        );
+        assert_eq!(
+            op.answer(Value::Array(vec![Value::Int(3), stale()]))
+                .unwrap(),
+            Probe::Held(Some(Bytes::from_static(b"s")))
+        );
+        assert!(op.answer(Value::Array(vec![Value::Int(1)])).is_err());
         assert!(op.answer(Value::Nil).is_err());
         assert!(op.answer(Value::Array(vec![Value::Int(4)])).is_err());
     }

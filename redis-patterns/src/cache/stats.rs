@@ -45,6 +45,16 @@ pub struct CacheStats {
     pub early_recomputations: u64,
     /// Keys deleted by `#[cache_evict]` or an `_invalidate` companion.
     pub evictions: u64,
+    /// Stored entries written for another version of the value type (`version = N`, or the
+    /// default fingerprint); counted as misses too and overwritten.
+    pub other_versions: u64,
+    /// `stale_if_error`: stale values returned because the function failed or timed out.
+    pub stale_on_error: u64,
+    /// `stale_while_revalidate`: stale values returned at once while a background refresh ran.
+    pub stale_while_revalidating: u64,
+    /// `stale_while_revalidate`: background refreshes started (at most one per key at a time
+    /// across processes).
+    pub background_refreshes: u64,
 }
 
 impl CacheStats {
@@ -81,6 +91,10 @@ pub enum Event {
     Eviction,
     NearHit,
     NearMiss,
+    OtherVersion,
+    StaleOnError,
+    StaleWhileRevalidating,
+    BackgroundRefresh,
 }
 
 impl Events for Event {
@@ -106,6 +120,10 @@ impl Events for Event {
             evictions: count(Event::Eviction),
             near_hits: count(Event::NearHit),
             near_misses: count(Event::NearMiss),
+            other_versions: count(Event::OtherVersion),
+            stale_on_error: count(Event::StaleOnError),
+            stale_while_revalidating: count(Event::StaleWhileRevalidating),
+            background_refreshes: count(Event::BackgroundRefresh),
         }
     }
 }

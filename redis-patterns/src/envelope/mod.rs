@@ -1,24 +1,34 @@
 //! The stored form of a cached value.
 //!
-//! Every value `#[cached]` writes is a 16-byte header followed by the encoded value:
+//! Every value `#[cached]` writes is a 28-byte header followed by the encoded value:
 //!
 //! | bytes  | field        | meaning                                                        |
 //! |--------|--------------|----------------------------------------------------------------|
 //! | 0      | magic `0xFE` | never the first byte of UTF-8 text, so a foreign value is seen |
-//! | 1      | version `1`  | layout of this header                                          |
+//! | 1      | version `2`  | layout of this header                                          |
 //! | 2      | codec        | payload encoding: 1 JSON, 2 MessagePack, 3 postcard ([`Codec`]) |
 //! | 3      | flags        | bit 0: the payload is LZ4-compressed (size-prepended block)    |
 //! | 4..8   | `delta_ms`   | u32 LE: how long the function took (XFetch's *delta*)          |
-//! | 8..16  | `expires_ms` | u64 LE: Unix time in ms when the entry expires (XFetch)        |
-//! | 16..   | payload      | the value in that codec                                        |
+//! | 8..16  | `expires_ms` | u64 LE: Unix time in ms when the entry stops being fresh       |
+//! | 16..20 | `schema`     | u32 LE: the value type's version (`version = N`) or fingerprint |
+//! | 20..28 | `tags`       | u64 LE: stamp of the versions of its tags when it was computed (0: none) |
+//! | 28..   | payload      | the value in that codec                                        |
 //!
-//! `expires_ms` is computed from the same TTL the key is stored with, `ttl_jitter` included,
-//! so that XFetch aims at the moment the entry really expires.
+//! `expires_ms` is computed from the same TTL the freshness is measured with, `ttl_jitter`
+//! included, so that XFetch aims at the moment the entry really goes stale. The key itself lives
+//! longer by the function's stale window (`stale_if_error`, `stale_while_revalidate`), during
+//! which the entry is *stale*: kept to be served when the function fails, or while it is
+//! refreshed in the background.
 //!
-//! The header lets `stampede = "early"` decide on recomputation from the value alone, without
-//! a second round trip for `PTTL`. A value that does not start with this header, or whose
-//! payload does not decode into the function's type (e.g. after a deploy changed the struct),
-//! is treated as a miss and overwritten.
+//! The header lets `stampede = "early"` and the stale windows decide from the value alone,
+//! without a second round trip for `PTTL`. A value that does not start with this header, that
+//! was written for another `schema` or before its tags were invalidated, or whose payload does
+//! not decode into the function's type, is treated as a miss and overwritten.
+//!
+//! **Schema.** Explicit versions (`version = N`) are below 2³¹; fingerprints (the default: a
+//! hash of the return type as written, the crate's name and its version) have bit 31 set. Entries
+//! of layout version 1 (written before schemas existed) carry none: they are read by functions
+//! without an explicit `version` and without tags, as before, and are misses for the others.
 //!
 //! A value is decoded with the codec its header names, whatever the function or client is
 //! configured to write: a deploy that changes the codec (or compression) still reads the
@@ -32,8 +42,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 const MAGIC: u8 = 0xFE;
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 16;
+const VERSION: u8 = 2;
+const HEADER_LEN: usize = 28;
+/// The layout before schemas and tags: 16 bytes, the same first 16 as now.
+const VERSION_1: u8 = 1;
+const HEADER_1_LEN: usize = 16;
+/// Bit 31 of a schema: a fingerprint, not an explicit `version = N`.
+pub(crate) const FINGERPRINT: u32 = 1 << 31;
 /// Flag bit: the payload is an LZ4 block with its decompressed size prepended.
 const LZ4: u8 = 1;
 /// A Redis string holds at most 512 MiB.
@@ -122,9 +137,52 @@ pub(crate) struct Encoding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub delta_ms: u32,
+    /// When the entry stops being fresh (Unix ms by the writer's clock).
     pub expires_ms: u64,
     pub codec: Codec,
     pub flags: u8,
+    /// The value type's version or fingerprint; `None` in entries of layout version 1.
+    pub schema: Option<u32>,
+    /// The stamp of the entry's tag versions; 0 without tags.
+    pub tags: u64,
+}
+
+impl Header {
+    /// Whether the entry is still fresh at `now_ms`.
+    pub(crate) fn fresh_at(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_ms
+    }
+}
+
+/// What a new envelope records besides the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// How long the function took.
+    pub delta: Duration,
+    /// How long the entry stays fresh from now.
+    pub fresh_for: Duration,
+    pub schema: u32,
+    pub tags: u64,
+}
+
+/// What a reader accepts: its schema and its tags' current stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub schema: u32,
+    pub tags: u64,
+}
+
+/// Why a stored value cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Not an envelope this version understands (foreign data, a future layout).
+    Foreign,
+    /// Written for another version of the value type.
+    OtherSchema,
+    /// One of its tags was invalidated since it was computed.
+    Invalidated,
+    /// The payload does not decode into the type.
+    Undecodable,
 }
 
 /// Serializes `value` behind a header, compressing the payload when it is larger than the
@@ -132,15 +190,16 @@ pub(crate) struct Header {
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     encoding: Encoding,
-    delta: Duration,
-    ttl: Duration,
+    stamp: Stamp,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut buf = Vec::with_capacity(128);
     buf.extend_from_slice(&[MAGIC, VERSION, encoding.codec.byte(), 0]);
-    let delta_ms = u32::try_from(delta.as_millis()).unwrap_or(u32::MAX);
+    let delta_ms = u32::try_from(stamp.delta.as_millis()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&delta_ms.to_le_bytes());
-    let ttl_ms = crate::util::whole_millis(ttl);
-    buf.extend_from_slice(&now_ms().saturating_add(ttl_ms).to_le_bytes());
+    let fresh_ms = crate::util::whole_millis(stamp.fresh_for);
+    buf.extend_from_slice(&now_ms().saturating_add(fresh_ms).to_le_bytes());
+    buf.extend_from_slice(&stamp.schema.to_le_bytes());
+    buf.extend_from_slice(&stamp.tags.to_le_bytes());
     encoding.codec.write(&mut buf, value)?;
     if let Some(threshold) = encoding.compress_above
         && buf.len() - HEADER_LEN > threshold
@@ -158,7 +217,12 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 /// Splits a stored value into header and payload, or `None` when it is not an envelope this
 /// version understands.
 pub(crate) fn decode(stored: &[u8]) -> Option<(Header, &[u8])> {
-    if stored.len() < HEADER_LEN || stored[0] != MAGIC || stored[1] != VERSION {
+    let header_len = match stored.get(..2)? {
+        [MAGIC, VERSION] => HEADER_LEN,
+        [MAGIC, VERSION_1] => HEADER_1_LEN,
+        _ => return None,
+    };
+    if stored.len() < header_len {
         return None;
     }
     let codec = Codec::from_byte(stored[2])?;
@@ -168,27 +232,101 @@ pub(crate) fn decode(stored: &[u8]) -> Option<(Header, &[u8])> {
     }
     let delta_ms = u32::from_le_bytes(stored[4..8].try_into().ok()?);
     let expires_ms = u64::from_le_bytes(stored[8..16].try_into().ok()?);
+    let (schema, tags) = if header_len == HEADER_LEN {
+        (
+            Some(u32::from_le_bytes(stored[16..20].try_into().ok()?)),
+            u64::from_le_bytes(stored[20..28].try_into().ok()?),
+        )
+    } else {
+        (None, 0)
+    };
     Some((
         Header {
             delta_ms,
             expires_ms,
             codec,
             flags,
+            schema,
+            tags,
         },
-        &stored[HEADER_LEN..],
+        &stored[header_len..],
     ))
 }
 
-/// The value of a stored envelope, decompressed if need be and decoded with the codec its
-/// header names.
-pub(crate) fn decode_value<T: DeserializeOwned>(stored: &[u8]) -> Option<(T, Header)> {
-    let (header, payload) = decode(stored)?;
+/// Whether an entry with `header` may be read by a reader expecting `expected`: the same
+/// schema and tag stamp; an entry of layout 1 (no schema, no tags) only by a reader whose schema
+/// is a fingerprint and that has no tags.
+pub(crate) fn check(header: &Header, expected: Expected) -> Result<(), Unusable> {
+    match header.schema {
+        Some(schema) if schema != expected.schema => return Err(Unusable::OtherSchema),
+        None if expected.schema & FINGERPRINT == 0 || expected.tags != 0 => {
+            return Err(Unusable::OtherSchema);
+        }
+        _ => {}
+    }
+    if header.tags != expected.tags {
+        return Err(Unusable::Invalidated);
+    }
+    Ok(())
+}
+
+/// The value of a stored envelope, if `expected` may read it, decompressed if need be and
+/// decoded with the codec its header names. The header is checked before the payload is
+/// decoded, so that an entry of another schema costs no decoding.
+pub(crate) fn decode_value<T: DeserializeOwned>(
+    stored: &[u8],
+    expected: Expected,
+) -> Result<(T, Header), Unusable> {
+    let (header, payload) = decode(stored).ok_or(Unusable::Foreign)?;
+    check(&header, expected)?;
     let payload = if header.flags & LZ4 != 0 {
-        Cow::Owned(decompress(payload)?)
+        Cow::Owned(decompress(payload).ok_or(Unusable::Undecodable)?)
     } else {
         Cow::Borrowed(payload)
     };
-    Some((header.codec.read(&payload)?, header))
+    let value = header.codec.read(&payload).ok_or(Unusable::Undecodable)?;
+    Ok((value, header))
+}
+
+/// When the entry `stored` stops being fresh, if it is an envelope.
+pub(crate) fn expires_ms(stored: &[u8]) -> Option<u64> {
+    decode(stored).map(|(header, _)| header.expires_ms)
+}
+
+/// The schema of a value type: an explicit `version` (below 2³¹) as is, or else the
+/// fingerprint of the type as written in the signature and the crate's name and version, with
+/// bit 31 set (FNV-1a, at compile time).
+#[doc(hidden)]
+pub const fn schema(
+    version: Option<u32>,
+    type_name: &str,
+    krate: &str,
+    krate_version: &str,
+) -> u32 {
+    if let Some(version) = version {
+        return version & !FINGERPRINT;
+    }
+    let mut hash: u32 = 0x811c_9dc5;
+    let parts = [
+        type_name.as_bytes(),
+        krate.as_bytes(),
+        krate_version.as_bytes(),
+    ];
+    let mut p = 0;
+    while p < parts.len() {
+        let bytes = parts[p];
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u32;
+            hash = hash.wrapping_mul(0x0100_0193);
+            i += 1;
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0193);
+        p += 1;
+    }
+    hash | FINGERPRINT
 }
 
 /// A size-prepended LZ4 block, decompressed, or `None` when it is corrupt or claims a size
@@ -212,149 +350,4 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const JSON: Encoding = Encoding {
-        codec: Codec::Json,
-        compress_above: None,
-    };
-
-    #[test]
-    fn round_trip() {
-        let before = now_ms();
-        let bytes = encode(
-            &vec![1, 2, 3],
-            JSON,
-            Duration::from_millis(42),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        let (header, payload) = decode(&bytes).unwrap();
-        assert_eq!(header.delta_ms, 42);
-        assert_eq!(header.codec, Codec::Json);
-        assert!(header.expires_ms >= before + 10_000 && header.expires_ms <= now_ms() + 10_000);
-        assert_eq!(payload, b"[1,2,3]");
-    }
-
-    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct V1 {
-        id: u64,
-        name: String,
-    }
-
-    #[derive(Debug, PartialEq, serde::Deserialize)]
-    struct V2 {
-        id: u64,
-        name: String,
-        #[serde(default)]
-        tags: Vec<String>,
-    }
-
-    #[test]
-    fn every_codec_round_trips_and_reads_by_the_stored_byte() {
-        let v1 = V1 {
-            id: 7,
-            name: "lamp".into(),
-        };
-        for codec in [Codec::Json, Codec::MessagePack, Codec::Postcard] {
-            let encoding = Encoding {
-                codec,
-                compress_above: None,
-            };
-            let bytes = encode(&v1, encoding, Duration::ZERO, Duration::from_secs(1)).unwrap();
-            assert_eq!(decode(&bytes).unwrap().0.codec, codec);
-            let (back, _) = decode_value::<V1>(&bytes).unwrap();
-            assert_eq!(back, v1);
-            // Named fields: a field added with a default still reads old entries.
-            if codec != Codec::Postcard {
-                let (v2, _) = decode_value::<V2>(&bytes).unwrap();
-                assert_eq!((v2.id, v2.name.as_str(), v2.tags.len()), (7, "lamp", 0));
-            }
-            // A payload of another type is a miss, not a wrong value.
-            assert!(decode_value::<Vec<u64>>(&bytes).is_none());
-        }
-        let size = |codec| {
-            let encoding = Encoding {
-                codec,
-                compress_above: None,
-            };
-            encode(&v1, encoding, Duration::ZERO, Duration::from_secs(1))
-                .unwrap()
-                .len()
-        };
-        let (json, msgpack, postcard) = (
-            size(Codec::Json),
-            size(Codec::MessagePack),
-            size(Codec::Postcard),
-        );
-        assert!(
-            postcard < msgpack && msgpack < json,
-            "{postcard} {msgpack} {json}"
-        );
-    }
-
-    #[test]
-    fn large_payloads_are_compressed_and_read_back() {
-        let value: Vec<String> = (0..200)
-            .map(|i| format!("repeated text {}", i % 7))
-            .collect();
-        let plain = encode(&value, JSON, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        let compressing = Encoding {
-            codec: Codec::Json,
-            compress_above: Some(256),
-        };
-        let small = encode(&value, compressing, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        assert!(
-            small.len() * 3 < plain.len(),
-            "{} vs {}",
-            small.len(),
-            plain.len()
-        );
-        assert_eq!(small[3], LZ4);
-        assert_eq!(decode_value::<Vec<String>>(&small).unwrap().0, value);
-        // Below the threshold: stored as is.
-        let tiny = encode(&1u8, compressing, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        assert_eq!(tiny[3], 0);
-    }
-
-    #[test]
-    fn a_compressed_payload_cannot_claim_more_than_lz4_can_produce() {
-        let value = vec![0u8; 4096];
-        let compressing = Encoding {
-            codec: Codec::Postcard,
-            compress_above: Some(64),
-        };
-        let encoded =
-            || encode(&value, compressing, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        assert_eq!(decode_value::<Vec<u8>>(&encoded()).unwrap().0, value);
-        // Claims 4 GiB of output.
-        let mut bytes = encoded();
-        bytes[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(decode_value::<Vec<u8>>(&bytes).is_none());
-        // A truncated block.
-        let mut cut = encoded();
-        cut.truncate(cut.len() - 3);
-        assert!(decode_value::<Vec<u8>>(&cut).is_none());
-        // Unknown flags.
-        let mut flagged = encode(&1, JSON, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        flagged[3] = 0x80;
-        assert!(decode(&flagged).is_none());
-    }
-
-    #[test]
-    fn an_unknown_codec_byte_is_not_an_envelope() {
-        let mut bytes = encode(&1, JSON, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        bytes[2] = 200;
-        assert!(decode(&bytes).is_none());
-    }
-
-    #[test]
-    fn foreign_values_are_rejected() {
-        assert!(decode(b"").is_none());
-        assert!(decode(b"{\"plain\":\"json value\"}").is_none());
-        let mut bytes = encode(&1, JSON, Duration::ZERO, Duration::from_secs(1)).unwrap();
-        bytes[1] = 99;
-        assert!(decode(&bytes).is_none());
-    }
-}
+mod tests;
