@@ -122,6 +122,20 @@ impl Client {
         }
     }
 
+    /// Invalidates every entry of this client tagged `tag`; see
+    /// [`cache::invalidate_tag`](crate::cache::invalidate_tag).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), redis_patterns::Error> {
+    /// let client = redis_patterns::Client::new("mem://")?;
+    /// assert!(!client.invalidate_tag("brand:acme").await?); // nothing carries it yet
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<bool> {
+        crate::cache::tags::invalidate(self, tag).await
+    }
+
     /// Connects now and checks that the server answers `PING` within the timeouts.
     ///
     /// ```

@@ -279,4 +279,10 @@ pub mod __private {
     pub fn key_builder(client: &Client) -> KeyBuilder {
         KeyBuilder::new(client.namespace())
     }
+
+    /// Starts the key of one of a call's cache tags with the client's namespace.
+    #[inline]
+    pub fn tag_builder(client: &Client) -> KeyBuilder {
+        KeyBuilder::for_tag(client.namespace())
+    }
 }

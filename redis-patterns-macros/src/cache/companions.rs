@@ -114,11 +114,12 @@ impl Expansion<'_> {
             target.key_tokens(self.function),
             target.name_tokens(),
         );
-        let (body, check, spec, cache_none) = (
+        let (body, check, spec, cache_none, tags) = (
             self.function.body_tokens(),
             self.check(),
             self.write_spec(ttl),
             self.cache_none(cache_none),
+            self.tags(),
         );
         let refresh = self.with_key(
             &refresh_sig,
@@ -126,7 +127,10 @@ impl Expansion<'_> {
                 #spec
                 #cache_none
                 #check
-                #krate::__private::refresh(__rp_client, &__RP_SPEC, __rp_key, __rp_kind, #body).await
+                #tags
+                #krate::__private::refresh(
+                    __rp_client, &__RP_SPEC, __rp_key, &__rp_tags, __rp_kind, #body,
+                ).await
             },
         );
         quote! {

@@ -92,6 +92,7 @@ impl Expansion<'_> {
         };
         let (ttl, jitter) = (krate.with(&ttl.ttl), ttl.jitter_permille);
         let stampede = krate.with(stampede);
+        let tags = self.tags();
         let (cache_none, check, body) = (
             self.cache_none(cache_none),
             self.check(),
@@ -120,10 +121,12 @@ impl Expansion<'_> {
             #cache_none
             #check
             #check_near
+            #tags
             let __rp_body = #body;
             let __rp_background = #background;
             #krate::__private::#entry(
-                __rp_client, &__RP_SPEC, __rp_key, __rp_kind, __rp_body, __rp_background,
+                __rp_client, &__RP_SPEC, __rp_key, &__rp_tags, __rp_kind, __rp_body,
+                __rp_background,
             ).await
         })
     }
@@ -146,12 +149,15 @@ impl Expansion<'_> {
     fn put(&self, ttl: &Ttl) -> TokenStream {
         let krate = &self.config.target.krate;
         let (body, ret) = (self.function.body_tokens(), self.function.ret_tokens());
-        let (check, spec) = (self.check(), self.write_spec(ttl));
+        let (check, spec, tags) = (self.check(), self.write_spec(ttl), self.tags());
         self.wrap(quote! {
             #check
+            #tags
             let __rp_ret: #ret = #body.await;
             #spec
-            #krate::__private::put(__rp_client, &__RP_SPEC, __rp_key, &__rp_kind, &__rp_ret).await;
+            #krate::__private::put(
+                __rp_client, &__RP_SPEC, __rp_key, &__rp_tags, &__rp_kind, &__rp_ret,
+            ).await;
             __rp_ret
         })
     }
@@ -240,6 +246,20 @@ impl Expansion<'_> {
                 ::core::option_env!("CARGO_PKG_VERSION"),
             )
             #version #stale_if_error #revalidate
+        }
+    }
+
+    /// `let __rp_tags: [String; N] = […];`: the keys of the entry's tags for this call.
+    pub(super) fn tags(&self) -> TokenStream {
+        let target = &self.config.target;
+        let tags = self
+            .config
+            .tags
+            .iter()
+            .map(|tag| target.template_tokens(tag, self.function, quote!(tag_builder)));
+        let n = self.config.tags.len();
+        quote! {
+            let __rp_tags: [::std::string::String; #n] = [#(#tags),*];
         }
     }
 

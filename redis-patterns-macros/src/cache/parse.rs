@@ -68,6 +68,8 @@ pub struct Options {
     pub timeout: Option<Millis>,
     /// `version = N`.
     pub version: Option<u32>,
+    /// `tags = ["catalog", "brand:<brand>"]`: the templates of the entry's tags.
+    pub tags: Vec<LitStr>,
     pub lock_ttl: Option<Millis>,
     pub lock_wait: Option<Millis>,
     /// Where `cache_none` is set, if it is.
@@ -95,6 +97,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
         stale_while_revalidate: None,
         timeout: None,
         version: None,
+        tags: Vec::new(),
         lock_ttl: None,
         lock_wait: None,
         cache_none: None,
@@ -129,6 +132,7 @@ pub fn parse(kind: Kind, tokens: proc_macro2::TokenStream, errors: &mut Errors) 
             }
             "timeout" => options.timeout = literal::duration(&meta, errors, false),
             "version" => options.version = version(&meta, errors),
+            "tags" => options.tags = tags(&meta, errors),
             "beta" => {
                 options.beta = literal::positive_number(
                     &meta,
@@ -179,6 +183,35 @@ fn version(meta: &Meta, errors: &mut Errors) -> Option<u32> {
             None
         }
     }
+}
+
+/// `tags = ["catalog", "brand:<brand>"]`: string literals, each a template like `key`'s.
+fn tags(meta: &Meta, errors: &mut Errors) -> Vec<LitStr> {
+    let example = "write `tags = [\"catalog\", \"brand:<brand>\"]`: a list of tag templates";
+    let Some(value) = literal::value(meta, errors) else {
+        return Vec::new();
+    };
+    let Expr::Array(array) = value else {
+        errors.push(syn::Error::new_spanned(value, example));
+        return Vec::new();
+    };
+    let mut tags = Vec::new();
+    for element in &array.elems {
+        match element {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) => tags.push(lit.clone()),
+            other => errors.push(syn::Error::new_spanned(other, example)),
+        }
+    }
+    if tags.is_empty() && array.elems.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            array,
+            "`tags` is empty: name at least one tag, or remove the option",
+        ));
+    }
+    tags
 }
 
 /// `skip(param, …)`.

@@ -16,6 +16,8 @@ use crate::common::key::Key;
 pub struct Config {
     pub target: Target,
     pub action: Action,
+    /// `tags = […]`: the templates of the entry's tags, checked like the key.
+    pub tags: Vec<Key>,
 }
 
 /// What the attribute does with the cache entry.
@@ -82,6 +84,17 @@ pub fn validate(
     }
     let key = key_of(kind, &options, function, errors);
     let (placeholders_known, mut misspelled) = key.check_placeholders(function, errors);
+    let tags: Vec<Key> = options
+        .tags
+        .iter()
+        .map(|lit| {
+            let tag = Key::explicit(lit, errors);
+            if tag.valid {
+                misspelled.extend(tag.check_placeholders(function, errors).1);
+            }
+            tag
+        })
+        .collect();
     if kind == Kind::Cached {
         misspelled.extend(check_skip(&options.skip, &key, function, errors));
     }
@@ -91,7 +104,7 @@ pub fn validate(
         errors,
     );
     if kind == Kind::Cached {
-        check_every_param_is_keyed(&options, &key, function, &misspelled, errors);
+        check_every_param_is_keyed(&options, &key, &tags, function, &misspelled, errors);
     }
     check_return(kind, function, errors);
     check_near(&options, errors);
@@ -135,7 +148,11 @@ pub fn validate(
         Kind::CachePut => ttl.map(|ttl| Action::Put { ttl }),
     };
     match action {
-        Some(action) if errors.is_empty() => Validated::Valid(Config { target, action }),
+        Some(action) if errors.is_empty() => Validated::Valid(Config {
+            target,
+            action,
+            tags,
+        }),
         _ => {
             let concrete_return = matches!(function.item.sig.output, ReturnType::Type(..))
                 && function.impl_trait_return().is_none();
@@ -284,6 +301,7 @@ fn check_skip(skip: &[Ident], key: &Key, function: &Function, errors: &mut Error
 fn check_every_param_is_keyed(
     options: &Options,
     key: &Key,
+    tags: &[Key],
     function: &Function,
     misspelled: &[String],
     errors: &mut Errors,
@@ -300,8 +318,11 @@ fn check_every_param_is_keyed(
         };
         let text = name.to_string();
         // With an invalid template the key's placeholders are unknown.
+        // A parameter a tag uses is accounted for: it says which tags the entry has, and is
+        // expected to follow from the key's parameters (`brand` of product `id`).
         if key.valid
             && !key.uses(&text)
+            && !tags.iter().any(|tag| tag.uses(&text))
             && !options.skip.iter().any(|s| s == name)
             && !client_idents.contains(&text)
             && !misspelled.contains(&text)

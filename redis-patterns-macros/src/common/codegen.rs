@@ -85,18 +85,32 @@ impl Target {
     /// underlines the template, and resolved like the parameter, so that it is found wherever
     /// the template and the function were written (in place, or through `macro_rules!`).
     pub fn key_tokens(&self, function: &Function) -> TokenStream {
-        let (krate, key) = (&self.krate, &self.key);
-        let span = key.span;
-        let builder = Ident::new("__rp_k", span.resolved_at(Span::call_site()));
-        let steps = key
+        let built = self.template_tokens(&self.key, function, quote!(key_builder));
+        quote! {
+            let __rp_key: ::std::string::String = #built;
+        }
+    }
+
+    /// A block that builds the text of `template` for this call with the runtime's
+    /// `__private::<builder>(client)`: the key, or a tag's key.
+    pub fn template_tokens(
+        &self,
+        template: &Key,
+        function: &Function,
+        builder: TokenStream,
+    ) -> TokenStream {
+        let krate = &self.krate;
+        let span = template.span;
+        let builder_ident = Ident::new("__rp_k", span.resolved_at(Span::call_site()));
+        let steps = template
             .segments
             .iter()
             .enumerate()
             .map(|(i, segment)| match segment {
-                Segment::Literal(text) if i == 0 && key.self_type => {
+                Segment::Literal(text) if i == 0 && template.self_type => {
                     quote!(__rp_k.path(::core::any::type_name::<Self>()).literal(#text);)
                 }
-                Segment::Literal(text) if i == 0 && !key.explicit => {
+                Segment::Literal(text) if i == 0 && !template.explicit => {
                     quote!(__rp_k.literal(::core::concat!(::core::module_path!(), #text));)
                 }
                 Segment::Literal(text) => quote!(__rp_k.literal(#text);),
@@ -108,15 +122,15 @@ impl Target {
                         Ident::new(&path[0], root).into_token_stream()
                     };
                     let fields = path[1..].iter().map(|f| Ident::new(f, span));
-                    quote_spanned!(span=> #builder.part(&#root #(.#fields)*);)
+                    quote_spanned!(span=> #builder_ident.part(&#root #(.#fields)*);)
                 }
             });
         quote! {
-            let __rp_key: ::std::string::String = {
-                let mut __rp_k = #krate::__private::key_builder(__rp_client);
+            {
+                let mut __rp_k = #krate::__private::#builder(__rp_client);
                 #(#steps)*
                 __rp_k.finish()
-            };
+            }
         }
     }
 

@@ -147,6 +147,16 @@ impl CacheSpec {
         }
     }
 
+    /// The longest an entry is stored: the TTL with all its jitter, plus the stale window.
+    pub(super) fn longest_stored_ttl(&self) -> Duration {
+        let jitter = self
+            .ttl
+            .mul_f64(f64::from(self.ttl_jitter_permille) / 1000.0);
+        self.ttl
+            .saturating_add(jitter)
+            .saturating_add(self.stale_window())
+    }
+
     /// How long past its freshness an entry is kept.
     pub(super) fn stale_window(&self) -> Duration {
         self.stale_if_error.max(self.stale_while_revalidate)
@@ -204,6 +214,7 @@ pub async fn cached<R, K, F, S>(
     client: &Client,
     spec: &'static CacheSpec,
     key: String,
+    tags: &[String],
     kind: K,
     body: F,
     background: S,
@@ -213,12 +224,7 @@ where
     F: Future<Output = R>,
     S: Background<R, K, F>,
 {
-    let call = Call {
-        client,
-        spec,
-        key: &key,
-        on_hit: (),
-    };
+    let call = Call::new(client, spec, &key, tags, ());
     flow(&call, kind, body, &background).await
 }
 
@@ -229,6 +235,7 @@ pub async fn cached_near<R, K, F, S>(
     client: &Client,
     spec: &'static CacheSpec,
     key: String,
+    tags: &[String],
     kind: K,
     body: F,
     background: S,
@@ -245,12 +252,8 @@ where
         return kind.rebuild(value);
     }
     spec.count(client, Event::NearMiss);
-    let call = Call {
-        client,
-        spec,
-        key: &key,
-        on_hit: near.fill(&key, spec.near.unwrap_or(Duration::ZERO)),
-    };
+    let fill = near.fill(&key, tags, spec.near.unwrap_or(Duration::ZERO));
+    let call = Call::new(client, spec, &key, tags, fill);
     flow(&call, kind, body, &background).await
 }
 
@@ -270,7 +273,11 @@ where
                 // A follower's value never fills the near tier: the leader's read may have
                 // started before an invalidation this caller's ticket already saw.
                 Some(Shared::Value(stored)) => {
-                    let expected = call.expected::<K::Value>();
+                    // The leader checked the tags of what it hands over (or just computed it).
+                    let expected = envelope::Expected {
+                        tags: envelope::ANY_TAGS,
+                        ..call.expected::<K::Value>()
+                    };
                     if let Ok((value, _)) = envelope::decode_value(&stored, expected) {
                         spec.count(client, Event::Hit);
                         return kind.rebuild(value);
@@ -301,6 +308,7 @@ pub async fn refresh<R, K, F>(
     client: &Client,
     spec: &'static CacheSpec,
     key: String,
+    tags: &[String],
     kind: K,
     body: F,
 ) -> R
@@ -308,12 +316,7 @@ where
     K: Cacheable<R>,
     F: Future<Output = R>,
 {
-    let call = Call {
-        client,
-        spec,
-        key: &key,
-        on_hit: (),
-    };
+    let call = Call::new(client, spec, &key, tags, ());
     call.compute_and_store(&kind, body, None, None).await
 }
 
@@ -323,6 +326,7 @@ pub async fn put<R, K: Cacheable<R>>(
     client: &Client,
     spec: &'static CacheSpec,
     key: String,
+    tags: &[String],
     kind: &K,
     ret: &R,
 ) {
@@ -330,18 +334,16 @@ pub async fn put<R, K: Cacheable<R>>(
         return;
     }
     let Some(value) = kind.value(ret) else { return };
-    let call = Call {
-        client,
-        spec,
-        key: &key,
-        on_hit: (),
+    let call = Call::new(client, spec, &key, tags, ());
+    let Some(tags) = call.write_stamp().await else {
+        return;
     };
     let ttl = spec.ttl();
     let stamp = envelope::Stamp {
         delta: Duration::ZERO,
         fresh_for: ttl,
         schema: spec.schema::<K::Value>(),
-        tags: 0,
+        tags,
     };
     match envelope::encode(value, spec.encoding_for(client), stamp) {
         Ok(bytes) => {

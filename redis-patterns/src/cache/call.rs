@@ -3,16 +3,16 @@
 //! failure is logged and counted, and the function runs instead (fail open).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::attribute::{CacheSpec, Stampede};
 use super::kind::Cacheable;
-use super::ops::Probe;
-use super::ops::{GetOrLock, SetAndUnlock};
+use super::ops::SetAndUnlock;
 use super::stale::{Background, Stale};
-use super::stampede::{StampedeLock, lock_key, xfetch_recompute};
+use super::stampede::{StampedeLock, xfetch_recompute};
 use super::stats::Event;
 use crate::backend::Backend;
 use crate::client::Client;
@@ -21,15 +21,40 @@ use crate::error::Error;
 use crate::flight::{Leader, Shared};
 use crate::lock::ops::Release;
 
-/// With notifications of the stored value, a stampede-lock waiter still probes this often.
-const NOTIFIED_POLL: Duration = Duration::from_secs(1);
-
 pub(super) struct Call<'a, H = ()> {
     pub(super) client: &'a Client,
     pub(super) spec: &'static CacheSpec,
     pub(super) key: &'a str,
+    /// The keys of the entry's tags (`tags = […]`), in the order the function names them.
+    pub(super) tags: &'a [String],
+    /// The stamp of the tags' versions this call last read (`tags.rs`); 0 without tags.
+    pub(super) tag_stamp: AtomicU64,
     /// Sees every value this call's own read found in the backend (the near tier's fill).
     pub(super) on_hit: H,
+}
+
+impl<'a, H> Call<'a, H> {
+    pub(super) fn new(
+        client: &'a Client,
+        spec: &'static CacheSpec,
+        key: &'a str,
+        tags: &'a [String],
+        on_hit: H,
+    ) -> Self {
+        let tag_stamp = if tags.is_empty() {
+            0
+        } else {
+            envelope::UNKNOWN_TAGS
+        };
+        Call {
+            client,
+            spec,
+            key,
+            tags,
+            tag_stamp: AtomicU64::new(tag_stamp),
+            on_hit,
+        }
+    }
 }
 
 /// What a call does with a value its own backend read found, besides returning it.
@@ -67,7 +92,7 @@ impl<H> Call<'_, H> {
     pub(super) fn expected<V>(&self) -> envelope::Expected {
         envelope::Expected {
             schema: self.spec.schema::<V>(),
-            tags: 0,
+            tags: self.tag_stamp.load(Ordering::Relaxed),
         }
     }
 
@@ -85,7 +110,7 @@ impl<H> Call<'_, H> {
         H: OnHit<K::Value>,
     {
         let mut leader = leader;
-        match self.backend().get(self.key).await {
+        match self.read().await {
             Ok(Some(stored)) => {
                 if let Some((value, header)) = self.decode::<R, K>(&stored) {
                     if self.spec.keeps_stale() {
@@ -156,7 +181,10 @@ impl<H> Call<'_, H> {
     }
 
     /// Decodes a stored envelope; `None` (counted, logged) when it is not decodable.
-    fn decode<R, K: Cacheable<R>>(&self, stored: &[u8]) -> Option<(K::Value, envelope::Header)> {
+    pub(super) fn decode<R, K: Cacheable<R>>(
+        &self,
+        stored: &[u8],
+    ) -> Option<(K::Value, envelope::Header)> {
         match envelope::decode_value(stored, self.expected::<K::Value>()) {
             Ok(decoded) => Some(decoded),
             Err(why) => {
@@ -186,107 +214,6 @@ impl<H> Call<'_, H> {
         }
     }
 
-    async fn under_lock<R, K, F>(
-        &self,
-        kind: &K,
-        body: F,
-        leader: &mut Leader<'_>,
-        (lock_ttl, lock_wait): (Duration, Duration),
-        mut stale: Option<Stale<K::Value>>,
-    ) -> R
-    where
-        K: Cacheable<R>,
-        F: Future<Output = R>,
-        H: OnHit<K::Value>,
-    {
-        let lock_key = lock_key(self.key);
-        let token = crate::util::new_token();
-        let deadline = Instant::now() + lock_wait;
-        let mut delay = Duration::from_millis(1);
-        let mut waited = false;
-        // Once the lock was found held: woken when the value key changes (the holder stored
-        // it) instead of only polling; see `backend/watch.rs`.
-        let mut watch: Option<crate::backend::watch::Watch> = None;
-        loop {
-            let seen = watch.as_ref().map(|w| w.before_attempt());
-            let probe = GetOrLock {
-                key: self.key,
-                lock_key: &lock_key,
-                token: &token,
-                lock_ttl,
-                now_ms: if self.spec.keeps_stale() {
-                    envelope::now_ms()
-                } else {
-                    0
-                },
-            };
-            match self.backend().run(&probe).await {
-                Ok(Probe::Acquired(stored)) => {
-                    if stale.is_none() {
-                        stale = self.stale_from::<R, K>(stored);
-                    }
-                    let guard = StampedeLock::new(self.client, &lock_key, &token);
-                    return self
-                        .compute_and_store_unlocking(kind, body, Some(leader), stale, guard)
-                        .await;
-                }
-                Ok(Probe::Value(stored)) => {
-                    if let Some((value, header)) = self.decode::<R, K>(&stored) {
-                        leader.publish(|| Shared::Value(stored.clone()));
-                        self.on_hit.hit(&value, header, &stored);
-                        return kind.rebuild(value);
-                    }
-                    // Somebody stored something this type cannot read: replace it.
-                    return self
-                        .compute_and_store(kind, body, Some(leader), stale)
-                        .await;
-                }
-                Ok(Probe::Held(stored)) => {
-                    if stale.is_none() {
-                        stale = self.stale_from::<R, K>(stored);
-                    }
-                    if !waited {
-                        waited = true;
-                        self.count(Event::LockWait);
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        self.count(Event::LockTimeout);
-                        tracing::debug!(
-                            target: "redis_patterns",
-                            cache = self.spec.name(),
-                            ?lock_wait,
-                            "stampede lock wait ran out; computing without the lock"
-                        );
-                        return self
-                            .compute_and_store(kind, body, Some(leader), stale)
-                            .await;
-                    }
-                    // Poll quickly at first, so a fast computation is picked up within
-                    // milliseconds, then back off to at most 20 ms (with jitter) — unless
-                    // tracking tells of the stored value, when it waits for that.
-                    let jittered = delay.mul_f64(0.75 + fastrand::f64() * 0.5);
-                    let left = deadline - now;
-                    match (&watch, seen) {
-                        (None, _) | (_, None) => {
-                            watch = Some(self.client.watch(self.key));
-                            continue;
-                        }
-                        (Some(watch), Some(seen)) if seen.live => {
-                            watch.changed(seen, left.min(NOTIFIED_POLL)).await;
-                        }
-                        (Some(watch), Some(seen)) => watch.changed(seen, jittered.min(left)).await,
-                    }
-                    delay = (delay * 2).min(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    self.backend_failed("lock", &e);
-                    return self.compute_and_share(kind, body, leader, stale).await;
-                }
-            }
-        }
-    }
-
     pub(super) async fn compute<R, F: Future<Output = R>>(&self, body: F) -> R {
         self.count(Event::Computation);
         body.await
@@ -298,6 +225,9 @@ impl<H> Call<'_, H> {
         K: Cacheable<R>,
         F: Future<Output = R>,
     {
+        // The tags' versions before the function runs: an invalidation during the run leaves
+        // this entry stamped with the old version. `None`: they could not be read; not stored.
+        let tags = self.write_stamp().await;
         let started = Instant::now();
         let ret = self.compute(body).await;
         let delta = started.elapsed();
@@ -308,9 +238,10 @@ impl<H> Call<'_, H> {
             delta,
             fresh_for: ttl,
             schema: self.spec.schema::<K::Value>(),
-            tags: 0,
+            tags: tags.unwrap_or(0),
         };
-        let encoded = kind.value(&ret).and_then(|value| {
+        let value = kind.value(&ret).filter(|_| tags.is_some());
+        let encoded = value.and_then(|value| {
             envelope::encode(value, self.spec.encoding_for(self.client), stamp)
                 .map(|bytes| Encoded {
                     bytes,
@@ -377,7 +308,7 @@ impl<H> Call<'_, H> {
     }
 
     /// Runs the body and hands the result to the flight's followers, without storing it.
-    async fn compute_and_share<R, K, F>(
+    pub(super) async fn compute_and_share<R, K, F>(
         &self,
         kind: &K,
         body: F,

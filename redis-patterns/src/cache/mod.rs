@@ -32,10 +32,12 @@ pub(crate) mod ops;
 pub(crate) mod stale;
 mod stampede;
 pub(crate) mod stats;
+pub(crate) mod tags;
 
 pub use self::near::NearCache;
 pub(crate) use self::stats::Event;
 pub use self::stats::{CacheStats, stats_by_function};
+pub use self::tags::invalidate_tag;
 pub use crate::envelope::Codec;
 
 /// Live cache counters of a client.

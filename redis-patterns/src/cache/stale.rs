@@ -60,6 +60,7 @@ pub trait Background<R, K, F> {
         client: &Client,
         spec: &'static CacheSpec,
         key: &str,
+        tags: &[String],
         kind: &K,
         body: F,
     ) -> Option<F>;
@@ -77,7 +78,15 @@ pub struct Spawn;
 
 impl<R, K, F> Background<R, K, F> for Inline {
     #[inline]
-    fn refresh(&self, _: &Client, _: &'static CacheSpec, _: &str, _: &K, body: F) -> Option<F> {
+    fn refresh(
+        &self,
+        _: &Client,
+        _: &'static CacheSpec,
+        _: &str,
+        _: &[String],
+        _: &K,
+        body: F,
+    ) -> Option<F> {
         Some(body)
     }
 }
@@ -103,6 +112,7 @@ where
         client: &Client,
         spec: &'static CacheSpec,
         key: &str,
+        tags: &[String],
         kind: &K,
         body: F,
     ) -> Option<F> {
@@ -118,18 +128,14 @@ where
                 return None;
             }
         }
-        let (client, key, kind) = (client.clone(), key.to_owned(), kind.clone());
+        let (client, key, tags, kind) =
+            (client.clone(), key.to_owned(), tags.to_vec(), kind.clone());
         runtime.spawn(async move {
             let _done = Refreshing {
                 client: &client,
                 key: &key,
             };
-            let call = Call {
-                client: &client,
-                spec,
-                key: &key,
-                on_hit: (),
-            };
+            let call = Call::new(&client, spec, &key, &tags, ());
             refresh(&call, &kind, body).await;
         });
         None
@@ -209,7 +215,7 @@ impl<H> Call<'_, H> {
     {
         let mut body = body;
         if stale.within(self.spec.stale_while_revalidate, now_ms) {
-            match background.refresh(self.client, self.spec, self.key, kind, body) {
+            match background.refresh(self.client, self.spec, self.key, self.tags, kind, body) {
                 None => {
                     leader.finish(|| Shared::Value(stale.stored.clone()));
                     self.count(Event::StaleWhileRevalidating);

@@ -11,7 +11,7 @@
 //! | 4..8   | `delta_ms`   | u32 LE: how long the function took (XFetch's *delta*)          |
 //! | 8..16  | `expires_ms` | u64 LE: Unix time in ms when the entry stops being fresh       |
 //! | 16..20 | `schema`     | u32 LE: the value type's version (`version = N`) or fingerprint |
-//! | 20..28 | `tags`       | u64 LE: stamp of the versions of its tags when it was computed (0: none) |
+//! | 20..28 | `tags`       | u64 LE: stamp of its tags' versions when it was computed (0: none; see `cache/tags.rs`) |
 //! | 28..   | payload      | the value in that codec                                        |
 //!
 //! `expires_ms` is computed from the same TTL the freshness is measured with, `ttl_jitter`
@@ -172,6 +172,14 @@ pub(crate) struct Expected {
     pub tags: u64,
 }
 
+/// `Expected::tags` of a reader that takes whatever tag stamp the entry has: a flight's
+/// follower, handed the value its leader just checked or computed. Even, so never a stamp.
+pub(crate) const ANY_TAGS: u64 = u64::MAX - 1;
+
+/// `Expected::tags` of a tagged reader that found a tag without a version: no entry carrying it
+/// is valid. Even, so never a stamp.
+pub(crate) const UNKNOWN_TAGS: u64 = 2;
+
 /// Why a stored value cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unusable {
@@ -264,7 +272,7 @@ pub(crate) fn check(header: &Header, expected: Expected) -> Result<(), Unusable>
         }
         _ => {}
     }
-    if header.tags != expected.tags {
+    if header.tags != expected.tags && expected.tags != ANY_TAGS {
         return Err(Unusable::Invalidated);
     }
     Ok(())

@@ -307,6 +307,27 @@ pub(crate) fn name_key(namespace: Option<&str>, name: &str) -> String {
     builder.finish()
 }
 
+/// The key of a cache tag named at run time (`invalidate_tag("brand:acme")`): read as
+/// [`name_key`] reads names, after the tags' own prefix, so that it is the key a
+/// `tags = ["brand:<brand>"]` template gives for `brand = "acme"`.
+pub(crate) fn tag_key(namespace: Option<&str>, name: &str) -> String {
+    let mut builder = KeyBuilder::for_tag(namespace);
+    let mut segments = name.split(':');
+    if let Some(first) = segments.next() {
+        for b in first.bytes() {
+            push_escaped(&mut builder.buf, b);
+        }
+    }
+    for value in segments {
+        builder.literal(":").part(value);
+    }
+    builder.finish()
+}
+
+/// What follows the namespace in a tag's key, `namespace:^tag:{…}`: no key of a call starts so
+/// (they continue with `{`), so tags and entries never share a key, nor a tracked prefix.
+pub(crate) const TAG_PREFIX: &str = "^tag:";
+
 /// Marks the start of a placeholder value in a key; literal text never contains it.
 const VALUE_MARK: char = '#';
 
@@ -338,6 +359,20 @@ impl KeyBuilder {
     }
 
     /// Literal text of a template, which holds no `#`, `{` or `}` (checked at compile time).
+    /// The key of a cache tag: `namespace:^tag:{…}`.
+    #[inline]
+    pub fn for_tag(namespace: Option<&str>) -> Self {
+        let mut buf = String::with_capacity(64);
+        if let Some(ns) = namespace {
+            buf.push_str(ns);
+            buf.push(':');
+        }
+        buf.push_str(TAG_PREFIX);
+        buf.push('{');
+        let tag_start = buf.len();
+        KeyBuilder { buf, tag_start }
+    }
+
     #[inline]
     pub fn literal(&mut self, literal: &str) -> &mut Self {
         self.buf.push_str(literal);

@@ -243,3 +243,18 @@ fn socket_addresses_differ_in_flowinfo_and_scope_id() {
     let v4: SocketAddrV4 = "10.0.0.1:80".parse().unwrap();
     assert_eq!(key_part_to_string(&v4), "10.0.0.1%3A80");
 }
+
+#[test]
+fn tag_keys_match_their_templates_and_never_an_entry_s_key() {
+    let mut built = KeyBuilder::for_tag(Some("ns"));
+    built.literal("brand:").part("acme");
+    let built = built.finish();
+    assert_eq!(built, "ns:^tag:{brand:#acme}");
+    assert_eq!(tag_key(Some("ns"), "brand:acme"), built);
+    assert_eq!(tag_key(None, "catalog"), "^tag:{catalog}");
+    assert_ne!(
+        tag_key(Some("ns"), "brand:acme"),
+        name_key(Some("ns"), "brand:acme")
+    );
+    assert_eq!(tag_key(Some("ns"), "a}{:b c"), "ns:^tag:{a%7D%7B:#b%20c}");
+}

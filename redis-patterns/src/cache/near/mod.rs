@@ -22,6 +22,7 @@
 
 use std::any::Any;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,8 @@ struct Entry {
     value: Arc<dyn Any + Send + Sync>,
     until: Instant,
     weight: u64,
+    /// A tagged value: the tag generation it was read in; served only while it is current.
+    tag_generation: Option<u64>,
 }
 
 /// Weighs entries so that one capacity bounds both entries and bytes: each entry weighs its
@@ -103,6 +106,10 @@ pub(crate) struct NearTier {
     by_bytes: bool,
     /// Per shard: invalidations (and flushes) so far. Its lock orders inserts against them.
     epochs: [Mutex<u64>; SHARDS],
+    /// Changes of any cache tag so far (`tags.rs`): a tagged value read in an older generation
+    /// is not served. Coarse on purpose: a tag changes when it is invalidated, and its TTL
+    /// about once per entry lifetime.
+    tag_generation: AtomicU64,
     /// The prefixes whose changes the server delivers, and the lease values are served in.
     coverage: Coverage,
     hasher: foldhash::fast::FixedState,
@@ -113,6 +120,8 @@ pub(crate) struct NearTier {
 pub(crate) struct Ticket {
     shard: usize,
     epoch: u64,
+    /// `Some` for a tagged value: the tag generation before the read.
+    tag_generation: Option<u64>,
 }
 
 impl NearTier {
@@ -127,6 +136,7 @@ impl NearTier {
             min_weight,
             by_bytes: size.max_bytes.is_some(),
             epochs: std::array::from_fn(|_| Mutex::new(0)),
+            tag_generation: AtomicU64::new(0),
             coverage: Coverage::default(),
             hasher: foldhash::fast::FixedState::with_seed(0x6e65_6172),
         }
@@ -149,7 +159,10 @@ impl NearTier {
             return None;
         }
         let entry = self.entries.get(key)?;
-        if now >= entry.until {
+        let untagged = entry
+            .tag_generation
+            .is_none_or(|g| g == self.tag_generation.load(Ordering::Acquire));
+        if now >= entry.until || !untagged {
             self.entries.remove(key);
             return None;
         }
@@ -165,6 +178,18 @@ impl NearTier {
         Some(Ticket {
             shard,
             epoch: *crate::util::lock(&self.epochs[shard]),
+            tag_generation: None,
+        })
+    }
+
+    /// `ticket` for a tagged value, if changes of every tag are tracked too.
+    pub(crate) fn tagged(&self, ticket: Ticket, tags: &[String]) -> Option<Ticket> {
+        if !tags.iter().all(|tag| self.coverage.covers(tag)) {
+            return None;
+        }
+        Some(Ticket {
+            tag_generation: Some(self.tag_generation.load(Ordering::Acquire)),
+            ..ticket
         })
     }
 
@@ -194,7 +219,10 @@ impl NearTier {
             1
         };
         let epoch = crate::util::lock(&self.epochs[ticket.shard]);
-        if *epoch != ticket.epoch || !self.coverage.serving(now) {
+        let tags_unchanged = ticket
+            .tag_generation
+            .is_none_or(|g| g == self.tag_generation.load(Ordering::Acquire));
+        if *epoch != ticket.epoch || !tags_unchanged || !self.coverage.serving(now) {
             return false;
         }
         self.entries.insert(
@@ -203,13 +231,18 @@ impl NearTier {
                 value: Arc::new(value),
                 until,
                 weight,
+                tag_generation: ticket.tag_generation,
             },
         );
         true
     }
 
-    /// `key` changed: refuse the inserts in flight for its shard, then drop it.
+    /// `key` changed: refuse the inserts in flight for its shard, then drop it. A tag's key:
+    /// every tagged value read before is not served again.
     fn invalidate_key(&self, key: &str) {
+        if is_tag_key(key) {
+            self.tag_generation.fetch_add(1, Ordering::AcqRel);
+        }
         let mut epoch = crate::util::lock(&self.epochs[self.shard(key)]);
         *epoch = epoch.wrapping_add(1);
         self.entries.remove(key);
@@ -224,6 +257,7 @@ impl NearTier {
     /// channel, a topology change). Each shard's epoch moves under its lock first, so an insert
     /// either lands before (and is cleared below) or sees the new epoch.
     fn flush(&self) {
+        self.tag_generation.fetch_add(1, Ordering::AcqRel);
         for epoch in &self.epochs {
             let mut epoch = crate::util::lock(epoch);
             *epoch = epoch.wrapping_add(1);
@@ -307,11 +341,21 @@ impl Near {
 
 impl Near {
     /// What fills the tier with the values a call's own backend read finds: the ticket is
-    /// taken now, before that read.
-    pub(crate) fn fill<'a>(&'a self, key: &'a str, near: Duration) -> Fill<'a> {
+    /// taken now, before that read. A tagged value is kept only when its tags' changes are
+    /// tracked too (they are asked for otherwise).
+    pub(crate) fn fill<'a>(&'a self, key: &'a str, tags: &[String], near: Duration) -> Fill<'a> {
+        let mut ticket = self.ticket(key);
+        if !tags.is_empty() {
+            for tag in tags {
+                if !self.tier.coverage.covers(tag) {
+                    self.tracker.watch(prefix_of(tag));
+                }
+            }
+            ticket = ticket.and_then(|ticket| self.tier.tagged(ticket, tags));
+        }
         Fill {
             tier: &self.tier,
-            ticket: self.ticket(key),
+            ticket,
             key,
             near,
         }
@@ -340,6 +384,15 @@ impl<V: Clone + Send + Sync + 'static> OnHit<V> for Fill<'_> {
             Instant::now(),
         );
     }
+}
+
+/// Whether `key` is a cache tag's (`namespace:^tag:{…}`).
+fn is_tag_key(key: &str) -> bool {
+    let tag = crate::key::TAG_PREFIX;
+    key.starts_with(tag)
+        || key
+            .find(tag)
+            .is_some_and(|at| key[..at].ends_with(':') && !key[..at].contains('{'))
 }
 
 /// The near tier slot of a client.
