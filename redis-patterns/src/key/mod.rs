@@ -294,7 +294,11 @@ impl<T: KeyPart + ToOwned + ?Sized> KeyPart for Cow<'_, T> {
 /// `"api:alice"` has the key `key = "api:<user>"` gives for `user = "alice"`: `{api:#alice}`.
 /// The literal segment is escaped like a value (its `#` too, so it never reads as one).
 pub(crate) fn name_key(namespace: Option<&str>, name: &str) -> String {
-    let mut builder = KeyBuilder::new(namespace);
+    named(KeyBuilder::new(namespace), name)
+}
+
+/// `name` read as a template of its shape, after what `builder` holds.
+fn named(mut builder: KeyBuilder, name: &str) -> String {
     let mut segments = name.split(':');
     if let Some(first) = segments.next() {
         for b in first.bytes() {
@@ -311,17 +315,7 @@ pub(crate) fn name_key(namespace: Option<&str>, name: &str) -> String {
 /// [`name_key`] reads names, after the tags' own prefix, so that it is the key a
 /// `tags = ["brand:<brand>"]` template gives for `brand = "acme"`.
 pub(crate) fn tag_key(namespace: Option<&str>, name: &str) -> String {
-    let mut builder = KeyBuilder::for_tag(namespace);
-    let mut segments = name.split(':');
-    if let Some(first) = segments.next() {
-        for b in first.bytes() {
-            push_escaped(&mut builder.buf, b);
-        }
-    }
-    for value in segments {
-        builder.literal(":").part(value);
-    }
-    builder.finish()
+    named(KeyBuilder::for_tag(namespace), name)
 }
 
 /// What follows the namespace in a tag's key, `namespace:^tag:{…}`: no key of a call starts so
@@ -348,11 +342,18 @@ pub struct KeyBuilder {
 impl KeyBuilder {
     #[inline]
     pub fn new(namespace: Option<&str>) -> Self {
+        Self::after(namespace, "")
+    }
+
+    /// `namespace:` and `marker`, then the opening brace.
+    #[inline]
+    fn after(namespace: Option<&str>, marker: &str) -> Self {
         let mut buf = String::with_capacity(64);
         if let Some(ns) = namespace {
             buf.push_str(ns);
             buf.push(':');
         }
+        buf.push_str(marker);
         buf.push('{');
         let tag_start = buf.len();
         KeyBuilder { buf, tag_start }
@@ -362,15 +363,7 @@ impl KeyBuilder {
     /// The key of a cache tag: `namespace:^tag:{…}`.
     #[inline]
     pub fn for_tag(namespace: Option<&str>) -> Self {
-        let mut buf = String::with_capacity(64);
-        if let Some(ns) = namespace {
-            buf.push_str(ns);
-            buf.push(':');
-        }
-        buf.push_str(TAG_PREFIX);
-        buf.push('{');
-        let tag_start = buf.len();
-        KeyBuilder { buf, tag_start }
+        Self::after(namespace, TAG_PREFIX)
     }
 
     #[inline]
