@@ -65,6 +65,8 @@ fn every_operation_of_the_facade_has_checks() {
         "backend/pttl",
         "cache/get_or_lock",
         "cache/set_and_unlock",
+        "cache/tag_version",
+        "cache/tag_invalidate",
         "lock/acquire",
         "lock/extend",
         "lock/fence",

@@ -30,6 +30,13 @@ pub(crate) trait AtomicOp {
 
     /// The in-memory twin: the script's steps on the shard of [`key`](Self::key), atomically.
     fn in_memory(&self, txn: &mut Txn<'_>) -> Self::Output;
+
+    /// The operation's name in round-trip spans: its type's (`GetOrLock`).
+    fn name(&self) -> &'static str {
+        let full = std::any::type_name::<Self>();
+        let path = full.split('<').next().unwrap_or(full);
+        path.rsplit("::").next().unwrap_or(path)
+    }
 }
 
 /// The error for a script reply of an unexpected shape.

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult};
+use tracing::Instrument;
 
 use super::breaker::{Breaker, Tripped};
 use super::connection::{Connector, SharedConnection, Single};
@@ -35,6 +36,8 @@ pub(crate) struct RedisBackend<C: Connector = Single> {
 /// What the background tasks share with the callers.
 struct Inner<C: Connector> {
     conn: Arc<SharedConnection<C>>,
+    /// The configured server, for the round trips' spans.
+    peer: (String, u16),
     command_timeout: Duration,
     /// The near tier's tracking connections use the same timeouts and backoff.
     tracking: super::tracking::Timeouts,
@@ -76,6 +79,7 @@ impl<C: Connector> RedisBackend<C> {
         RedisBackend {
             inner: Arc::new(Inner {
                 conn: Arc::new(SharedConnection::new(connector)),
+                peer: peer(&config.target),
                 command_timeout: config.command_timeout,
                 tracking: super::tracking::Timeouts {
                     connect: config.connect_timeout,
@@ -93,7 +97,36 @@ impl<C: Connector> RedisBackend<C> {
     /// Runs one command behind the breaker. redis-rs bounds it: dialling (when there is no
     /// connection) by `connect_timeout`, the answer by `command_timeout`; a second timer here
     /// would only add cost to every call.
-    async fn run<T, F, Fut>(&self, f: F) -> Result<T>
+    async fn run<T, F, Fut>(&self, operation: Operation, f: F) -> Result<T>
+    where
+        F: FnOnce(C::Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let span = self.span(operation);
+        self.run_untraced(f).instrument(span).await
+    }
+
+    /// One round trip's span, in OpenTelemetry's database conventions (level `TRACE`, target
+    /// `redis_patterns::redis`): the command, or `EVALSHA` and the script's name, and the
+    /// configured server (a cluster's or Sentinel group's first seed).
+    fn span(&self, operation: Operation) -> tracing::Span {
+        let (command, script) = match operation {
+            Operation::Command(command) => (command, None),
+            Operation::Script(script) => ("EVALSHA", Some(script)),
+        };
+        let (address, port) = &self.inner.peer;
+        tracing::trace_span!(
+            target: "redis_patterns::redis",
+            "redis",
+            db.system.name = "redis",
+            db.operation.name = command,
+            db.stored_procedure.name = script,
+            server.address = %address,
+            server.port = port,
+        )
+    }
+
+    async fn run_untraced<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: FnOnce(C::Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -156,33 +189,40 @@ impl<C: Connector> RedisBackend<C> {
     pub(crate) async fn run_op<O: super::AtomicOp>(&self, op: &O) -> Result<O::Output> {
         let mut invocation = op.script().prepare_invoke();
         op.arguments(&mut invocation);
-        let reply: O::Reply = self.invoke(&invocation).await?;
+        let reply: O::Reply = self.invoke(op.name(), &invocation).await?;
         op.answer(reply)
     }
 
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) behind the breaker.
     pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,
+        script: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T> {
-        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await
+        self.run(Operation::Script(script), |mut c| async move {
+            invocation.invoke_async(&mut c).await
+        })
+        .await
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
-            .await
+        self.run(Operation::Command("PING"), |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let value: Option<Vec<u8>> = self
-            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .run(Operation::Command("GET"), |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
             .await?;
         Ok(value.map(Bytes::from))
     }
 
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
-        self.run(|mut c| async move {
+        self.run(Operation::Command("SET"), |mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -196,7 +236,7 @@ impl<C: Connector> RedisBackend<C> {
 
     pub(crate) async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
         let set: Option<()> = self
-            .run(|mut c| async move {
+            .run(Operation::Command("SET"), |mut c| async move {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(value)
@@ -212,7 +252,9 @@ impl<C: Connector> RedisBackend<C> {
 
     pub(crate) async fn del(&self, key: &str) -> Result<bool> {
         let n: u64 = self
-            .run(|mut c| async move { redis::cmd("DEL").arg(key).query_async(&mut c).await })
+            .run(Operation::Command("DEL"), |mut c| async move {
+                redis::cmd("DEL").arg(key).query_async(&mut c).await
+            })
             .await?;
         Ok(n > 0)
     }
@@ -220,9 +262,37 @@ impl<C: Connector> RedisBackend<C> {
     #[cfg(feature = "test-util")]
     pub(crate) async fn pttl(&self, key: &str) -> Result<Option<Duration>> {
         let ms: i64 = self
-            .run(|mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await })
+            .run(Operation::Command("PTTL"), |mut c| async move {
+                redis::cmd("PTTL").arg(key).query_async(&mut c).await
+            })
             .await?;
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+    }
+}
+
+/// What a round trip sends, for its span.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    Command(&'static str),
+    /// `EVALSHA` of the named script.
+    Script(&'static str),
+}
+
+/// The configured server's address and port: a `unix://` socket's path and 0; the first seed of
+/// a cluster, the first sentinel of a Sentinel group.
+fn peer(target: &Target) -> (String, u16) {
+    let of = |url: &::url::Url| match url.scheme() {
+        "unix" => (url.path().to_owned(), 0),
+        _ => (
+            url.host_str().unwrap_or_default().to_owned(),
+            url.port().unwrap_or(6379),
+        ),
+    };
+    match target {
+        Target::Redis(url) => of(url),
+        Target::Cluster(seeds) => seeds.first().map(of).unwrap_or_default(),
+        Target::Sentinel { sentinels, .. } => sentinels.first().map(of).unwrap_or_default(),
+        Target::Memory(_) => ("mem".to_owned(), 0),
     }
 }
 

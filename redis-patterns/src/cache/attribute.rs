@@ -2,9 +2,12 @@
 //! `_invalidate` companions, `#[cache_put]` (`put`) and `#[cache_evict]` (`evict`). Each is one
 //! call into the machinery of `call.rs`.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
 
 use super::call::{Call, OnHit};
 use super::kind::Cacheable;
@@ -14,6 +17,7 @@ use crate::client::Client;
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::flight::{Join, Shared};
+use crate::util::observe;
 
 /// How a cache miss is protected against many callers computing the same value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -202,9 +206,20 @@ impl CacheSpec {
         self.ttl + max_extra.mul_f64(fastrand::f64())
     }
 
+    /// The `cache` span of one call (level `DEBUG`): the template, and the outcome once known.
+    pub(super) fn span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            target: "redis_patterns",
+            "cache",
+            cache = self.name(),
+            outcome = tracing::field::Empty,
+        )
+    }
+
     pub(super) fn count(&'static self, client: &Client, event: Event) {
         client.inner().cache_counters.count(event);
         self.counters.count(event);
+        observe::count(event.metric(), "cache", &Cow::Borrowed(self.name()));
     }
 }
 
@@ -224,8 +239,9 @@ where
     F: Future<Output = R>,
     S: Background<R, K, F>,
 {
-    let call = Call::new(client, spec, &key, tags, ());
-    flow(&call, kind, body, &background).await
+    let span = spec.span();
+    let call = Call::new(client, spec, &key, tags, ()).in_span(span.clone());
+    timed(spec, flow(&call, kind, body, &background).instrument(span)).await
 }
 
 /// `#[cached(near = "…")]`: the near tier first, then the cached call, whose own backend hits
@@ -248,13 +264,28 @@ where
 {
     let near = client.near();
     if let Some(value) = near.tier().get::<K::Value>(&key, std::time::Instant::now()) {
+        // Not timed: a near hit takes a fraction of a microsecond, which reading the clock
+        // twice would add to.
         spec.count(client, Event::NearHit);
+        spec.span().record("outcome", "near_hit");
         return kind.rebuild(value);
     }
     spec.count(client, Event::NearMiss);
+    let span = spec.span();
     let fill = near.fill(&key, tags, spec.near.unwrap_or(Duration::ZERO));
-    let call = Call::new(client, spec, &key, tags, fill);
-    flow(&call, kind, body, &background).await
+    let call = Call::new(client, spec, &key, tags, fill).in_span(span.clone());
+    timed(spec, flow(&call, kind, body, &background).instrument(span)).await
+}
+
+/// Runs a cached call, recording its duration with the `metrics` feature.
+async fn timed<R>(spec: &CacheSpec, call: impl Future<Output = R>) -> R {
+    if !observe::TIMING {
+        return call.await;
+    }
+    let started = Instant::now();
+    let ret = call.await;
+    observe::duration("cache", spec.name(), started.elapsed());
+    ret
 }
 
 /// One cached call: lead the key's flight, or follow it.
@@ -265,7 +296,7 @@ where
     S: Background<R, K, F>,
     H: OnHit<K::Value>,
 {
-    let (client, spec, key) = (call.client, call.spec, call.key);
+    let (client, key) = (call.client, call.key);
     loop {
         match client.inner().flights.join(key) {
             Join::Leader(leader) => return call.lead(&kind, body, background, leader).await,
@@ -279,7 +310,7 @@ where
                         ..call.expected::<K::Value>()
                     };
                     if let Ok((value, _)) = envelope::decode_value(&stored, expected) {
-                        spec.count(client, Event::Hit);
+                        call.count(Event::Hit);
                         return kind.rebuild(value);
                     }
                     // The leader serialized this very type; a failure means a non-round-trip
@@ -382,9 +413,10 @@ async fn delete(
     key: &str,
     failure: &'static str,
 ) -> Result<bool> {
-    let count = |event| {
+    let count = |event: Event| {
         client.inner().cache_counters.count(event);
         counters.count(event);
+        observe::count(event.metric(), "cache", &Cow::Borrowed(counters.name()));
     };
     let deleted = client.inner().backend.del(key).await;
     client.near_changed(key);

@@ -31,6 +31,8 @@ pub(super) struct Call<'a, H = ()> {
     pub(super) tag_stamp: AtomicU64,
     /// Sees every value this call's own read found in the backend (the near tier's fill).
     pub(super) on_hit: H,
+    /// The call's `cache` span, which its outcome is recorded in.
+    pub(super) span: tracing::Span,
 }
 
 impl<'a, H> Call<'a, H> {
@@ -53,7 +55,14 @@ impl<'a, H> Call<'a, H> {
             tags,
             tag_stamp: AtomicU64::new(tag_stamp),
             on_hit,
+            span: tracing::Span::none(),
         }
+    }
+
+    /// The call, recording its outcome in `span`.
+    pub(super) fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 }
 
@@ -76,6 +85,9 @@ impl<H> Call<'_, H> {
 
     pub(super) fn count(&self, event: Event) {
         self.spec.count(self.client, event);
+        if let Some(outcome) = event.outcome() {
+            self.span.record("outcome", outcome);
+        }
     }
 
     pub(super) fn backend_failed(&self, what: &str, error: &Error) {

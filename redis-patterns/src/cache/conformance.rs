@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::ops::{GetOrLock, Probe, SetAndUnlock};
+use super::tags::{InvalidateTag, TagVersion};
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Result;
@@ -43,6 +44,16 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "lock/release: a stampede lock is released by its owner only",
             release_frees_a_stampede_lock_for_its_owner_only
+        ),
+        check!(
+            "cache/tag_version: a missing tag is created for twice the entry TTL, an existing one \
+             read, and extended only when less than the entry TTL is left",
+            tag_version_creates_reads_and_extends
+        ),
+        check!(
+            "cache/tag_invalidate: an existing tag gets the new version and keeps its TTL; a \
+             missing one stays missing",
+            tag_invalidate_replaces_existing_versions_only
         ),
     ]
 }
@@ -318,6 +329,85 @@ async fn release_frees_a_stampede_lock_for_its_owner_only(client: &Client) -> Ch
         k.get_or_lock(b, "x", ttl).await?,
         Probe::Acquired(None),
         "a caller after the owner's release"
+    );
+    Ok(())
+}
+
+async fn tag_version_creates_reads_and_extends(client: &Client) -> CheckResult {
+    let (b, key) = (client.backend(), scratch_key(client));
+    let entry_ttl = Duration::from_secs(10);
+    let version = |candidate: &str| TagVersion {
+        key: &key,
+        candidate: candidate.to_owned(),
+        entry_ttl,
+    };
+    ensure_eq!(
+        b.run(&version("v1")).await?,
+        Bytes::from_static(b"v1"),
+        "a missing tag's version"
+    );
+    let left = b.pttl(&key).await?;
+    ensure!(
+        left.is_some_and(|t| t > Duration::from_secs(19) && t <= 2 * entry_ttl),
+        "a new tag's TTL for an entry TTL of 10 s is {left:?}"
+    );
+    ensure_eq!(
+        b.run(&version("v2")).await?,
+        Bytes::from_static(b"v1"),
+        "an existing tag's version"
+    );
+    // 20 s left against an entry TTL of 10 s: not extended.
+    b.set(&key, b"v1".to_vec(), Duration::from_secs(20)).await?;
+    b.run(&version("v3")).await?;
+    let left = b.pttl(&key).await?;
+    ensure!(
+        left.is_some_and(|t| t <= Duration::from_secs(20) && t > Duration::from_secs(19)),
+        "a tag with more than the entry TTL left was given {left:?}"
+    );
+    // 5 s left: extended to 20 s.
+    b.set(&key, b"v1".to_vec(), Duration::from_secs(5)).await?;
+    ensure_eq!(
+        b.run(&version("v4")).await?,
+        Bytes::from_static(b"v1"),
+        "the version of a tag about to be extended"
+    );
+    let left = b.pttl(&key).await?;
+    ensure!(
+        left.is_some_and(|t| t > Duration::from_secs(19)),
+        "a tag with 5 s left for an entry TTL of 10 s was given {left:?}"
+    );
+    Ok(())
+}
+
+async fn tag_invalidate_replaces_existing_versions_only(client: &Client) -> CheckResult {
+    let (b, key) = (client.backend(), scratch_key(client));
+    let invalidate = |version: &str| InvalidateTag {
+        key: &key,
+        version: version.to_owned(),
+    };
+    ensure!(
+        !b.run(&invalidate("v2")).await?,
+        "invalidating a missing tag reports that it existed"
+    );
+    ensure_eq!(
+        b.get(&key).await?,
+        None,
+        "a missing tag after its invalidation"
+    );
+    b.set(&key, b"v1".to_vec(), Duration::from_secs(30)).await?;
+    ensure!(
+        b.run(&invalidate("v2")).await?,
+        "invalidating an existing tag reports that it did not exist"
+    );
+    ensure_eq!(
+        b.get(&key).await?.as_deref(),
+        Some(&b"v2"[..]),
+        "the tag's version after its invalidation"
+    );
+    let left = b.pttl(&key).await?;
+    ensure!(
+        left.is_some_and(|t| t > Duration::from_secs(29) && t <= Duration::from_secs(30)),
+        "the tag's TTL after its invalidation is {left:?} (was 30 s)"
     );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! per cached function ([`stats_by_function`]), on the crate's one counters mechanism.
 
 use crate::util::counters::{Events, Registered, Registry};
+use crate::util::observe::Metric;
 
 /// A snapshot of cache counters, per client ([`Client::cache_stats`]) or per cached function
 /// ([`stats_by_function`]).
@@ -124,6 +125,54 @@ impl Events for Event {
             stale_on_error: count(Event::StaleOnError),
             stale_while_revalidating: count(Event::StaleWhileRevalidating),
             background_refreshes: count(Event::BackgroundRefresh),
+        }
+    }
+}
+
+impl Event {
+    /// What this event says of a call's outcome, for its span's `outcome` field (the last one
+    /// recorded wins: a miss that then served a stale value is `stale_on_error`).
+    pub(crate) fn outcome(self) -> Option<&'static str> {
+        match self {
+            Event::Hit => Some("hit"),
+            Event::Miss => Some("miss"),
+            Event::NearHit => Some("near_hit"),
+            Event::StaleWhileRevalidating => Some("stale"),
+            Event::StaleOnError => Some("stale_on_error"),
+            Event::BackendError => Some("backend_error"),
+            _ => None,
+        }
+    }
+
+    /// The counter this event increments (README, "Observability"): gets by result and tier
+    /// (`cache_gets_total`, as Micrometer and its Prometheus names have them), and one counter
+    /// per other event.
+    pub(crate) fn metric(self) -> Metric {
+        const GETS: &str = "cache_gets_total";
+        match self {
+            Event::Hit => Metric::with(GETS, &[("result", "hit"), ("tier", "remote")]),
+            Event::Miss => Metric::with(GETS, &[("result", "miss"), ("tier", "remote")]),
+            Event::NearHit => Metric::with(GETS, &[("result", "hit"), ("tier", "near")]),
+            Event::NearMiss => Metric::with(GETS, &[("result", "miss"), ("tier", "near")]),
+            Event::StaleWhileRevalidating => {
+                Metric::with(GETS, &[("result", "stale"), ("tier", "remote")])
+            }
+            Event::StaleOnError => Metric::with("cache_stale_served_total", &[("reason", "error")]),
+            Event::Undecodable => {
+                Metric::with("cache_rejected_entries_total", &[("reason", "undecodable")])
+            }
+            Event::OtherVersion => Metric::with(
+                "cache_rejected_entries_total",
+                &[("reason", "other_version")],
+            ),
+            Event::Computation => Metric::new("cache_computations_total"),
+            Event::Write => Metric::new("cache_puts_total"),
+            Event::Eviction => Metric::new("cache_evictions_total"),
+            Event::BackendError => Metric::new("cache_errors_total"),
+            Event::LockWait => Metric::new("cache_stampede_waits_total"),
+            Event::LockTimeout => Metric::new("cache_stampede_timeouts_total"),
+            Event::EarlyRecomputation => Metric::new("cache_early_recomputations_total"),
+            Event::BackgroundRefresh => Metric::new("cache_background_refreshes_total"),
         }
     }
 }

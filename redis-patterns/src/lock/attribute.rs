@@ -11,6 +11,8 @@ use tokio::time::Instant;
 use super::stats::{Event, TemplateCounters};
 use super::{LockError, LockGuard, acquire_key};
 use crate::client::Client;
+use crate::util::observe;
+use tracing::Instrument;
 
 /// What a `#[with_lock]` function does when its lease is lost while it runs.
 #[doc(hidden)]
@@ -173,8 +175,52 @@ where
         retry: spec.retry,
         fenced: spec.fenced,
     };
-    let acquired = acquire_key(client, &key, terms, Some(&spec.counters));
-    let guard = match acquired.await {
+    let span = tracing::debug_span!(
+        target: "redis_patterns",
+        "lock",
+        lock = spec.name(),
+        outcome = tracing::field::Empty,
+        wait_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let locked = locked(client, spec, &key, terms, from_lock_error, body)
+        .instrument(span.clone())
+        .await;
+    if observe::TIMING {
+        observe::duration("lock", spec.name(), started.elapsed());
+    }
+    locked
+}
+
+/// The locked call, in its span: acquire (recording the wait), run, release.
+async fn locked<R, F>(
+    client: &Client,
+    spec: &'static LockSpec,
+    key: &str,
+    terms: super::Terms,
+    from_lock_error: fn(LockError) -> R,
+    body: F,
+) -> R
+where
+    F: Future<Output = R>,
+{
+    let span = tracing::Span::current();
+    let started = Instant::now();
+    let acquired = acquire_key(client, key, terms, Some(&spec.counters)).await;
+    let waited = started.elapsed();
+    span.record("wait_ms", waited.as_secs_f64() * 1e3);
+    observe::seconds("lock_wait_seconds", "lock", spec.name(), waited);
+    span.record(
+        "outcome",
+        match &acquired {
+            Ok(_) => "acquired",
+            Err(LockError::Timeout { .. }) => "timeout",
+            Err(LockError::LeaseTooShort { .. }) => "late_grant",
+            Err(LockError::Backend(_)) => "backend_error",
+            Err(LockError::Lost | LockError::OutsideLock) => "lost",
+        },
+    );
+    let guard = match acquired {
         Ok(guard) => guard,
         Err(error) => {
             if let LockError::Backend(e) = &error {
@@ -201,6 +247,7 @@ where
     // The lease is lost.
     context.lost.store(true, Ordering::Release);
     super::count(client, Some(&spec.counters), Event::Lost);
+    span.record("outcome", "lost");
     let mut guard = guard;
     guard.armed = false; // not ours any more: nothing to release
     match spec.on_lost {

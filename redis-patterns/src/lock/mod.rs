@@ -289,5 +289,7 @@ pub(crate) fn count(client: &Client, template: Option<&'static TemplateCounters>
     client.inner().lock_counters.count(event);
     if let Some(template) = template {
         template.count(event);
+        let name = std::borrow::Cow::Borrowed(template.name());
+        crate::util::observe::count(event.metric(), "lock", &name);
     }
 }

@@ -3,6 +3,7 @@
 //! mechanism.
 
 use crate::util::counters::{Events, Registered, Registry};
+use crate::util::observe::Metric;
 
 /// A snapshot of lock counters, per client or per `#[with_lock]` key template.
 ///
@@ -42,6 +43,21 @@ pub enum Event {
     LateGrant,
     Lost,
     BackendError,
+}
+
+impl Event {
+    /// The counter this event increments (README, "Observability").
+    pub(crate) fn metric(self) -> Metric {
+        const ACQUISITIONS: &str = "lock_acquisitions_total";
+        match self {
+            Event::Acquired => Metric::with(ACQUISITIONS, &[("result", "acquired")]),
+            Event::Timeout => Metric::with(ACQUISITIONS, &[("result", "timeout")]),
+            Event::LateGrant => Metric::with(ACQUISITIONS, &[("result", "late_grant")]),
+            Event::Contended => Metric::new("lock_contended_total"),
+            Event::Lost => Metric::new("lock_lease_losses_total"),
+            Event::BackendError => Metric::new("lock_errors_total"),
+        }
+    }
 }
 
 impl Events for Event {

@@ -2,10 +2,13 @@
 //! [`rate_limited`] before the body runs.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
 
 use crate::backend::Backend;
 use crate::client::Client;
+use crate::util::observe;
 
 use super::algorithm::{Algorithm, Outcome, Policy};
 use super::ops;
@@ -151,6 +154,29 @@ impl Drop for Owed {
 /// more than they allow, but may briefly admit less).
 #[doc(hidden)]
 pub async fn rate_limited(checks: &[RateCheck<'_>]) -> Result<(), RateLimited> {
+    let Some(first) = checks.first() else {
+        return Ok(());
+    };
+    let span = tracing::debug_span!(
+        target: "redis_patterns",
+        "rate_limit",
+        limiter = first.spec.counters.name(),
+        limits = checks.len(),
+        outcome = tracing::field::Empty,
+    );
+    let started = observe::TIMING.then(Instant::now);
+    let decided = decide(checks).instrument(span.clone()).await;
+    if decided.is_ok() {
+        span.record("outcome", "allowed");
+    }
+    if let Some(started) = started {
+        observe::duration("rate_limit", first.spec.counters.name(), started.elapsed());
+    }
+    decided
+}
+
+/// The checks of one call, in order, with refunds when one denies.
+async fn decide(checks: &[RateCheck<'_>]) -> Result<(), RateLimited> {
     if let [only] = checks {
         only.take().await?;
         only.spec.counters.count(Event::Allowed);

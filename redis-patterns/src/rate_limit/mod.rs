@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::client::Client;
 use crate::error::Result;
+use crate::util::observe::{self, Metric};
 
 pub use self::algorithm::Algorithm;
 use self::algorithm::{Outcome, Policy};
@@ -337,6 +338,35 @@ impl Sink<'_> {
             Sink::Template(t) => Cow::Borrowed(t.name()),
         }
     }
+
+    /// One limit's decision: `rate_limit_decisions_total{limiter, result, reason}`, and the
+    /// `outcome` of the current `rate_limit` span when it denies.
+    fn decided(&self, decided: Decided) {
+        let labels: &'static [(&str, &str)] = match decided {
+            Decided::Within => &[("result", "allowed"), ("reason", "within_limit")],
+            Decided::OverLimit => &[("result", "denied"), ("reason", "limit")],
+            Decided::AllowedOnError => &[("result", "allowed"), ("reason", "backend_error")],
+            Decided::DeniedOnError => &[("result", "denied"), ("reason", "backend_error")],
+        };
+        let metric = Metric::with("rate_limit_decisions_total", labels);
+        match self {
+            Sink::Limiter { name, .. } => observe::count(metric, "limiter", name),
+            Sink::Template(t) => observe::count(metric, "limiter", &Cow::Borrowed(t.name())),
+        }
+        if matches!(decided, Decided::OverLimit | Decided::DeniedOnError) {
+            tracing::Span::current().record("outcome", "denied");
+        }
+    }
+}
+
+/// What one limit decided, and why: within the limit, over it, or by the `on_error` policy
+/// because the backend failed.
+#[derive(Debug, Clone, Copy)]
+enum Decided {
+    Within,
+    OverLimit,
+    AllowedOnError,
+    DeniedOnError,
 }
 
 /// One take under a failure policy: `Ok(Some)` admitted, `Ok(None)` admitted because the
@@ -350,9 +380,13 @@ async fn enforce(
     sink: &Sink<'_>,
 ) -> Result<Option<Outcome>, RateLimited> {
     match ops::take(backend, base, policy, cost).await {
-        Ok(outcome) if outcome.decision.allowed => Ok(Some(outcome)),
+        Ok(outcome) if outcome.decision.allowed => {
+            sink.decided(Decided::Within);
+            Ok(Some(outcome))
+        }
         Ok(denied) => {
             sink.count(Event::Denied);
+            sink.decided(Decided::OverLimit);
             Err(RateLimited::exceeded(sink.name(), &denied.decision))
         }
         Err(error) => {
@@ -360,6 +394,7 @@ async fn enforce(
             let name = sink.name();
             match on_error {
                 OnError::Allow => {
+                    sink.decided(Decided::AllowedOnError);
                     tracing::warn!(
                         target: "redis_patterns",
                         rate_limit = &*name,
@@ -369,6 +404,7 @@ async fn enforce(
                     Ok(None)
                 }
                 OnError::Deny => {
+                    sink.decided(Decided::DeniedOnError);
                     tracing::warn!(
                         target: "redis_patterns",
                         rate_limit = &*name,

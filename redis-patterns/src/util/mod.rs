@@ -1,8 +1,9 @@
 //! Small helpers every pattern shares: owner tokens, jitter, poison-free locking, work
 //! handed to a background task when there is a runtime to run it, time conversions,
-//! sharded maps, and counters.
+//! sharded maps, counters, and what is reported outside the process (metrics).
 
 pub(crate) mod counters;
+pub(crate) mod observe;
 mod sharded;
 
 pub(crate) use self::sharded::Sharded;

@@ -1,0 +1,304 @@
+//! The `metrics` feature, asserted with `metrics-util`'s debugging recorder on a real
+//! redis-server: every pattern's counters and histograms, by name and labels, labelled by the
+//! key template and never by a rendered key.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use redis_patterns::lock::LockError;
+use redis_patterns::rate_limit::RateLimited;
+use redis_patterns::{Client, cached, rate_limited, with_lock};
+
+/// A series: its name and its labels, sorted.
+type Series = (String, Vec<(String, String)>);
+
+/// What the tests of this binary recorded so far. The recorder's snapshots drain counters, and
+/// the tests run in parallel, so every snapshot is added up here and each test looks at its
+/// own templates.
+struct Recorded {
+    snapshotter: Snapshotter,
+    counters: Mutex<HashMap<Series, u64>>,
+    histograms: Mutex<HashMap<Series, Vec<f64>>>,
+}
+
+static RECORDED: LazyLock<Recorded> = LazyLock::new(|| {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("the only recorder of this binary");
+    Recorded {
+        snapshotter,
+        counters: Mutex::default(),
+        histograms: Mutex::default(),
+    }
+});
+
+impl Recorded {
+    fn collect(&self) {
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let mut labels: Vec<(String, String)> = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            labels.sort();
+            let series = (key.name().to_owned(), labels);
+            match value {
+                DebugValue::Counter(n) => {
+                    *self.counters.lock().unwrap().entry(series).or_default() += n;
+                }
+                DebugValue::Histogram(values) => self
+                    .histograms
+                    .lock()
+                    .unwrap()
+                    .entry(series)
+                    .or_default()
+                    .extend(values.into_iter().map(|v| v.into_inner())),
+                DebugValue::Gauge(_) => {}
+            }
+        }
+    }
+
+    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.collect();
+        self.counters
+            .lock()
+            .unwrap()
+            .get(&series(name, labels))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+        self.collect();
+        self.histograms
+            .lock()
+            .unwrap()
+            .get(&series(name, labels))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every series of any name carrying label `label = value`.
+    fn labelled(&self, label: &str, value: &str) -> Vec<Series> {
+        self.collect();
+        let has = |s: &Series| s.1.iter().any(|(k, v)| k == label && v == value);
+        let counters = self.counters.lock().unwrap();
+        let histograms = self.histograms.lock().unwrap();
+        counters
+            .keys()
+            .chain(histograms.keys())
+            .filter(|s| has(s))
+            .cloned()
+            .collect()
+    }
+}
+
+fn series(name: &str, labels: &[(&str, &str)]) -> Series {
+    let mut labels: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.sort();
+    (name.to_owned(), labels)
+}
+
+fn client(test: &str) -> Client {
+    LazyLock::force(&RECORDED);
+    common::client(common::Kind::Redis, test)
+}
+
+/// A client whose server is gone: every command fails at once (connection refused).
+fn dead_client(test: &str) -> Client {
+    LazyLock::force(&RECORDED);
+    let server = common::RedisServer::start();
+    let url = server.url();
+    server.stop();
+    common::client_at(&url, test, Duration::from_millis(200))
+}
+
+#[cached(key = "m-product:<id>", ttl = "300ms", stale_if_error = "1h", client = client, skip(fail))]
+async fn product(client: &Client, id: u64, fail: bool) -> Result<u64, String> {
+    if fail {
+        Err("origin down".into())
+    } else {
+        Ok(id)
+    }
+}
+
+#[cached(key = "m-near:<id>", ttl = "1m", near = "1m", client = client)]
+async fn near(client: &Client, id: u64) -> u64 {
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_gets_are_counted_by_result_and_tier_with_the_other_cache_events() {
+    let client = client("metrics-cache");
+    let gets = |result, tier| {
+        RECORDED.counter(
+            "cache_gets_total",
+            &[
+                ("cache", "m-product:<id>"),
+                ("result", result),
+                ("tier", tier),
+            ],
+        )
+    };
+    let cache = [("cache", "m-product:<id>")];
+    product(&client, 1, false).await.unwrap();
+    product(&client, 1, false).await.unwrap();
+    assert_eq!((gets("miss", "remote"), gets("hit", "remote")), (1, 1));
+    assert_eq!(RECORDED.counter("cache_computations_total", &cache), 1);
+    assert_eq!(RECORDED.counter("cache_puts_total", &cache), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(product(&client, 1, true).await, Ok(1), "stale");
+    assert_eq!(
+        RECORDED.counter(
+            "cache_stale_served_total",
+            &[("cache", "m-product:<id>"), ("reason", "error")]
+        ),
+        1
+    );
+    assert!(product_invalidate(&client, 1).await.unwrap());
+    assert_eq!(RECORDED.counter("cache_evictions_total", &cache), 1);
+    let durations = RECORDED.histogram(
+        "redis_patterns_operation_duration_seconds",
+        &[("pattern", "cache"), ("name", "m-product:<id>")],
+    );
+    assert_eq!(durations.len(), 3);
+    assert!(
+        durations.iter().all(|d| *d > 0.0 && *d < 10.0),
+        "{durations:?}"
+    );
+
+    // The near tier: a miss there, then (once tracking covers the key) hits without Redis.
+    let near_gets = |result| {
+        RECORDED.counter(
+            "cache_gets_total",
+            &[
+                ("cache", "m-near:<id>"),
+                ("result", result),
+                ("tier", "near"),
+            ],
+        )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while near_gets("hit") == 0 {
+        near(&client, 1).await;
+        assert!(tokio::time::Instant::now() < deadline, "no near hit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(near_gets("miss") >= 1);
+
+    // Labelled by template: no series names a rendered key.
+    assert!(RECORDED.labelled("cache", "m-product:#1").is_empty());
+
+    // Redis down: the call fails open and the error is counted.
+    let dead = dead_client("metrics-cache-dead");
+    assert_eq!(product(&dead, 2, false).await, Ok(2));
+    assert!(RECORDED.counter("cache_errors_total", &cache) >= 1);
+}
+
+#[rate_limited(key = "m-api:<user>", limit = 2, window = "1m", client = client)]
+async fn api(client: &Client, user: &str) -> Result<(), RateLimited> {
+    let _ = user;
+    Ok(())
+}
+
+#[rate_limited(key = "m-strict:<user>", limit = 2, window = "1m", on_error = "deny", client = client)]
+async fn strict(client: &Client, user: &str) -> Result<(), RateLimited> {
+    let _ = user;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_decisions_are_counted_by_result_and_reason() {
+    let client = client("metrics-rate");
+    for _ in 0..3 {
+        let _ = api(&client, "alice").await;
+    }
+    let decisions = |limiter, result, reason| {
+        RECORDED.counter(
+            "rate_limit_decisions_total",
+            &[("limiter", limiter), ("result", result), ("reason", reason)],
+        )
+    };
+    assert_eq!(decisions("m-api:<user>", "allowed", "within_limit"), 2);
+    assert_eq!(decisions("m-api:<user>", "denied", "limit"), 1);
+    let dead = dead_client("metrics-rate-dead");
+    assert!(
+        api(&dead, "bob").await.is_ok(),
+        "on_error = allow (the default)"
+    );
+    assert!(strict(&dead, "bob").await.is_err(), "on_error = deny");
+    assert_eq!(decisions("m-api:<user>", "allowed", "backend_error"), 1);
+    assert_eq!(decisions("m-strict:<user>", "denied", "backend_error"), 1);
+    let durations = RECORDED.histogram(
+        "redis_patterns_operation_duration_seconds",
+        &[("pattern", "rate_limit"), ("name", "m-api:<user>")],
+    );
+    assert_eq!(durations.len(), 4);
+}
+
+#[with_lock(key = "m-pay:<id>", ttl = "5s", wait = "2s", client = client)]
+async fn pay(client: &Client, id: u64, hold: Duration) -> Result<(), LockError> {
+    let _ = id;
+    tokio::time::sleep(hold).await;
+    Ok(())
+}
+
+#[with_lock(key = "m-short:<id>", ttl = "200ms", wait = 0, extend = false, client = client)]
+async fn short(client: &Client, id: u64) -> Result<(), LockError> {
+    let _ = id;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_acquisitions_waits_and_lease_losses_are_recorded() {
+    let client = client("metrics-lock");
+    let hold = Duration::from_millis(200);
+    let (a, b) = tokio::join!(pay(&client, 1, hold), pay(&client, 1, hold));
+    assert!(a.is_ok() && b.is_ok());
+    let lock = [("lock", "m-pay:<id>")];
+    assert_eq!(
+        RECORDED.counter(
+            "lock_acquisitions_total",
+            &[("lock", "m-pay:<id>"), ("result", "acquired")]
+        ),
+        2
+    );
+    assert_eq!(RECORDED.counter("lock_contended_total", &lock), 1);
+    let waits = RECORDED.histogram("lock_wait_seconds", &lock);
+    assert_eq!(waits.len(), 2);
+    assert!(
+        waits.iter().any(|w| *w >= 0.15),
+        "one waited for the other: {waits:?}"
+    );
+
+    // A fixed 200 ms lease held for a second is lost; a second caller with `wait = 0` meanwhile
+    // times out.
+    let (first, second) = tokio::join!(short(&client, 1), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        short(&client, 1).await
+    });
+    assert!(matches!(first, Err(LockError::Lost)), "{first:?}");
+    assert!(
+        matches!(second, Err(LockError::Timeout { .. })),
+        "{second:?}"
+    );
+    let short_lock = [("lock", "m-short:<id>")];
+    assert_eq!(RECORDED.counter("lock_lease_losses_total", &short_lock), 1);
+    assert_eq!(
+        RECORDED.counter(
+            "lock_acquisitions_total",
+            &[("lock", "m-short:<id>"), ("result", "timeout")]
+        ),
+        1
+    );
+}
