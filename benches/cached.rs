@@ -6,7 +6,12 @@
 //! ```
 //!
 //! Groups: `hit_latency` (one caller), `hit_throughput_64` (64 concurrent callers on distinct
-//! keys), `mem_hit` (the in-process backend).
+//! keys), `mem_hit` (the in-process backend), `tagged_hit_latency` (a hit of a function with
+//! two tags against the same function untagged: the cost of tags, interleaved).
+//!
+//! With `--features redis-patterns/metrics` (and no recorder installed) the same groups measure
+//! what the feature costs when nothing records (`scripts/bench-report` with
+//! `FEATURES=redis-patterns/metrics`).
 
 mod support;
 
@@ -21,6 +26,12 @@ async fn product(client: &Client, id: u64) -> Result<Product, String> {
 }
 
 /// The baseline's keys hold the same JSON the cached function stores (without the envelope).
+#[cached(key = "tagged:<id>", ttl = "1h", tags = ["catalog", "brand:<brand>"], client = client)]
+async fn tagged(client: &Client, id: u64, brand: &str) -> Result<Product, String> {
+    let _ = brand;
+    Ok(sample(id))
+}
+
 async fn baseline_setup(url: &str) -> redis::aio::MultiplexedConnection {
     let mut conn = redis::Client::open(url)
         .unwrap()
@@ -112,6 +123,58 @@ fn hit_throughput_64(c: &mut Criterion) {
     );
 }
 
+fn tagged_hit_latency(c: &mut Criterion) {
+    let (rt, _, client) = setup();
+    rt.block_on(tagged(&client, 1, "acme")).unwrap();
+    Pair::new(
+        |rt: &tokio::runtime::Runtime, iters| sequential(rt, iters, || product(&client, 1)),
+        |rt: &tokio::runtime::Runtime, iters| sequential(rt, iters, || tagged(&client, 1, "acme")),
+    )
+    .bench(
+        c,
+        &rt,
+        "tagged_hit_latency",
+        ("baseline_untagged", "two_tags"),
+        None,
+    );
+}
+
+/// What a hit adds with feature `metrics` and no recorder installed, measured alone, as
+/// `util/counters.rs` does it: the `cache_gets_total` counter and the duration histogram by
+/// their keys (built once per attribute), and two clock reads; the facade's no-op recorder
+/// answers both.
+fn metrics_without_recorder(c: &mut Criterion) {
+    static METADATA: metrics::Metadata<'static> =
+        metrics::Metadata::new("bench", metrics::Level::INFO, None);
+    let label = metrics::Label::from_static_parts;
+    let gets = metrics::Key::from_parts(
+        "cache_gets_total",
+        vec![
+            label("cache", "product:<id>"),
+            label("result", "hit"),
+            label("tier", "remote"),
+        ],
+    );
+    let duration = metrics::Key::from_parts(
+        "redis_patterns_operation_duration_seconds",
+        vec![label("pattern", "cache"), label("name", "product:<id>")],
+    );
+    let mut group = c.benchmark_group("metrics_without_recorder");
+    group.bench_function("per_hit", |b| {
+        b.iter(|| {
+            let started = std::time::Instant::now();
+            let gets = std::hint::black_box(&gets);
+            metrics::with_recorder(|r| r.register_counter(gets, &METADATA).increment(1));
+            let duration = std::hint::black_box(&duration);
+            metrics::with_recorder(|r| {
+                r.register_histogram(duration, &METADATA)
+                    .record(started.elapsed().as_secs_f64())
+            });
+        })
+    });
+    group.finish();
+}
+
 fn mem_hit(c: &mut Criterion) {
     let rt = runtime();
     let client = rt.block_on(cached_client("mem://"));
@@ -123,6 +186,6 @@ fn mem_hit(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = support::criterion();
-    targets = hit_latency, hit_throughput_64, mem_hit
+    targets = hit_latency, hit_throughput_64, mem_hit, tagged_hit_latency, metrics_without_recorder
 }
 criterion_main!(benches);

@@ -59,6 +59,7 @@ fn every_operation_of_the_facade_has_checks() {
     let operations = [
         "backend/ping",
         "backend/get",
+        "backend/get_many",
         "backend/set",
         "backend/set_nx",
         "backend/del",

@@ -15,6 +15,10 @@ pub(crate) fn checks() -> Vec<Check> {
             get_reads_exact_bytes
         ),
         check!(
+            "backend/get_many: each key's value or none, in order, whatever their slots",
+            get_many_reads_each_key_in_order
+        ),
+        check!(
             "backend/set: replaces the value and its TTL",
             set_replaces_value_and_ttl
         ),
@@ -98,6 +102,35 @@ async fn get_reads_exact_bytes(client: &Client) -> CheckResult {
         Some(&b""[..]),
         "GET of an empty value (stored, not missing)"
     );
+    Ok(())
+}
+
+async fn get_many_reads_each_key_in_order(client: &Client) -> CheckResult {
+    let b = client.backend();
+    let keys: Vec<String> = (0..4).map(|_| scratch_key(client)).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    ensure_eq!(
+        b.get_many(&refs).await?,
+        vec![None; 4],
+        "GET of four missing keys"
+    );
+    b.set(&keys[0], b"a".to_vec(), Duration::from_secs(60))
+        .await?;
+    b.set(&keys[2], Vec::new(), Duration::from_secs(60)).await?;
+    b.set(&keys[3], vec![0, 255], Duration::from_secs(60))
+        .await?;
+    let expected = vec![
+        Some(bytes::Bytes::from_static(b"a")),
+        None,
+        Some(bytes::Bytes::new()),
+        Some(bytes::Bytes::from_static(&[0, 255])),
+    ];
+    ensure_eq!(
+        b.get_many(&refs).await?,
+        expected,
+        "GET of four keys, one missing"
+    );
+    ensure_eq!(b.get_many(&[]).await?, Vec::new(), "GET of no key");
     Ok(())
 }
 

@@ -146,6 +146,22 @@ impl Backend {
         }
     }
 
+    /// `GET` of several keys in one round trip: pipelined on one server (or a Sentinel group's
+    /// primary); on a cluster, sent at once to the nodes of their slots.
+    pub(crate) async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        match self {
+            Backend::Redis(r) => r.get_pipelined(keys).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => {
+                futures_util::future::try_join_all(keys.iter().map(|key| c.get(key))).await
+            }
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.get_pipelined(keys).await,
+            Backend::Memory(m) => Ok(keys.iter().map(|key| m.get(key)).collect()),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
     /// `SET key value PX ttl`.
     pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
         match self {

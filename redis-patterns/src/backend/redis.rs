@@ -221,6 +221,24 @@ impl<C: Connector> RedisBackend<C> {
         Ok(value.map(Bytes::from))
     }
 
+    /// `GET` of each key, pipelined: one write and one read on the connection. Every key must
+    /// be served by this connection's server (not for a cluster, whose keys live on many).
+    pub(crate) async fn get_pipelined(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .run(Operation::Command("GET"), |mut c| async move {
+                let mut pipe = redis::pipe();
+                for key in keys {
+                    pipe.cmd("GET").arg(*key);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
         self.run(Operation::Command("SET"), |mut c| async move {
             redis::cmd("SET")

@@ -2,7 +2,6 @@
 //! `_invalidate` companions, `#[cache_put]` (`put`) and `#[cache_evict]` (`evict`). Each is one
 //! call into the machinery of `call.rs`.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -219,7 +218,6 @@ impl CacheSpec {
     pub(super) fn count(&'static self, client: &Client, event: Event) {
         client.inner().cache_counters.count(event);
         self.counters.count(event);
-        observe::count(event.metric(), "cache", &Cow::Borrowed(self.name()));
     }
 }
 
@@ -284,7 +282,7 @@ async fn timed<R>(spec: &CacheSpec, call: impl Future<Output = R>) -> R {
     }
     let started = Instant::now();
     let ret = call.await;
-    observe::duration("cache", spec.name(), started.elapsed());
+    spec.counters.duration(started.elapsed());
     ret
 }
 
@@ -416,7 +414,6 @@ async fn delete(
     let count = |event: Event| {
         client.inner().cache_counters.count(event);
         counters.count(event);
-        observe::count(event.metric(), "cache", &Cow::Borrowed(counters.name()));
     };
     let deleted = client.inner().backend.del(key).await;
     client.near_changed(key);

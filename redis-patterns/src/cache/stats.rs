@@ -107,6 +107,59 @@ impl Events for Event {
         self as usize
     }
 
+    const ALL: &'static [Self] = &[
+        Event::Hit,
+        Event::Miss,
+        Event::Undecodable,
+        Event::Computation,
+        Event::Write,
+        Event::BackendError,
+        Event::LockWait,
+        Event::LockTimeout,
+        Event::EarlyRecomputation,
+        Event::Eviction,
+        Event::NearHit,
+        Event::NearMiss,
+        Event::OtherVersion,
+        Event::StaleOnError,
+        Event::StaleWhileRevalidating,
+        Event::BackgroundRefresh,
+    ];
+    const PATTERN: &'static str = "cache";
+    const TEMPLATE_LABEL: &'static str = "cache";
+
+    /// The counter this event increments (README, "Observability"): gets by result and tier
+    /// (`cache_gets_total`, as Micrometer and its Prometheus names have them), and one counter
+    /// per other event.
+    fn metric(self) -> Option<Metric> {
+        const GETS: &str = "cache_gets_total";
+        Some(match self {
+            Event::Hit => Metric::with(GETS, &[("result", "hit"), ("tier", "remote")]),
+            Event::Miss => Metric::with(GETS, &[("result", "miss"), ("tier", "remote")]),
+            Event::NearHit => Metric::with(GETS, &[("result", "hit"), ("tier", "near")]),
+            Event::NearMiss => Metric::with(GETS, &[("result", "miss"), ("tier", "near")]),
+            Event::StaleWhileRevalidating => {
+                Metric::with(GETS, &[("result", "stale"), ("tier", "remote")])
+            }
+            Event::StaleOnError => Metric::with("cache_stale_served_total", &[("reason", "error")]),
+            Event::Undecodable => {
+                Metric::with("cache_rejected_entries_total", &[("reason", "undecodable")])
+            }
+            Event::OtherVersion => Metric::with(
+                "cache_rejected_entries_total",
+                &[("reason", "other_version")],
+            ),
+            Event::Computation => Metric::new("cache_computations_total"),
+            Event::Write => Metric::new("cache_puts_total"),
+            Event::Eviction => Metric::new("cache_evictions_total"),
+            Event::BackendError => Metric::new("cache_errors_total"),
+            Event::LockWait => Metric::new("cache_stampede_waits_total"),
+            Event::LockTimeout => Metric::new("cache_stampede_timeouts_total"),
+            Event::EarlyRecomputation => Metric::new("cache_early_recomputations_total"),
+            Event::BackgroundRefresh => Metric::new("cache_background_refreshes_total"),
+        })
+    }
+
     fn stats(count: impl Fn(Self) -> u64) -> CacheStats {
         CacheStats {
             hits: count(Event::Hit),
@@ -141,38 +194,6 @@ impl Event {
             Event::StaleOnError => Some("stale_on_error"),
             Event::BackendError => Some("backend_error"),
             _ => None,
-        }
-    }
-
-    /// The counter this event increments (README, "Observability"): gets by result and tier
-    /// (`cache_gets_total`, as Micrometer and its Prometheus names have them), and one counter
-    /// per other event.
-    pub(crate) fn metric(self) -> Metric {
-        const GETS: &str = "cache_gets_total";
-        match self {
-            Event::Hit => Metric::with(GETS, &[("result", "hit"), ("tier", "remote")]),
-            Event::Miss => Metric::with(GETS, &[("result", "miss"), ("tier", "remote")]),
-            Event::NearHit => Metric::with(GETS, &[("result", "hit"), ("tier", "near")]),
-            Event::NearMiss => Metric::with(GETS, &[("result", "miss"), ("tier", "near")]),
-            Event::StaleWhileRevalidating => {
-                Metric::with(GETS, &[("result", "stale"), ("tier", "remote")])
-            }
-            Event::StaleOnError => Metric::with("cache_stale_served_total", &[("reason", "error")]),
-            Event::Undecodable => {
-                Metric::with("cache_rejected_entries_total", &[("reason", "undecodable")])
-            }
-            Event::OtherVersion => Metric::with(
-                "cache_rejected_entries_total",
-                &[("reason", "other_version")],
-            ),
-            Event::Computation => Metric::new("cache_computations_total"),
-            Event::Write => Metric::new("cache_puts_total"),
-            Event::Eviction => Metric::new("cache_evictions_total"),
-            Event::BackendError => Metric::new("cache_errors_total"),
-            Event::LockWait => Metric::new("cache_stampede_waits_total"),
-            Event::LockTimeout => Metric::new("cache_stampede_timeouts_total"),
-            Event::EarlyRecomputation => Metric::new("cache_early_recomputations_total"),
-            Event::BackgroundRefresh => Metric::new("cache_background_refreshes_total"),
         }
     }
 }

@@ -7,9 +7,9 @@
 //! of entries, which live in any slot of a cluster; they become misses and are overwritten.
 //! Nothing is scanned and no set of members is kept.
 //!
-//! * **Reads.** A tagged read sends `GET` of the entry and of each tag at once (on one server,
-//!   pipelined on the connection; on a cluster, in parallel to the tags' nodes): one round trip,
-//!   one more command per tag.
+//! * **Reads.** A tagged read sends `GET` of the entry and of each tag at once
+//!   ([`Backend::get_many`](crate::backend::Backend::get_many): pipelined on one server, in
+//!   parallel to the tags' nodes on a cluster): one round trip, one more command per tag.
 //! * **Writes.** Before the function runs, each tag's version is read, created if missing
 //!   (`tag_version.lua`), and kept alive for the entry: a tag's TTL is at least the longest TTL
 //!   of an entry carrying it, so an entry never outlives its tag. A tag evicted under memory
@@ -55,14 +55,11 @@ pub(crate) fn stamp<V: AsRef<[u8]>>(versions: &[V]) -> u64 {
     hash | 1
 }
 
-/// The stamp of the tags' current versions, read alongside an entry; `None` when a tag has no
-/// version (never written, expired or evicted): then no stored entry carrying it is valid.
-pub(crate) async fn current(client: &Client, tags: &[String]) -> Result<Option<u64>> {
-    let backend = &client.inner().backend;
-    let versions =
-        futures_util::future::try_join_all(tags.iter().map(|tag| backend.get(tag))).await?;
+/// The stamp of tag versions read alongside an entry; `None` when a tag has no version (never
+/// written, expired or evicted): then no stored entry carrying it is valid.
+fn current(versions: Vec<Option<Bytes>>) -> Option<u64> {
     let versions: Option<Vec<Bytes>> = versions.into_iter().collect();
-    Ok(versions.map(|v| stamp(&v)))
+    versions.map(|v| stamp(&v))
 }
 
 /// The stamp to write an entry with: each tag's version, created if missing, with the tag kept
@@ -135,13 +132,14 @@ impl<H> Call<'_, H> {
         if self.tags.is_empty() {
             return self.backend().get(self.key).await;
         }
-        let (entry, stamp) = tokio::join!(
-            self.backend().get(self.key),
-            current(self.client, self.tags)
-        );
-        let stamp = stamp?.unwrap_or(envelope::UNKNOWN_TAGS);
+        let keys: Vec<&str> = std::iter::once(self.key)
+            .chain(self.tags.iter().map(String::as_str))
+            .collect();
+        let mut values = self.backend().get_many(&keys).await?.into_iter();
+        let entry = values.next().flatten();
+        let stamp = current(values.collect()).unwrap_or(envelope::UNKNOWN_TAGS);
         self.tag_stamp.store(stamp, Ordering::Relaxed);
-        entry
+        Ok(entry)
     }
 
     /// The tag stamp to write a new entry with: 0 without tags; `None` when the versions

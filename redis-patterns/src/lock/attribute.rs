@@ -187,7 +187,7 @@ where
         .instrument(span.clone())
         .await;
     if observe::TIMING {
-        observe::duration("lock", spec.name(), started.elapsed());
+        spec.counters.duration(started.elapsed());
     }
     locked
 }

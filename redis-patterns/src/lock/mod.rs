@@ -69,7 +69,7 @@ pub(crate) mod conformance;
 mod guard;
 pub(crate) mod ops;
 mod redlock;
-mod stats;
+pub(crate) mod stats;
 
 use std::time::Duration;
 
@@ -289,7 +289,5 @@ pub(crate) fn count(client: &Client, template: Option<&'static TemplateCounters>
     client.inner().lock_counters.count(event);
     if let Some(template) = template {
         template.count(event);
-        let name = std::borrow::Cow::Borrowed(template.name());
-        crate::util::observe::count(event.metric(), "lock", &name);
     }
 }

@@ -45,21 +45,6 @@ pub enum Event {
     BackendError,
 }
 
-impl Event {
-    /// The counter this event increments (README, "Observability").
-    pub(crate) fn metric(self) -> Metric {
-        const ACQUISITIONS: &str = "lock_acquisitions_total";
-        match self {
-            Event::Acquired => Metric::with(ACQUISITIONS, &[("result", "acquired")]),
-            Event::Timeout => Metric::with(ACQUISITIONS, &[("result", "timeout")]),
-            Event::LateGrant => Metric::with(ACQUISITIONS, &[("result", "late_grant")]),
-            Event::Contended => Metric::new("lock_contended_total"),
-            Event::Lost => Metric::new("lock_lease_losses_total"),
-            Event::BackendError => Metric::new("lock_errors_total"),
-        }
-    }
-}
-
 impl Events for Event {
     const REGISTRY: &'static Registry<Self> = &TEMPLATES;
     type Stats = LockStats;
@@ -67,6 +52,30 @@ impl Events for Event {
     #[inline]
     fn index(self) -> usize {
         self as usize
+    }
+
+    const ALL: &'static [Self] = &[
+        Event::Acquired,
+        Event::Contended,
+        Event::Timeout,
+        Event::LateGrant,
+        Event::Lost,
+        Event::BackendError,
+    ];
+    const PATTERN: &'static str = "lock";
+    const TEMPLATE_LABEL: &'static str = "lock";
+
+    /// The counter this event increments (README, "Observability").
+    fn metric(self) -> Option<Metric> {
+        const ACQUISITIONS: &str = "lock_acquisitions_total";
+        Some(match self {
+            Event::Acquired => Metric::with(ACQUISITIONS, &[("result", "acquired")]),
+            Event::Timeout => Metric::with(ACQUISITIONS, &[("result", "timeout")]),
+            Event::LateGrant => Metric::with(ACQUISITIONS, &[("result", "late_grant")]),
+            Event::Contended => Metric::new("lock_contended_total"),
+            Event::Lost => Metric::new("lock_lease_losses_total"),
+            Event::BackendError => Metric::new("lock_errors_total"),
+        })
     }
 
     fn stats(count: impl Fn(Self) -> u64) -> LockStats {

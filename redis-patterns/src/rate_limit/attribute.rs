@@ -170,7 +170,7 @@ pub async fn rate_limited(checks: &[RateCheck<'_>]) -> Result<(), RateLimited> {
         span.record("outcome", "allowed");
     }
     if let Some(started) = started {
-        observe::duration("rate_limit", first.spec.counters.name(), started.elapsed());
+        first.spec.counters.duration(started.elapsed());
     }
     decided
 }

@@ -15,7 +15,7 @@ mod decision;
 #[cfg(feature = "tower")]
 pub mod http;
 mod ops;
-mod stats;
+pub(crate) mod stats;
 
 use std::borrow::Cow;
 use std::fmt;

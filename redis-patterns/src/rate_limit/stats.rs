@@ -1,6 +1,7 @@
 //! Counters of rate limit decisions, per limiter and per `#[rate_limited]` template.
 
 use crate::util::counters::{Events, Registered, Registry};
+use crate::util::observe::Metric;
 
 /// A snapshot of rate limit counters: per [`RateLimiter`](super::RateLimiter)
 /// ([`RateLimiter::stats`](super::RateLimiter::stats)) or per `#[rate_limited]` key template
@@ -39,6 +40,19 @@ impl Events for Event {
     #[inline]
     fn index(self) -> usize {
         self as usize
+    }
+
+    const ALL: &'static [Self] = &[Event::Allowed, Event::Denied, Event::BackendError];
+    const PATTERN: &'static str = "rate_limit";
+    const TEMPLATE_LABEL: &'static str = "limiter";
+
+    /// Decisions are reported with their reason where they are made
+    /// (`rate_limit_decisions_total`, in `mod.rs`); backend failures here.
+    fn metric(self) -> Option<Metric> {
+        match self {
+            Event::Allowed | Event::Denied => None,
+            Event::BackendError => Some(Metric::new("rate_limit_errors_total")),
+        }
     }
 
     fn stats(count: impl Fn(Self) -> u64) -> RateLimitStats {

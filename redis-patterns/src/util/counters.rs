@@ -27,6 +27,17 @@ pub trait Events: Copy + 'static {
 
     /// The snapshot, reading each event's count through `count`.
     fn stats(count: impl Fn(Self) -> u64) -> Self::Stats;
+
+    /// Every event, in index order (for the metrics' keys).
+    const ALL: &'static [Self];
+
+    /// The pattern, as the `pattern` label of the duration histogram and the name of the
+    /// template label of its counters (`cache`, `limiter`, `lock`).
+    const PATTERN: &'static str;
+    const TEMPLATE_LABEL: &'static str;
+
+    /// The counter the event increments (feature `metrics`), if it is one of its own.
+    fn metric(self) -> Option<crate::util::observe::Metric>;
 }
 
 /// One relaxed atomic per event of `E`.
@@ -75,6 +86,10 @@ pub struct Registered<E> {
     name: &'static str,
     counters: Counters<E>,
     registered: AtomicBool,
+    /// Feature `metrics`: each event's metric key with this template's label, then the
+    /// duration histogram's, built on first use so that an event costs no allocation.
+    #[cfg(feature = "metrics")]
+    metric_keys: std::sync::OnceLock<Box<[Option<metrics::Key>]>>,
 }
 
 impl<E: Events> Registered<E> {
@@ -84,6 +99,8 @@ impl<E: Events> Registered<E> {
             name,
             counters: Counters::new(),
             registered: AtomicBool::new(false),
+            #[cfg(feature = "metrics")]
+            metric_keys: std::sync::OnceLock::new(),
         }
     }
 
@@ -100,8 +117,54 @@ impl<E: Events> Registered<E> {
             crate::util::lock(&E::REGISTRY.0).push(self);
         }
         self.counters.count(event);
+        #[cfg(feature = "metrics")]
+        if let Some(Some(key)) = self.metric_keys().get(event.index()) {
+            metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(1));
+        }
+    }
+
+    /// Records how long one call of this attribute took (feature `metrics`:
+    /// `redis_patterns_operation_duration_seconds{pattern, name}`).
+    #[inline]
+    pub(crate) fn duration(&self, took: std::time::Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(Some(key)) = self.metric_keys().last() {
+            metrics::with_recorder(|r| {
+                r.register_histogram(key, &METADATA)
+                    .record(took.as_secs_f64())
+            });
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = took;
+    }
+
+    #[cfg(feature = "metrics")]
+    fn metric_keys(&self) -> &[Option<metrics::Key>] {
+        self.metric_keys.get_or_init(|| {
+            let label = |k: &'static str, v: &'static str| metrics::Label::from_static_parts(k, v);
+            let mut keys: Vec<Option<metrics::Key>> = E::ALL
+                .iter()
+                .map(|event| {
+                    let metric = event.metric()?;
+                    let labels = std::iter::once(label(E::TEMPLATE_LABEL, self.name))
+                        .chain(metric.labels.iter().map(|(k, v)| label(k, v)))
+                        .collect::<Vec<_>>();
+                    Some(metrics::Key::from_parts(metric.name, labels))
+                })
+                .collect();
+            keys.push(Some(metrics::Key::from_parts(
+                crate::util::observe::DURATION,
+                vec![label("pattern", E::PATTERN), label("name", self.name)],
+            )));
+            keys.into_boxed_slice()
+        })
     }
 }
+
+/// What the patterns' metrics are registered with.
+#[cfg(feature = "metrics")]
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new("redis_patterns", metrics::Level::INFO, Some(module_path!()));
 
 /// Every [`Registered`] of one pattern used so far in this process.
 #[doc(hidden)]
@@ -159,6 +222,27 @@ mod tests {
         fn stats(count: impl Fn(Self) -> u64) -> (u64, u64) {
             (count(Event::A), count(Event::B))
         }
+        const ALL: &'static [Self] = &[Event::A, Event::B];
+        const PATTERN: &'static str = "test";
+        const TEMPLATE_LABEL: &'static str = "test";
+        fn metric(self) -> Option<crate::util::observe::Metric> {
+            None
+        }
+    }
+
+    fn listed_in_index_order<E: Events>() {
+        assert!(E::ALL.len() <= MAX_EVENTS);
+        for (i, event) in E::ALL.iter().enumerate() {
+            assert_eq!(event.index(), i, "{}'s events", E::PATTERN);
+        }
+    }
+
+    /// The metrics' keys are looked up by an event's index in `ALL`.
+    #[test]
+    fn every_pattern_lists_all_its_events_in_index_order() {
+        listed_in_index_order::<crate::cache::Event>();
+        listed_in_index_order::<crate::lock::stats::Event>();
+        listed_in_index_order::<crate::rate_limit::stats::Event>();
     }
 
     #[test]

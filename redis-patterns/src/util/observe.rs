@@ -3,7 +3,8 @@
 //!
 //! Every metric is labelled by its attribute's key template (`cache = "product:<id>"`), never
 //! by a rendered key, so that the number of series stays that of the attributes. Each pattern
-//! maps its events to metrics in its `stats.rs` (`metric()`).
+//! maps its events to metrics in its `stats.rs` (`metric()`); an attribute's keys are built once
+//! (`util/counters.rs`), so that an event costs no allocation.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use std::time::Duration;
 /// One counter a pattern event increments: its name and up to two labels besides the
 /// template's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Metric {
+#[doc(hidden)]
+pub struct Metric {
     pub(crate) name: &'static str,
     pub(crate) labels: &'static [(&'static str, &'static str)],
 }
@@ -52,19 +54,9 @@ pub(crate) fn count(metric: Metric, template_label: &'static str, template: &Cow
     let _ = (metric, template_label, template);
 }
 
-/// How long one pattern call took: `redis_patterns_operation_duration_seconds{pattern, name}`.
-#[inline]
-pub(crate) fn duration(pattern: &'static str, name: &'static str, took: Duration) {
-    #[cfg(feature = "metrics")]
-    metrics::histogram!(
-        "redis_patterns_operation_duration_seconds",
-        "pattern" => pattern,
-        "name" => name
-    )
-    .record(took.as_secs_f64());
-    #[cfg(not(feature = "metrics"))]
-    let _ = (pattern, name, took);
-}
+/// The histogram of whole calls' durations, labelled `pattern` and `name` (the template).
+#[cfg(feature = "metrics")]
+pub(crate) const DURATION: &str = "redis_patterns_operation_duration_seconds";
 
 /// A histogram of seconds labelled `label = name` (`lock_wait_seconds{lock}`).
 #[inline]
