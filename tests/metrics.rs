@@ -238,6 +238,10 @@ async fn rate_limit_decisions_are_counted_by_result_and_reason() {
     assert!(strict(&dead, "bob").await.is_err(), "on_error = deny");
     assert_eq!(decisions("m-api:<user>", "allowed", "backend_error"), 1);
     assert_eq!(decisions("m-strict:<user>", "denied", "backend_error"), 1);
+    assert_eq!(
+        RECORDED.counter("rate_limit_errors_total", &[("limiter", "m-api:<user>")]),
+        1
+    );
     let durations = RECORDED.histogram(
         "redis_patterns_operation_duration_seconds",
         &[("pattern", "rate_limit"), ("name", "m-api:<user>")],
