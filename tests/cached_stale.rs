@@ -240,6 +240,49 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once(kind: Kind) {
     }
 }
 
+#[cached(
+    key = "feed:<id>",
+    ttl = "300ms",
+    stale_while_revalidate = "1h",
+    stale_if_error = "1h",
+    timeout = "100ms",
+    client = client,
+    skip(origin)
+)]
+async fn feed(client: Client, origin: Arc<Origin>, id: u32) -> Result<u64, String> {
+    let _ = id;
+    origin.answer().await
+}
+
+async fn a_background_refresh_past_its_timeout_gives_way_to_the_next(kind: Kind) {
+    let client = common::client(kind, "swr-timeout");
+    let origin = Arc::new(Origin::default());
+    let call = || feed(client.clone(), Arc::clone(&origin), 1);
+    assert_eq!(call().await, Ok(1));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Every refresh hangs for 30 s: each is cut at 100 ms and releases its lock, so later stale
+    // reads start new ones (without the cut, the first would hold the key for `lock_ttl`).
+    origin.hanging.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while origin.calls() < 3 {
+        assert_eq!(call().await, Ok(1), "the stale value, at once");
+        assert!(
+            Instant::now() < deadline,
+            "no second refresh after the first was cut"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    origin.hanging.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call().await == Ok(1) {
+        assert!(
+            Instant::now() < deadline,
+            "no refresh succeeded once the origin answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[cached(key = "catalog:<id>", ttl = "1m", version = 1, client = client, skip(origin))]
 async fn catalog_v1(client: &Client, origin: &Origin, id: u32) -> Result<u64, String> {
     let _ = id;
@@ -283,5 +326,6 @@ on_both_backends!(
     a_function_past_its_timeout_gives_way_to_the_stale_entry,
     under_the_stampede_lock_one_caller_recomputes_a_stale_entry,
     stale_while_revalidate_answers_at_once_and_refreshes_once,
+    a_background_refresh_past_its_timeout_gives_way_to_the_next,
     an_entry_of_another_version_is_a_miss_and_is_overwritten,
 );

@@ -181,14 +181,19 @@ where
     }
     call.count(Event::BackgroundRefresh);
     let guard = StampedeLock::new(call.client, &lock_key, &token);
-    let ret = call
-        .compute_and_store_unlocking(kind, body, None, None, guard)
-        .await;
-    if !kind.succeeded(&ret) {
+    let refresh = call.compute_and_store_unlocking(kind, body, None, None, guard);
+    // `timeout` bounds a refresh too: cut, it releases the lock (the guard's drop), so that
+    // the next stale read can try again instead of waiting out `lock_ttl`.
+    let refreshed = match spec.timeout {
+        Some(timeout) => tokio::time::timeout(timeout, refresh).await.ok(),
+        None => Some(refresh.await),
+    };
+    if !refreshed.is_some_and(|ret| kind.succeeded(&ret)) {
         tracing::warn!(
             target: "redis_patterns",
             cache = spec.name(),
-            "background refresh failed; the stale value is served until the next attempt"
+            "background refresh failed or ran past its timeout; the stale value is served \
+             until the next attempt"
         );
     }
 }
