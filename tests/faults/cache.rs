@@ -254,3 +254,63 @@ async fn stale_entries_with_redis_down_fail_open_to_the_function() {
     assert_eq!(rig.client.cache_stats().stale_on_error, 1);
     FAILING.store(false, Ordering::SeqCst);
 }
+
+#[cached(key = "tagged:<id>", ttl = "10m", tags = ["brand:<brand>"], client = client)]
+async fn tagged(client: &Client, id: u32, brand: &str) -> String {
+    BODY.fetch_add(1, Ordering::SeqCst);
+    format!("tagged {id} of {brand}")
+}
+
+/// Tags with the server down: a tagged call fails open within its bound (its read and its tag
+/// versions fail; nothing is stored), `invalidate_tag` reports the failure as a typed error
+/// within the bound, and once a server is back tagged entries are hits again and an
+/// invalidation takes effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_fail_open_while_redis_is_down_and_work_again_after() {
+    let rig = rig("cache-tags-down");
+    assert_eq!(tagged(&rig.client, 1, "acme").await, "tagged 1 of acme");
+    rig.server.stop();
+    for id in 2..4 {
+        let started = Instant::now();
+        let value = bounded(Duration::from_secs(5), tagged(&rig.client, id, "acme")).await;
+        assert_eq!(value, format!("tagged {id} of acme"));
+        assert!(
+            started.elapsed() <= call_bound(),
+            "a tagged call waited {:?} with the server down",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let invalidated = bounded(
+        Duration::from_secs(5),
+        rig.client.invalidate_tag("brand:acme"),
+    )
+    .await;
+    assert!(
+        matches!(
+            invalidated,
+            Err(redis_patterns::Error::Backend(_) | redis_patterns::Error::Unavailable { .. })
+        ),
+        "{invalidated:?}"
+    );
+    assert!(started.elapsed() <= call_bound());
+    rig.server.restart();
+    let restarted = Instant::now();
+    loop {
+        let hits = rig.client.cache_stats().hits;
+        bounded(Duration::from_secs(5), tagged(&rig.client, 1, "acme")).await;
+        if rig.client.cache_stats().hits > hits {
+            break;
+        }
+        assert!(
+            restarted.elapsed() <= recovery_bound() + Duration::from_secs(2),
+            "no tagged hit after the server came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rig.client.invalidate_tag("brand:acme").await.unwrap());
+    let misses = rig.client.cache_stats().misses;
+    tagged(&rig.client, 1, "acme").await;
+    assert_eq!(rig.client.cache_stats().misses, misses + 1, "invalidated");
+    assert!(rig.server.keys_without_ttl(&rig.ns).is_empty());
+}
