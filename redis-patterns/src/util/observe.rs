@@ -4,7 +4,9 @@
 //! Every metric is labelled by its attribute's key template (`cache = "product:<id>"`), never
 //! by a rendered key, so that the number of series stays that of the attributes. Each pattern
 //! maps its events to metrics in its `stats.rs` (`metric()`); an attribute's keys are built once
-//! (`util/counters.rs`), so that an event costs no allocation.
+//! (`util/counters.rs`), so that its events cost no allocation. Rate-limit decisions (labelled
+//! with their reason, and reported for `RateLimiter`s by name too) and lock waits go through
+//! [`count`] and [`seconds`], the `metrics` macros, which build their labels on every call.
 
 use std::borrow::Cow;
 use std::time::Duration;
