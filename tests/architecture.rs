@@ -53,20 +53,32 @@ fn only_the_backend_facade_names_backend_variants() {
 
 #[test]
 fn every_pattern_room_has_its_api_operations_expansion_target_and_counters() {
-    for room in ["cache", "lock", "rate_limit"] {
+    for room in ["cache", "counter", "lock", "rate_limit"] {
         for file in ["mod.rs", "ops.rs", "attribute.rs", "stats.rs"] {
             let path = Path::new(SRC).join(room).join(file);
             assert!(path.is_file(), "{} is missing", path.display());
         }
+        // Atomic operations are Lua scripts (`scripts/<room>/`) or plain commands (a
+        // `CommandOp` in the room's `ops.rs`).
         let scripts = Path::new(SRC).join("scripts").join(room);
-        let lua = fs::read_dir(&scripts)
-            .unwrap_or_else(|_| panic!("{} is missing", scripts.display()))
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "lua"))
-            })
-            .count();
-        assert!(lua > 0, "{room} has its scripts in {}", scripts.display());
+        let lua = fs::read_dir(&scripts).map_or(0, |entries| {
+            entries
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "lua"))
+                })
+                .count()
+        });
+        let ops = fs::read_to_string(Path::new(SRC).join(room).join("ops.rs")).unwrap();
+        assert!(
+            lua > 0 || ops.contains("CommandOp for"),
+            "{room} has its atomic operations as scripts in {} or as `CommandOp`s in its ops.rs",
+            scripts.display()
+        );
+        for file in ["mod.rs", "parse.rs", "validate.rs", "expand.rs"] {
+            let path = Path::new(MACROS).join(room).join(file);
+            assert!(path.is_file(), "{} is missing", path.display());
+        }
     }
 }
 

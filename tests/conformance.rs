@@ -77,6 +77,10 @@ fn every_operation_of_the_facade_has_checks() {
         "rate_limit/sliding_window_counter",
         "rate_limit/token_bucket",
         "rate_limit/gcra",
+        "counter/incr",
+        "counter/read",
+        "counter/unique_add",
+        "counter/unique_count",
     ];
     for operation in operations {
         assert!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use redis_patterns::lock::LockError;
 use redis_patterns::rate_limit::RateLimited;
-use redis_patterns::{Client, cached, rate_limited, with_lock};
+use redis_patterns::{Client, cached, counted, rate_limited, with_lock};
 
 /// A series: its name and its labels, sorted.
 type Series = (String, Vec<(String, String)>);
@@ -245,6 +245,34 @@ async fn rate_limit_decisions_are_counted_by_result_and_reason() {
     let durations = RECORDED.histogram(
         "redis_patterns_operation_duration_seconds",
         &[("pattern", "rate_limit"), ("name", "m-api:<user>")],
+    );
+    assert_eq!(durations.len(), 4);
+}
+
+#[counted(key = "m-views:<page>", window = "1h", client = client)]
+async fn views(client: &Client, page: &str) -> usize {
+    page.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_calls_and_uncounted_ones_are_counted() {
+    let client = client("metrics-counted");
+    for _ in 0..3 {
+        views(&client, "home").await;
+    }
+    let template = [("counter", "m-views:<page>")];
+    assert_eq!(RECORDED.counter("counter_increments_total", &template), 3);
+    let dead = dead_client("metrics-counted-dead");
+    assert_eq!(
+        views(&dead, "home").await,
+        4,
+        "on_error = ignore (the default)"
+    );
+    assert_eq!(RECORDED.counter("counter_errors_total", &template), 1);
+    assert_eq!(RECORDED.counter("counter_increments_total", &template), 3);
+    let durations = RECORDED.histogram(
+        "redis_patterns_operation_duration_seconds",
+        &[("pattern", "counter"), ("name", "m-views:<page>")],
     );
     assert_eq!(durations.len(), 4);
 }

@@ -1,12 +1,13 @@
 //! Procedural macros of [redis-patterns](https://docs.rs/redis-patterns). Use them through
 //! the `redis_patterns` crate, which re-exports them and documents every option.
 //!
-//! Each attribute family (`cache`, `lock`, `rate_limit`) parses its options, validates them
+//! Each attribute family (`cache`, `counter`, `lock`, `rate_limit`) parses its options, validates them
 //! with the function into a typed configuration, and expands that; `common` holds what they
 //! share.
 
 mod cache;
 mod common;
+mod counter;
 mod lock;
 mod rate_limit;
 
@@ -40,4 +41,10 @@ pub fn with_lock(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn rate_limited(args: TokenStream, item: TokenStream) -> TokenStream {
     rate_limit::expand(args.into(), item.into()).into()
+}
+
+/// Counts the function's calls in a windowed counter. See `redis_patterns::counted`.
+#[proc_macro_attribute]
+pub fn counted(args: TokenStream, item: TokenStream) -> TokenStream {
+    counter::expand(args.into(), item.into()).into()
 }

@@ -149,6 +149,11 @@ impl BackendError {
     }
 
     /// A reply whose shape the operation did not expect (a foreign script, a wrong type).
+    /// An error as Redis reports it, for the in-memory twins that fail where Redis would.
+    pub(crate) fn from_redis(error: redis::RedisError) -> Self {
+        BackendError(error)
+    }
+
     pub(crate) fn unexpected_reply(script: &'static str) -> Self {
         BackendError(redis::RedisError::from((
             redis::ErrorKind::Parse,

@@ -27,7 +27,7 @@
 //! ```
 //!
 //! The attributes ([`cached`], [`cache_evict`], [`cache_put`], [`rate_limited`],
-//! [`with_lock`]) expand to calls into this crate; each attribute's page lists every option.
+//! [`with_lock`], [`counted`]) expand to calls into this crate; each attribute's page lists every option.
 //! At the root:
 //!
 //! * [`Client`] and [`Config`]: where the data lives (`redis://`, `rediss://` with feature
@@ -46,6 +46,9 @@
 //!   and axum (429, `Retry-After`, `RateLimit-*`).
 //! * [`lock`]: [`Lock`](lock::Lock) (owner and fencing tokens, lease extension),
 //!   [`Redlock`](lock::Redlock), and the [`LockError`](lock::LockError) of [`with_lock`].
+//! * [`counter`]: [`Counter`](counter::Counter) (increments with their expiry in one step),
+//!   [`WindowedCounter`](counter::WindowedCounter) (per minute, hour, day; the counts of
+//!   [`counted`]) and [`UniqueCounter`](counter::UniqueCounter) (HyperLogLog per window).
 //!
 //! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
 //! client stores (`test_util::Store`), and the conformance checks every backend passes.
@@ -64,6 +67,7 @@ mod backend;
 pub mod cache;
 mod client;
 mod config;
+pub mod counter;
 mod envelope;
 mod error;
 mod flight;
@@ -246,6 +250,36 @@ pub use redis_patterns_macros::rate_limited;
 #[doc = include_str!("../docs/cache_put.md")]
 pub use redis_patterns_macros::cache_put;
 
+/// Counts the function's calls per window of the clock:
+/// `#[counted(key = "views:<page>", window = "1d")]`.
+///
+/// Each call adds 1 to the current window of the counter named by `key`, in one atomic step
+/// with the window's expiry; [`WindowedCounter`](counter::WindowedCounter) reads the counts by
+/// name. Any function can be counted; with `on_error = "fail"` it must return `Result<T, E>`
+/// with `E: From<redis_patterns::Error>`.
+///
+/// ```
+/// use redis_patterns::{Client, counted};
+/// use redis_patterns::counter::WindowedCounter;
+///
+/// #[counted(key = "downloads:<file>", window = "1h", keep = 24, client = client)]
+/// async fn download(client: &Client, file: &str) -> Vec<u8> {
+///     b"...".to_vec()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// let client = Client::new("mem://")?;
+/// download(&client, "report.pdf").await;
+/// let downloads = WindowedCounter::hourly(24).client(client);
+/// assert_eq!(downloads.get("downloads:report.pdf").await?, 1, "this hour");
+/// assert_eq!(redis_patterns::counter::stats_by_template()[0].1.increments, 1);
+/// # Ok(()) }
+/// ```
+///
+#[doc = include_str!("../docs/counted.md")]
+pub use redis_patterns_macros::counted;
+
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
@@ -259,6 +293,9 @@ pub mod __private {
     pub use crate::cache::stale::{Background, Inline, Spawn, check_revalidatable};
     pub use crate::cache::stats::FunctionCounters;
     pub use crate::client::{AsClient, Client};
+    pub use crate::counter::attribute::{
+        CountSpec, CountedReturn, OnError as CountOnError, check_counted_return, counted,
+    };
     pub use crate::envelope::Codec;
     pub use crate::key::{KeyBuilder, KeyPart};
     pub use crate::lock::attribute::{

@@ -9,6 +9,7 @@
 mod common;
 
 mod cache;
+mod counter;
 mod lock;
 mod near;
 mod rate_limit;

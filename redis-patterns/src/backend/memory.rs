@@ -224,6 +224,42 @@ impl Txn<'_> {
         }
     }
 
+    /// `INCRBY`: adds `by` to the integer stored as text under `key` (0 when missing), keeping
+    /// its TTL. `None` where Redis fails: the value is not an integer, or the sum overflows.
+    pub(crate) fn incr_by(&mut self, key: &str, by: i64) -> Option<i64> {
+        let current = match self.get(key) {
+            Some(text) => std::str::from_utf8(text).ok()?.parse::<i64>().ok()?,
+            None => 0,
+        };
+        let sum = current.checked_add(by)?;
+        let ttl = self.pttl(key);
+        self.set(key, Bytes::from(sum.to_string()), ttl);
+        Some(sum)
+    }
+
+    /// `PEXPIREAT`: expires a live key at `at` (time since the Unix epoch on the system clock,
+    /// as Redis reads it); a time already past deletes it. `false` when the key does not exist.
+    pub(crate) fn expire_at(&mut self, key: &str, at: Duration) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        match at.checked_sub(now).filter(|ttl| !ttl.is_zero()) {
+            Some(ttl) => self.expire(key, ttl),
+            None => self.del(key),
+        }
+    }
+
+    /// The structure stored under `key`, if it holds one of type `T`, without creating it.
+    pub(crate) fn state_if<T: Any + Send>(&self, key: &str) -> Option<&T> {
+        match self.shard.map.get(key).filter(|e| e.live(self.now)) {
+            Some(Entry {
+                value: Value::State(state),
+                ..
+            }) => state.downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+
     /// The structure stored under `key`, created with `T::default()` (and no TTL) when the
     /// key is missing, expired, or holds something else.
     pub(crate) fn state<T: Any + Send + Default>(&mut self, key: &str) -> &mut T {

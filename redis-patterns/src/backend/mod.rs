@@ -32,7 +32,7 @@ use crate::lock::ops::Release;
 use self::tracking::{Invalidations, Tracker};
 
 pub(crate) use self::memory::{MemoryBackend, Txn};
-pub(crate) use self::op::{AtomicOp, millis, unexpected_reply};
+pub(crate) use self::op::{AtomicOp, CommandOp, millis, unexpected_reply};
 pub(crate) use self::redis::RedisBackend;
 
 /// A backend instance. Cheap to share: clients hold one each.
@@ -102,6 +102,20 @@ impl Backend {
             #[cfg(feature = "sentinel")]
             Backend::Sentinel(c) => c.run_op(op).await,
             Backend::Memory(m) => Ok(m.atomically(op.key(), |txn| op.in_memory(txn))),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Runs an atomic operation made of plain commands: the commands on Redis (one round
+    /// trip), its twin in memory.
+    pub(crate) async fn exec<O: CommandOp>(&self, op: &O) -> Result<O::Output> {
+        match self {
+            Backend::Redis(r) => r.exec(op).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.exec(op).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.exec(op).await,
+            Backend::Memory(m) => m.atomically(op.key(), |txn| op.in_memory(txn)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
     }

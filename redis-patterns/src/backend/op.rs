@@ -3,8 +3,13 @@
 //! value implementing [`AtomicOp`] in its own `ops.rs`; [`Backend::run`](super::Backend::run)
 //! is the one place that picks the implementation for the backend at hand, so a new backend
 //! implements `run` once and every pattern works on it.
+//!
+//! An operation that Redis does as well with plain commands (one command, or a `MULTI`/`EXEC`
+//! transaction of commands on keys of one hash tag) is a [`CommandOp`] instead: no script to
+//! run, so it costs the server what the hand-written commands cost
+//! ([`Backend::exec`](super::Backend::exec)).
 
-use redis::{FromRedisValue, Script, ScriptInvocation};
+use redis::{FromRedisValue, Pipeline, Script, ScriptInvocation};
 
 use super::Txn;
 use crate::error::{Error, Result};
@@ -37,6 +42,32 @@ pub(crate) trait AtomicOp {
         let path = full.split('<').next().unwrap_or(full);
         path.rsplit("::").next().unwrap_or(path)
     }
+}
+
+/// An atomic operation that Redis runs as plain commands: what [`AtomicOp`] is for scripts.
+pub(crate) trait CommandOp {
+    /// What the operation answers.
+    type Output;
+    /// The pipeline's reply as redis-rs decodes it (a tuple of the commands' replies; of the
+    /// `EXEC`'s for a transaction).
+    type Reply: FromRedisValue;
+
+    /// The commands: every key they touch carries the hash tag of [`key`](Self::key), so a
+    /// cluster routes them to one node; several writes go in a transaction (`.atomic()`).
+    fn commands(&self) -> Pipeline;
+
+    /// The answer from the commands' replies.
+    fn answer(&self, reply: Self::Reply) -> Result<Self::Output>;
+
+    /// A key the operation touches; see [`AtomicOp::key`].
+    fn key(&self) -> &str;
+
+    /// The in-memory twin: the commands' steps on the shard of [`key`](Self::key), atomically,
+    /// failing where Redis would (an increment past `i64`).
+    fn in_memory(&self, txn: &mut Txn<'_>) -> Result<Self::Output>;
+
+    /// The command in round-trip spans (`INCRBY`, `MULTI` for a transaction).
+    fn name(&self) -> &'static str;
 }
 
 /// The error for a script reply of an unexpected shape.

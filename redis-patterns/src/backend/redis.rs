@@ -193,6 +193,18 @@ impl<C: Connector> RedisBackend<C> {
         op.answer(reply)
     }
 
+    /// Runs an atomic operation's commands, pipelined (one round trip).
+    pub(crate) async fn exec<O: super::CommandOp>(&self, op: &O) -> Result<O::Output> {
+        let pipe = op.commands();
+        let pipe = &pipe;
+        let reply: O::Reply = self
+            .run(Operation::Command(op.name()), |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        op.answer(reply)
+    }
+
     /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) behind the breaker.
     pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,

@@ -38,6 +38,7 @@ pub fn conformance_checks() -> Vec<Check> {
     checks.extend(crate::cache::conformance::checks());
     checks.extend(crate::lock::conformance::checks());
     checks.extend(crate::rate_limit::conformance::checks());
+    checks.extend(crate::counter::conformance::checks());
     checks
 }
 
