@@ -81,6 +81,10 @@ fn every_operation_of_the_facade_has_checks() {
         "counter/read",
         "counter/unique_add",
         "counter/unique_count",
+        "leaderboard/submit",
+        "leaderboard/page",
+        "leaderboard/rank",
+        "leaderboard/remove",
     ];
     for operation in operations {
         assert!(

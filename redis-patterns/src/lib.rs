@@ -49,6 +49,8 @@
 //! * [`counter`]: [`Counter`](counter::Counter) (increments with their expiry in one step),
 //!   [`WindowedCounter`](counter::WindowedCounter) (per minute, hour, day; the counts of
 //!   [`counted`]) and [`UniqueCounter`](counter::UniqueCounter) (HyperLogLog per window).
+//! * [`leaderboard`]: [`Leaderboard`](leaderboard::Leaderboard), sorted sets with submit
+//!   policies, first-come tie-breaks, tie policies, and periodic and combined boards.
 //!
 //! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
 //! client stores (`test_util::Store`), and the conformance checks every backend passes.
@@ -72,6 +74,7 @@ mod envelope;
 mod error;
 mod flight;
 mod key;
+pub mod leaderboard;
 pub mod lock;
 pub mod rate_limit;
 #[cfg(feature = "test-util")]

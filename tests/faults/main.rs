@@ -10,6 +10,7 @@ mod common;
 
 mod cache;
 mod counter;
+mod leaderboard;
 mod lock;
 mod near;
 mod rate_limit;

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::ops::{Expiry, IncrBy};
 use super::stats::{Event, TemplateCounters};
-use super::window::Windows;
 use crate::client::Client;
 use crate::error::Error;
 use crate::util::observe;
+use crate::util::window::Windows;
 
 /// What a `#[counted]` function does when its call cannot be counted (Redis unreachable,
 /// slow or failing).

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use super::ops::{Expiry, IncrBy, Read, UniqueAdd, UniqueCount};
-use super::window;
 use crate::client::Client;
 use crate::test_util::Check;
 use crate::test_util::conformance::{CheckResult, check, ensure, ensure_eq, scratch_key};
+use crate::util::window;
 
 pub(crate) fn checks() -> Vec<Check> {
     vec![

@@ -26,7 +26,6 @@ mod hll;
 mod ops;
 pub(crate) mod stats;
 mod unique;
-mod window;
 mod windowed;
 
 use std::fmt;
@@ -41,8 +40,8 @@ use self::ops::{Expiry, IncrBy, Read};
 pub use self::stats::{CounterStats, stats_by_template};
 use self::stats::{Counters, Event};
 pub use self::unique::UniqueCounter;
-pub use self::window::MAX_KEEP;
 pub use self::windowed::{Window, WindowedCounter};
+pub use crate::util::window::MAX_KEEP;
 
 /// A counter per name that expires, incremented atomically with its expiry:
 /// `counter.incr("signups:2026-12")`. Cheap to clone; clones share their stats.

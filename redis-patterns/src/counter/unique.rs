@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::ops::{UniqueAdd, UniqueCount};
 use super::stats::Event;
-use super::window::Windows;
 use super::{CounterStats, Handle};
 use crate::client::Client;
 use crate::error::Result;
+use crate::util::window::Windows;
 
 /// Approximate counts of distinct elements per window of the clock, for each name:
 /// `visitors.add("visitors:home", user_id)`, then `visitors.count_over("visitors:home", 7)` for

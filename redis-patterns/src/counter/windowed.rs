@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use super::ops::{Expiry, IncrBy, Read};
 use super::stats::Event;
-use super::window::Windows;
 use super::{CounterStats, Handle};
 use crate::client::Client;
 use crate::error::Result;
+use crate::util::window::Windows;
 
 /// A count per window of the clock, for each name: `views.incr("views:home")` counts in the
 /// current window (say, today), `views.sum("views:home", 7)` adds up the last seven. Cheap to

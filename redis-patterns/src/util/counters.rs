@@ -244,6 +244,7 @@ mod tests {
         listed_in_index_order::<crate::lock::stats::Event>();
         listed_in_index_order::<crate::rate_limit::stats::Event>();
         listed_in_index_order::<crate::counter::stats::Event>();
+        listed_in_index_order::<crate::leaderboard::stats::Event>();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub(crate) mod counters;
 pub(crate) mod observe;
 mod sharded;
+pub(crate) mod window;
 
 pub(crate) use self::sharded::Sharded;
 

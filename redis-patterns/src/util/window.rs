@@ -1,8 +1,8 @@
-//! Windows of the clock for windowed and unique counters: which window a moment falls in,
-//! each window's key, and when it expires.
+//! Windows of the clock for windowed and unique counters and periodic leaderboards: which
+//! window a moment falls in, each window's key, and when it expires.
 //!
-//! Windows are aligned on the Unix epoch (a day window starts at 00:00 UTC) and read on the
-//! caller's clock: hosts a few milliseconds apart may count an event at a window's edge in
+//! Windows are aligned on the Unix epoch (a day window starts at 00:00 UTC), or on an offset
+//! from it (weeks start on Monday, the epoch being a Thursday), and read on the caller's clock: hosts a few milliseconds apart may count an event at a window's edge in
 //! neighbouring windows, which no total notices. A window's key is kept until `keep` windows
 //! have started after it began (`PEXPIREAT`, absolute, so every increment sets the same time).
 
@@ -22,6 +22,8 @@ const MAX_WIDTH_MS: u64 = 1 << 48;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Windows {
     width_ms: u64,
+    /// Where windows start, after the epoch (below `width_ms`).
+    offset_ms: u64,
     keep: u32,
 }
 
@@ -30,8 +32,15 @@ impl Windows {
     pub(crate) fn new(width: Duration, keep: u32) -> Self {
         Windows {
             width_ms: crate::util::whole_millis(width).clamp(MIN_WIDTH_MS, MAX_WIDTH_MS),
+            offset_ms: 0,
             keep: keep.clamp(1, MAX_KEEP),
         }
+    }
+
+    /// Windows that start `offset` after the epoch's alignment (modulo the width).
+    pub(crate) fn offset(mut self, offset: Duration) -> Self {
+        self.offset_ms = crate::util::whole_millis(offset) % self.width_ms;
+        self
     }
 
     pub(crate) fn width(&self) -> Duration {
@@ -44,7 +53,7 @@ impl Windows {
 
     /// The index of the window that `now` (since the Unix epoch) falls in.
     pub(crate) fn index(&self, now: Duration) -> u64 {
-        crate::util::whole_millis(now) / self.width_ms
+        crate::util::whole_millis(now).saturating_sub(self.offset_ms) / self.width_ms
     }
 
     /// The index of the current window on this host's clock.
@@ -57,13 +66,19 @@ impl Windows {
         Duration::from_millis(
             index
                 .saturating_add(u64::from(self.keep))
-                .saturating_mul(self.width_ms),
+                .saturating_mul(self.width_ms)
+                .saturating_add(self.offset_ms),
         )
     }
 
     /// When window `index` began.
     pub(crate) fn start(&self, index: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(index.saturating_mul(self.width_ms))
+        UNIX_EPOCH
+            + Duration::from_millis(
+                index
+                    .saturating_mul(self.width_ms)
+                    .saturating_add(self.offset_ms),
+            )
     }
 
     /// The key of window `index` of the counter `base` (`ns:{views:#home}`):
@@ -138,6 +153,21 @@ mod tests {
             w.last("b", "count", 10, 0).len(),
             1,
             "at least the current window"
+        );
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let week = Windows::new(Duration::from_secs(7 * 86_400), 4)
+            .offset(Duration::from_secs(4 * 86_400));
+        // 2026-11-30 is a Monday: 20,787 days after the epoch.
+        let monday = Duration::from_secs(20_787 * 86_400);
+        let index = week.index(monday);
+        assert_eq!(week.start(index), UNIX_EPOCH + monday);
+        assert_eq!(week.index(monday - Duration::from_millis(1)), index - 1);
+        assert_eq!(
+            week.expires_at(index),
+            monday + Duration::from_secs(4 * 7 * 86_400)
         );
     }
 
