@@ -20,14 +20,13 @@
 
 mod support;
 
-use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::aio::MultiplexedConnection;
 use redis_patterns::counter::{Counter, UniqueCounter, WindowedCounter};
 use redis_patterns::{Client, Config, counted};
-use support::{CONCURRENCY, Pair, concurrent, multi_thread_runtime, runtime, sequential, server};
+use support::{compare, server};
 use tokio::runtime::Runtime;
 
 const DAY_MS: u64 = 86_400_000;
@@ -91,52 +90,10 @@ async fn multi_incr_expire_at(conn: &mut MultiplexedConnection, key: &str, at: u
     std::hint::black_box(n);
 }
 
-/// Benchmarks one operation both ways: `baseline(sides, key index)` and `ours(…)`, one caller
-/// and 64 tasks.
-fn compare<B, BF, O, OF>(c: &mut Criterion, name: &str, baseline: B, ours: O)
-where
-    B: Fn(Sides, u64) -> BF + Clone + Send + Sync + 'static,
-    BF: Future<Output = ()> + Send,
-    O: Fn(Sides, u64) -> OF + Clone + Send + Sync + 'static,
-    OF: Future<Output = ()> + Send,
-{
-    let rt = runtime();
-    let one = sides(&rt);
-    Pair::new(
-        |rt: &Runtime, iters| sequential(rt, iters, || baseline(one.clone(), 0)),
-        |rt: &Runtime, iters| sequential(rt, iters, || ours(one.clone(), 0)),
-    )
-    .bench(
-        c,
-        &rt,
-        &format!("{name}_latency"),
-        ("hand_written", "redis_patterns"),
-        None,
-    );
-    let mt = multi_thread_runtime();
-    let many = sides(&mt);
-    Pair::new(
-        |rt: &Runtime, iters| {
-            let (baseline, many) = (baseline.clone(), many.clone());
-            concurrent(rt, iters, move |task| baseline(many.clone(), task))
-        },
-        |rt: &Runtime, iters| {
-            let (ours, many) = (ours.clone(), many.clone());
-            concurrent(rt, iters, move |task| ours(many.clone(), task))
-        },
-    )
-    .bench(
-        c,
-        &mt,
-        &format!("{name}_throughput_64"),
-        ("hand_written", "redis_patterns"),
-        Some(CONCURRENCY),
-    );
-}
-
 fn counter_incr(c: &mut Criterion) {
     compare(
         c,
+        sides,
         "counter_incr",
         |mut s: Sides, task| async move {
             let key = format!("base:{{signups:{task}}}:count");
@@ -167,6 +124,7 @@ fn counter_incr(c: &mut Criterion) {
 fn windowed_incr(c: &mut Criterion) {
     compare(
         c,
+        sides,
         "windowed_incr",
         |mut s: Sides, task| async move {
             let (day, at) = today();
@@ -182,6 +140,7 @@ fn windowed_incr(c: &mut Criterion) {
 fn windowed_sum(c: &mut Criterion) {
     compare(
         c,
+        sides,
         "windowed_sum_7",
         |mut s: Sides, task| async move {
             let (day, _) = today();
@@ -204,6 +163,7 @@ fn windowed_sum(c: &mut Criterion) {
 fn unique_add(c: &mut Criterion) {
     compare(
         c,
+        sides,
         "unique_add",
         |mut s: Sides, task| async move {
             let (day, at) = today();
@@ -232,6 +192,7 @@ fn unique_add(c: &mut Criterion) {
 fn unique_count(c: &mut Criterion) {
     compare(
         c,
+        sides,
         "unique_count_over_7",
         |mut s: Sides, task| async move {
             let (day, _) = today();
@@ -255,6 +216,7 @@ fn unique_count(c: &mut Criterion) {
 fn counted_call(c: &mut Criterion) {
     compare(
         c,
+        sides,
         "counted_call",
         |mut s: Sides, task| async move {
             let (day, at) = today();

@@ -252,3 +252,54 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 "#;
+
+/// Benchmarks one operation both ways, `baseline(state, key index)` and `ours(…)`: one caller
+/// on a current-thread runtime (`<name>_latency`), and 64 tasks on the default multi-threaded
+/// runtime, each on a key index of its own (`<name>_throughput_64`). `setup` makes the state
+/// (connections, clients) on the runtime that uses it.
+pub fn compare<S, B, BF, O, OF>(
+    c: &mut Criterion,
+    setup: impl Fn(&Runtime) -> S,
+    name: &str,
+    baseline: B,
+    ours: O,
+) where
+    S: Clone + Send + Sync + 'static,
+    B: Fn(S, u64) -> BF + Clone + Send + Sync + 'static,
+    BF: Future<Output = ()> + Send,
+    O: Fn(S, u64) -> OF + Clone + Send + Sync + 'static,
+    OF: Future<Output = ()> + Send,
+{
+    let rt = runtime();
+    let one = setup(&rt);
+    Pair::new(
+        |rt: &Runtime, iters| sequential(rt, iters, || baseline(one.clone(), 0)),
+        |rt: &Runtime, iters| sequential(rt, iters, || ours(one.clone(), 0)),
+    )
+    .bench(
+        c,
+        &rt,
+        &format!("{name}_latency"),
+        ("hand_written", "redis_patterns"),
+        None,
+    );
+    let mt = multi_thread_runtime();
+    let many = setup(&mt);
+    Pair::new(
+        |rt: &Runtime, iters| {
+            let (baseline, many) = (baseline.clone(), many.clone());
+            concurrent(rt, iters, move |task| baseline(many.clone(), task))
+        },
+        |rt: &Runtime, iters| {
+            let (ours, many) = (ours.clone(), many.clone());
+            concurrent(rt, iters, move |task| ours(many.clone(), task))
+        },
+    )
+    .bench(
+        c,
+        &mt,
+        &format!("{name}_throughput_64"),
+        ("hand_written", "redis_patterns"),
+        Some(CONCURRENCY),
+    );
+}
