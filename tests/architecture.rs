@@ -81,7 +81,7 @@ fn every_pattern_room_has_its_api_operations_expansion_target_and_counters() {
         }
     }
     // Rooms without an attribute: the API, its operations and its counters.
-    for room in ["leaderboard"] {
+    for room in ["leaderboard", "session"] {
         for file in ["mod.rs", "ops.rs", "stats.rs", "conformance.rs"] {
             let path = Path::new(SRC).join(room).join(file);
             assert!(path.is_file(), "{} is missing", path.display());

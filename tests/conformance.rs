@@ -85,6 +85,12 @@ fn every_operation_of_the_facade_has_checks() {
         "leaderboard/page",
         "leaderboard/rank",
         "leaderboard/remove",
+        "session/create",
+        "session/load",
+        "session/save",
+        "session/take",
+        "session/index_add",
+        "session/index_take",
     ];
     for operation in operations {
         assert!(

@@ -51,6 +51,8 @@
 //!   [`counted`]) and [`UniqueCounter`](counter::UniqueCounter) (HyperLogLog per window).
 //! * [`leaderboard`]: [`Leaderboard`](leaderboard::Leaderboard), sorted sets with submit
 //!   policies, first-come tie-breaks, tie policies, and periodic and combined boards.
+//! * [`session`]: [`Sessions`](session::Sessions), typed sessions with sliding and absolute
+//!   expiry, optimistic versions, rotation and "log out everywhere".
 //!
 //! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
 //! client stores (`test_util::Store`), and the conformance checks every backend passes.
@@ -77,6 +79,7 @@ mod key;
 pub mod leaderboard;
 pub mod lock;
 pub mod rate_limit;
+pub mod session;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod util;

@@ -15,6 +15,7 @@ mod lock;
 mod near;
 mod rate_limit;
 mod recovery;
+mod session;
 
 use std::time::Duration;
 

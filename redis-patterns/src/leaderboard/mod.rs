@@ -28,7 +28,7 @@ mod ops;
 pub(crate) mod stats;
 mod terms;
 mod view;
-mod zset;
+pub(crate) mod zset;
 
 use std::fmt;
 use std::sync::Arc;

@@ -40,6 +40,7 @@ pub fn conformance_checks() -> Vec<Check> {
     checks.extend(crate::rate_limit::conformance::checks());
     checks.extend(crate::counter::conformance::checks());
     checks.extend(crate::leaderboard::conformance::checks());
+    checks.extend(crate::session::conformance::checks());
     checks
 }
 

@@ -245,6 +245,7 @@ mod tests {
         listed_in_index_order::<crate::rate_limit::stats::Event>();
         listed_in_index_order::<crate::counter::stats::Event>();
         listed_in_index_order::<crate::leaderboard::stats::Event>();
+        listed_in_index_order::<crate::session::stats::Event>();
     }
 
     #[test]
