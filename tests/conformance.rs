@@ -91,6 +91,7 @@ fn every_operation_of_the_facade_has_checks() {
         "session/take",
         "session/index_add",
         "session/index_take",
+        "session/put_record",
     ];
     for operation in operations {
         assert!(

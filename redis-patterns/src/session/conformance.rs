@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::ops::{Create, IndexAdd, IndexTake, Load, Save, SaveOutcome, Take};
+use super::record::{Condition, PutRecord};
 use crate::client::Client;
 use crate::test_util::Check;
 use crate::test_util::conformance::{CheckResult, check, ensure, ensure_eq, scratch_key};
@@ -34,6 +35,10 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "session/index_take: takes one session, or all of them at once",
             index_take_one_or_all,
+        ),
+        check!(
+            "session/put_record: NX never overwrites, XX never creates, the absolute expiry is kept",
+            put_record_conditions,
         ),
     ]
 }
@@ -250,6 +255,75 @@ async fn index_take_one_or_all(client: &Client) -> CheckResult {
         client.backend().run(&take(None)).await?,
         Vec::<String>::new(),
         "an empty index"
+    );
+    Ok(())
+}
+
+async fn put_record_conditions(client: &Client) -> CheckResult {
+    let key = scratch_key(client);
+    let at = crate::util::window::now() + Duration::from_secs(100);
+    let put = |value: &'static [u8], condition, at| PutRecord {
+        key: &key,
+        value,
+        at,
+        condition,
+    };
+    ensure_eq!(
+        client
+            .backend()
+            .exec(&put(b"1", Condition::Existing, at))
+            .await?,
+        false,
+        "XX on a missing key"
+    );
+    ensure_eq!(
+        client.backend().get(&key).await?,
+        None,
+        "XX created the key"
+    );
+    ensure_eq!(
+        client
+            .backend()
+            .exec(&put(b"1", Condition::Missing, at))
+            .await?,
+        true,
+        "NX on a missing key"
+    );
+    ensure_eq!(
+        client
+            .backend()
+            .exec(&put(b"2", Condition::Missing, at))
+            .await?,
+        false,
+        "NX on an existing key"
+    );
+    ensure_eq!(
+        client
+            .backend()
+            .exec(&put(b"3", Condition::Existing, at))
+            .await?,
+        true,
+        "XX on an existing key"
+    );
+    ensure_eq!(
+        client.backend().get(&key).await?.as_deref(),
+        Some(&b"3"[..]),
+        "the value"
+    );
+    let ttl = client.backend().pttl(&key).await?;
+    ensure!(
+        ttl.is_some_and(|t| t > Duration::from_secs(95) && t <= Duration::from_secs(100)),
+        "the TTL {ttl:?} is not the absolute expiry"
+    );
+    let past = crate::util::window::now() - Duration::from_secs(1);
+    client
+        .backend()
+        .exec(&put(b"4", Condition::Existing, past))
+        .await?;
+    ensure_eq!(
+        client.backend().get(&key).await?,
+        None,
+        "a record whose expiry has passed"
     );
     Ok(())
 }

@@ -23,7 +23,11 @@
 pub(crate) mod conformance;
 mod id;
 mod ops;
+#[cfg(any(feature = "tower-sessions", feature = "test-util"))]
+mod record;
 pub(crate) mod stats;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 
 use std::fmt;
 use std::marker::PhantomData;
