@@ -280,7 +280,7 @@ pub fn compare<S, B, BF, O, OF>(
         c,
         &rt,
         &format!("{name}_latency"),
-        ("hand_written", "redis_patterns"),
+        ("baseline_hand_written", "redis_patterns"),
         None,
     );
     let mt = multi_thread_runtime();
@@ -299,7 +299,7 @@ pub fn compare<S, B, BF, O, OF>(
         c,
         &mt,
         &format!("{name}_throughput_64"),
-        ("hand_written", "redis_patterns"),
+        ("baseline_hand_written", "redis_patterns"),
         Some(CONCURRENCY),
     );
 }

@@ -48,10 +48,10 @@ local function distinct_better_than(s)
   end
 end
 
--- The members with score `s`, first come first (by time, then by member): O(k log k) for
--- k members with that score. A member without a time (written by other code) comes last.
-local function group(s)
-  local members = redis.call('ZRANGEBYSCORE', KEYS[1], s, s)
+-- `members` (of one score) first come first (by time, then by member): O(k log k). A
+-- member without a time (written by other code) comes last.
+local function by_time(members)
+  if #members < 2 then return members end
   local at = {}
   for from = 1, #members, 1000 do
     local batch = {}
@@ -66,6 +66,11 @@ local function group(s)
     return a < b
   end)
   return members
+end
+
+-- Every member with score `s`, first come first: O(log n + k log k) for k members.
+local function group(s)
+  return by_time(redis.call('ZRANGEBYSCORE', KEYS[1], s, s))
 end
 
 -- The rank of the first member of a group of score `s` whose first member stands at

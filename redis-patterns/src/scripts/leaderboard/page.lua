@@ -29,28 +29,39 @@ else
   raw = redis.call('ZRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
 end
 if #raw == 0 then return {} end
--- The distinct scores on the page, in order: each group is contiguous in both orders.
-local scores = {}
-for i = 2, #raw, 2 do
-  if scores[#scores] ~= raw[i] then scores[#scores + 1] = raw[i] end
+-- The page's members by score, in order: each score's group is contiguous in both orders,
+-- and every group but the first and the last lies wholly on the page.
+local groups = {}
+for i = 1, #raw, 2 do
+  local g = groups[#groups]
+  if not g or g.s ~= raw[i + 1] then
+    g = {s = raw[i + 1], m = {}}
+    groups[#groups + 1] = g
+  end
+  g.m[#g.m + 1] = raw[i]
+end
+local first = better_than(groups[1].s)
+-- The first group may start before the page, the last may run past it: read them whole.
+local whole = {}
+if first < start then
+  groups[1].m = redis.call('ZRANGEBYSCORE', KEYS[1], groups[1].s, groups[1].s)
+  whole[1] = true
+end
+if #raw == 2 * count and not whole[#groups] then
+  local s = groups[#groups].s
+  groups[#groups].m = redis.call('ZRANGEBYSCORE', KEYS[1], s, s)
 end
 local out = {}
-local first = better_than(scores[1])
 local group_start = first
-local dense = ARGV[2] == 'dense' and distinct_better_than(scores[1]) or 0
-for g, s in ipairs(scores) do
-  local members = group(s)
-  local rank
-  if ARGV[2] == 'dense' then
-    rank = dense + g
-  else
-    rank = group_start + 1
-  end
+local dense = ARGV[2] == 'dense' and distinct_better_than(groups[1].s) or 0
+for g, group in ipairs(groups) do
+  local members = by_time(group.m)
+  local rank = ARGV[2] == 'dense' and dense + g or group_start + 1
   for i, m in ipairs(members) do
     local position = group_start + i - 1
     if position >= start and position < start + count then
       out[#out + 1] = m
-      out[#out + 1] = s
+      out[#out + 1] = group.s
       out[#out + 1] = ARGV[2] == 'ordinal' and position + 1 or rank
     end
   end

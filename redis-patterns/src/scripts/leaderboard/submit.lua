@@ -10,17 +10,17 @@
 -- ARGV[5]  expiry: 0 for none, else milliseconds since the Unix epoch (PEXPIREAT, a period's
 --          end of retention) if ARGV[6] is 'at', or a TTL in milliseconds (PEXPIRE) if 'ttl'
 -- ARGV[6]  'at' or 'ttl'
--- Returns {changed (0 or 1), the member's score now (as Redis formats it)}.
+-- Returns {changed (0 or 1), the member's score now (as given, or as Redis formats it)}.
 local member, score = ARGV[1], tonumber(ARGV[2])
 local old = redis.call('ZSCORE', KEYS[1], member)
-local changed = 0
+local changed, now_score = 0, old
 if ARGV[3] == 'sum' then
-  redis.call('ZINCRBY', KEYS[1], ARGV[2], member)
+  now_score = redis.call('ZINCRBY', KEYS[1], ARGV[2], member)
   if old == false or score ~= 0 then changed = 1 end
 elseif ARGV[3] == 'latest' then
   if old == false or tonumber(old) ~= score then
     redis.call('ZADD', KEYS[1], ARGV[2], member)
-    changed = 1
+    changed, now_score = 1, ARGV[2]
   end
 else
   local better = old == false
@@ -28,7 +28,7 @@ else
     or (ARGV[4] == 'low' and score < tonumber(old))
   if better then
     redis.call('ZADD', KEYS[1], ARGV[2], member)
-    changed = 1
+    changed, now_score = 1, ARGV[2]
   end
 end
 if changed == 1 then
@@ -41,4 +41,4 @@ if expiry > 0 then
   redis.call(command, KEYS[1], expiry)
   redis.call(command, KEYS[2], expiry)
 end
-return {changed, redis.call('ZSCORE', KEYS[1], member)}
+return {changed, now_score}
