@@ -22,11 +22,25 @@ if ARGV[7] then
   count = math.min(count, position + above + 1 - start)
 end
 if count <= 0 then return {} end
+-- The page and its neighbours on either side: a neighbour with the score of the page's first
+-- (last) member means that score's group starts before (runs past) the page.
+local from = math.max(0, start - 1)
 local raw
 if high then
-  raw = redis.call('ZREVRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
+  raw = redis.call('ZREVRANGE', KEYS[1], from, start + count, 'WITHSCORES')
 else
-  raw = redis.call('ZRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
+  raw = redis.call('ZRANGE', KEYS[1], from, start + count, 'WITHSCORES')
+end
+local before, after
+if from < start then
+  before = raw[2]
+  table.remove(raw, 1)
+  table.remove(raw, 1)
+end
+if #raw > 2 * count then
+  after = raw[#raw]
+  raw[#raw] = nil
+  raw[#raw] = nil
 end
 if #raw == 0 then return {} end
 -- The page's members by score, in order: each score's group is contiguous in both orders,
@@ -40,14 +54,14 @@ for i = 1, #raw, 2 do
   end
   g.m[#g.m + 1] = raw[i]
 end
-local first = better_than(groups[1].s)
--- The first group may start before the page, the last may run past it: read them whole.
+local first = start
 local whole = {}
-if first < start then
+if before == groups[1].s then
+  first = better_than(groups[1].s)
   groups[1].m = redis.call('ZRANGEBYSCORE', KEYS[1], groups[1].s, groups[1].s)
   whole[1] = true
 end
-if #raw == 2 * count and not whole[#groups] then
+if after == groups[#groups].s and not whole[#groups] then
   local s = groups[#groups].s
   groups[#groups].m = redis.call('ZRANGEBYSCORE', KEYS[1], s, s)
 end
