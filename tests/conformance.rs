@@ -83,6 +83,7 @@ fn every_operation_of_the_facade_has_checks() {
         "counter/unique_count",
         "leaderboard/submit",
         "leaderboard/page",
+        "leaderboard/plain_page",
         "leaderboard/rank",
         "leaderboard/remove",
         "session/create",

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::ops::{Expiry, Keys, Page, Rank, Remove, ScoreOf, Shape, Size, Submit};
+use super::plain::PlainPage;
 use super::{Aggregate, Entry, Order, Policy, Ties};
 use crate::client::Client;
 use crate::test_util::Check;
@@ -23,6 +24,10 @@ pub(crate) fn checks() -> Vec<Check> {
         check!(
             "leaderboard/page: around a member, and a combined board built from its sources with a TTL",
             page_around_and_combined,
+        ),
+        check!(
+            "leaderboard/plain_page: a page no tie decides, as the script reads it; none across a tie",
+            plain_page,
         ),
         check!(
             "leaderboard/rank: 1-based by each tie policy, lower-first boards, absent members",
@@ -317,6 +322,76 @@ async fn rank_ties(client: &Client) -> CheckResult {
         rank(Ties::Ordinal, Order::HighFirst, "nobody").await?,
         None,
         "an absent member"
+    );
+    Ok(())
+}
+
+async fn plain_page(client: &Client) -> CheckResult {
+    let keys = keys(client);
+    for (member, score) in [("e", 1.0), ("a", 5.0), ("c", 3.0), ("b", 4.0), ("d", 2.0)] {
+        submit(
+            client,
+            &keys,
+            member,
+            score,
+            Policy::Latest,
+            Order::HighFirst,
+        )
+        .await?;
+    }
+    let plain = |order, ties, start, count| {
+        let op = PlainPage {
+            board: &keys.board,
+            order,
+            ties,
+            start,
+            count,
+        };
+        async move {
+            let entries = client.backend().exec(&op).await?;
+            Ok::<_, Failure>(entries.map(|e| {
+                e.into_iter()
+                    .map(|e| (e.member, e.rank))
+                    .collect::<Vec<_>>()
+            }))
+        }
+    };
+    for (order, ties, start, count) in [
+        (Order::HighFirst, Ties::Ordinal, 0, 3),
+        (Order::HighFirst, Ties::Competition, 2, 2),
+        (Order::HighFirst, Ties::Dense, 0, 10),
+        (Order::LowFirst, Ties::Ordinal, 1, 3),
+        (Order::HighFirst, Ties::Ordinal, 4, 3),
+        (Order::HighFirst, Ties::Ordinal, 9, 3),
+    ] {
+        ensure_eq!(
+            plain(order, ties, start, count).await?,
+            Some(page(client, &keys, shape(order, ties), start, count).await?),
+            "a page of distinct scores"
+        );
+    }
+    // "b" ties with "a" at the top, and "d" with "c" in the middle.
+    submit(client, &keys, "b", 5.0, Policy::Latest, Order::HighFirst).await?;
+    submit(client, &keys, "d", 3.0, Policy::Latest, Order::HighFirst).await?;
+    ensure_eq!(
+        plain(Order::HighFirst, Ties::Ordinal, 0, 3).await?,
+        None,
+        "a tie on the page"
+    );
+    ensure_eq!(
+        plain(Order::HighFirst, Ties::Ordinal, 1, 1).await?,
+        None,
+        "a tie across the page's first edge"
+    );
+    ensure_eq!(
+        plain(Order::HighFirst, Ties::Ordinal, 0, 1).await?,
+        None,
+        "a tie across the page's last edge"
+    );
+    ensure_eq!(
+        plain(Order::LowFirst, Ties::Ordinal, 0, 1).await?,
+        Some(pairs(&[("e", 1)])),
+        "ties elsewhere on the board"
     );
     Ok(())
 }

@@ -10,8 +10,13 @@
 //! started after it; all periods of a board share its hash tag, so a combined board is one
 //! `ZUNIONSTORE` on a cluster too.
 //!
-//! Every operation is one round trip: a submit is one script (read, compare, write, expiry);
-//! a read is one script that orders equal scores by time and ranks by the tie policy.
+//! A submit is one script (read, compare, write, expiry), one round trip. A page (`top`,
+//! `page`) is first read as the hand-written code reads it, one plain `ZREVRANGE` of the page
+//! and its neighbour on either side: when no two of them share a score, that read is the
+//! answer, places are ranks, and the server does what it does for the hand-written read. A
+//! tie on the page or across its edges (or dense ranks past the first page) needs the times:
+//! the page is then read again by a script that orders equal scores by time and ranks by the
+//! tie policy (a second round trip). `around` and `rank` are one script each.
 //!
 //! | operation | cost on Redis |
 //! |---|---|
@@ -25,6 +30,7 @@
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
 mod ops;
+mod plain;
 pub(crate) mod stats;
 mod terms;
 mod view;
@@ -40,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::util::window::Windows;
 
 use self::ops::{Expiry, Keys, Page, Rank, Remove, ScoreOf, Shape, Size, Submit};
+use self::plain::PlainPage;
 pub use self::stats::LeaderboardStats;
 use self::stats::{Counters, Event};
 use self::terms::Aggregate;
@@ -298,13 +305,40 @@ impl Leaderboard {
 
     /// `n` members (at most [`MAX_PAGE`]) from 0-based position `offset` of the board's
     /// order: `page(20, 10)` is ranks 21 to 30 of an ordinal board.
+    ///
+    /// A page that no tie decides (no two equal scores among its members and its neighbour
+    /// on either side) is one plain `ZREVRANGE`, as the hand-written read; otherwise the
+    /// page is read again by a script that orders equal scores first come first.
     pub async fn page(&self, offset: usize, n: usize) -> Result<Vec<Entry>> {
         let keys = self.keys();
+        let shape = self.shape();
+        let (start, count) = (offset as u64, n.min(MAX_PAGE) as u64);
+        if keys.sources.is_empty() && PlainPage::applies(shape.ties, start) {
+            let plain = PlainPage {
+                board: &keys.board,
+                order: shape.order,
+                ties: shape.ties,
+                start,
+                count,
+            };
+            let read = self.resolved_client().backend().exec(&plain).await;
+            match read {
+                Ok(Some(entries)) => {
+                    self.counters.count(Event::Read);
+                    return Ok(entries);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.counters.count(Event::BackendError);
+                    return Err(e);
+                }
+            }
+        }
         let op = Page {
             keys: &keys,
-            shape: self.shape(),
-            start: offset as u64,
-            count: n.min(MAX_PAGE) as u64,
+            shape,
+            start,
+            count,
             around: None,
         };
         self.run(&op, Event::Read).await

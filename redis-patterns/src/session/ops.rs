@@ -247,7 +247,7 @@ impl AtomicOp for Save<'_> {
         }
         let stored = txn.state::<Stored>(self.key);
         stored.data = self.data.to_vec();
-        stored.version += 1;
+        stored.version = stored.version.saturating_add(1);
         let version = stored.version;
         txn.expire(self.key, ttl);
         SaveOutcome::Written(version)

@@ -14,7 +14,7 @@ if ttl <= 0 then
   return {0}
 end
 if s[1] ~= ARGV[2] then return {-1, tonumber(s[1])} end
-redis.call('HSET', KEYS[1], 'd', ARGV[1])
-local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
+local version = tonumber(s[1]) + 1
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', version)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {1, version}
