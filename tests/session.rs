@@ -273,3 +273,25 @@ async fn session_keys_expire_and_never_contain_the_id() {
     assert!(keys.iter().all(|k| !k.contains(id.expose())), "{keys:?}");
     assert_eq!(server.keys_without_ttl(ns), Vec::<String>::new());
 }
+
+/// A login pipelines the session and its index entry (one round trip on one server): with the
+/// server's scripts forgotten (a restart, a failover), both are loaded and run in order, and
+/// the session is listed for "log out everywhere".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_after_the_scripts_were_flushed_is_created_and_indexed() {
+    let client = common::client(Kind::Redis, "session-noscript");
+    let store = sessions(&client);
+    for _ in 0..3 {
+        common::server().script_flush();
+        let id = store.create("alice", &Cart::default()).await.unwrap();
+        assert!(store.load(&id).await.unwrap().is_some());
+    }
+    let ns = client.namespace().unwrap();
+    assert_eq!(
+        common::server().keys(ns).len(),
+        4,
+        "three sessions and the index"
+    );
+    assert_eq!(store.delete_all_for("alice").await.unwrap(), 3);
+    assert_eq!(common::server().keys(ns), Vec::<String>::new());
+}

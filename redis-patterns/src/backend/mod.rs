@@ -32,7 +32,7 @@ use crate::lock::ops::Release;
 use self::tracking::{Invalidations, Tracker};
 
 pub(crate) use self::memory::{MemoryBackend, Txn};
-pub(crate) use self::op::{AtomicOp, CommandOp, millis, unexpected_reply};
+pub(crate) use self::op::{AtomicOp, CommandOp, EvalSha, ScriptArgs, millis, unexpected_reply};
 pub(crate) use self::redis::RedisBackend;
 
 /// A backend instance. Cheap to share: clients hold one each.
@@ -103,6 +103,24 @@ impl Backend {
             Backend::Sentinel(c) => c.run_op(op).await,
             Backend::Memory(m) => Ok(m.atomically(op.key(), |txn| op.in_memory(txn))),
             Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Runs `first`, then `second`, each atomically (not the two as one): on one server (or a
+    /// Sentinel group's primary) in one round trip, both scripts pipelined on the connection,
+    /// which the server runs in order; on a cluster, whose keys of two slots may live on two
+    /// nodes, and in memory, one after the other. The second runs whatever the first answers.
+    /// `Err` when the round trip failed, and neither answer is known.
+    pub(crate) async fn run_in_order<A: AtomicOp, B: AtomicOp>(
+        &self,
+        first: &A,
+        second: &B,
+    ) -> Result<(Result<A::Output>, Result<B::Output>)> {
+        match self {
+            Backend::Redis(r) => r.run_in_order(first, second).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.run_in_order(first, second).await,
+            _ => Ok((self.run(first).await, self.run(second).await)),
         }
     }
 

@@ -9,7 +9,7 @@
 //! run, so it costs the server what the hand-written commands cost
 //! ([`Backend::exec`](super::Backend::exec)).
 
-use redis::{FromRedisValue, Pipeline, Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, Pipeline, Script, ScriptInvocation, ToRedisArgs};
 
 use super::Txn;
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ pub(crate) trait AtomicOp {
     fn script(&self) -> &'static Script;
 
     /// Adds the operation's `KEYS` and `ARGV` to a call of its script.
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>);
+    fn arguments(&self, invocation: &mut impl ScriptArgs);
 
     /// The answer from the script's reply.
     fn answer(&self, reply: Self::Reply) -> Result<Self::Output>;
@@ -41,6 +41,58 @@ pub(crate) trait AtomicOp {
         let full = std::any::type_name::<Self>();
         let path = full.split('<').next().unwrap_or(full);
         path.rsplit("::").next().unwrap_or(path)
+    }
+}
+
+/// Where an operation writes its `KEYS` and `ARGV`: a [`ScriptInvocation`] (one `EVALSHA`,
+/// loading the script on `NOSCRIPT`), or an [`EvalSha`] command for a pipeline. Keys come
+/// first, then arguments.
+pub(crate) trait ScriptArgs {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self;
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self;
+}
+
+impl ScriptArgs for ScriptInvocation<'_> {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        ScriptInvocation::key(self, key)
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        ScriptInvocation::arg(self, arg)
+    }
+}
+
+/// A script's `EVALSHA` as a command of a pipeline (a [`ScriptInvocation`] only runs alone).
+/// The caller handles `NOSCRIPT`.
+#[derive(Default)]
+pub(crate) struct EvalSha {
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl EvalSha {
+    /// The `EVALSHA` of `op`.
+    pub(crate) fn of<O: AtomicOp>(op: &O) -> Cmd {
+        let mut call = EvalSha::default();
+        op.arguments(&mut call);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(op.script().get_hash())
+            .arg(call.keys.len())
+            .arg(call.keys)
+            .arg(call.args);
+        cmd
+    }
+}
+
+impl ScriptArgs for EvalSha {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
     }
 }
 

@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{Script, Value};
 
-use crate::backend::{AtomicOp, Txn, millis, unexpected_reply};
+use crate::backend::{AtomicOp, ScriptArgs, Txn, millis, unexpected_reply};
 use crate::envelope;
 use crate::error::Result;
 
@@ -50,7 +50,7 @@ impl AtomicOp for GetOrLock<'_> {
         &GET_OR_LOCK
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.key)
             .key(self.lock_key)
@@ -122,7 +122,7 @@ impl AtomicOp for SetAndUnlock<'_> {
         &SET_AND_UNLOCK
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.key)
             .key(self.lock_key)

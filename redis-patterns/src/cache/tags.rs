@@ -22,12 +22,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 
 use std::sync::atomic::Ordering;
 
 use super::call::Call;
-use crate::backend::{AtomicOp, Txn, millis};
+use crate::backend::{AtomicOp, ScriptArgs, Txn, millis};
 use crate::client::Client;
 use crate::envelope;
 use crate::error::Result;
@@ -177,7 +177,7 @@ impl AtomicOp for TagVersion<'_> {
         &TAG_VERSION
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.key)
             .arg(&self.candidate)
@@ -220,7 +220,7 @@ impl AtomicOp for InvalidateTag<'_> {
         &TAG_INVALIDATE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation.key(self.key).arg(&self.version);
     }
 

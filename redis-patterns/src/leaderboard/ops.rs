@@ -8,12 +8,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Pipeline, Script, ScriptInvocation};
+use redis::{Pipeline, Script};
 
 use super::view::{View, combine};
 use super::zset::ZSet;
 use super::{Aggregate, Entry, Order, Policy, Ties};
-use crate::backend::{AtomicOp, CommandOp, Txn, millis};
+use crate::backend::{AtomicOp, CommandOp, ScriptArgs, Txn, millis};
 use crate::error::Result;
 
 macro_rules! read_script {
@@ -58,7 +58,7 @@ impl Shape {
         self.order == Order::HighFirst
     }
 
-    fn arguments(&self, keys: &Keys, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, keys: &Keys, invocation: &mut impl ScriptArgs) {
         invocation.key(&keys.board).key(&keys.times);
         for (board, times) in &keys.sources {
             invocation.key(board).key(times);
@@ -98,7 +98,7 @@ impl AtomicOp for Submit<'_> {
         &SUBMIT
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         let (expiry, kind) = match self.expiry {
             Expiry::Never => (0, "ttl"),
             Expiry::At(at) => (crate::util::whole_millis(at).max(1), "at"),
@@ -190,7 +190,7 @@ impl AtomicOp for Rank<'_> {
         &RANK
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         self.shape.arguments(self.keys, invocation);
         invocation.arg(self.member);
     }
@@ -241,7 +241,7 @@ impl AtomicOp for Page<'_> {
         &PAGE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         self.shape.arguments(self.keys, invocation);
         invocation.arg(self.start).arg(self.count);
         if let Some(member) = self.around {
@@ -344,7 +344,7 @@ impl AtomicOp for Remove<'_> {
         &REMOVE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(&self.keys.board)
             .key(&self.keys.times)

@@ -10,9 +10,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Script, ScriptInvocation, Value};
+use redis::{Script, Value};
 
-use crate::backend::{AtomicOp, Txn, millis, unexpected_reply};
+use crate::backend::{AtomicOp, ScriptArgs, Txn, millis, unexpected_reply};
 use crate::error::Result;
 
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
@@ -102,7 +102,7 @@ impl AtomicOp for Acquire<'_> {
         &ACQUIRE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation.key(self.mutex).key(self.waiters);
         if let Some(fence) = self.fence {
             invocation.key(fence);
@@ -183,7 +183,7 @@ impl AtomicOp for Fence<'_> {
         &FENCE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.mutex)
             .key(self.fence)
@@ -231,7 +231,7 @@ impl AtomicOp for Extend<'_> {
         &EXTEND
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.mutex)
             .arg(self.token)
@@ -270,7 +270,7 @@ impl AtomicOp for Release<'_> {
         &RELEASE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation.key(self.mutex);
         if let Some(waiters) = self.waiters {
             invocation.key(waiters);

@@ -6,10 +6,10 @@
 
 use std::sync::LazyLock;
 
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 
 use super::algorithm::{Algorithm, MAX_UNITS, Outcome, Policy, fixed_window_raw, outcome};
-use crate::backend::{AtomicOp, Backend, Txn, unexpected_reply};
+use crate::backend::{AtomicOp, Backend, ScriptArgs, Txn, unexpected_reply};
 use crate::error::Result;
 
 pub(super) mod memory;
@@ -38,7 +38,7 @@ fn script(algorithm: Algorithm) -> &'static Script {
 /// A call of `policy`'s script: `KEYS = [key]`, `ARGV = [op, limit or burst, window or
 /// interval, cost]`, and for a refund the stamp its take returned.
 fn arguments(
-    invocation: &mut ScriptInvocation<'_>,
+    invocation: &mut impl ScriptArgs,
     policy: &Policy,
     key: &str,
     op: &str,
@@ -96,7 +96,7 @@ impl AtomicOp for Take<'_> {
         script(self.policy.algorithm)
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         arguments(invocation, self.policy, self.key, "take", self.cost, None);
     }
 
@@ -147,7 +147,7 @@ impl AtomicOp for Refund<'_> {
         script(self.policy.algorithm)
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         arguments(
             invocation,
             self.policy,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::ops::{Create, IndexAdd, IndexTake, Load, Save, SaveOutcome, Take};
+use super::ops::{Create, IndexAdd, IndexEnd, IndexTake, Load, Save, SaveOutcome, Take};
 use super::record::{Condition, PutRecord};
 use crate::client::Client;
 use crate::test_util::Check;
@@ -192,17 +192,22 @@ async fn index_add_prunes(client: &Client) -> CheckResult {
     let add = |digest: &'static str, ends: u64| IndexAdd {
         index: &index,
         digest,
-        ends,
+        ends: IndexEnd::At(ends),
     };
     ensure_eq!(
         client.backend().run(&add("a", now + 200)).await?,
-        1,
+        (true, 1),
         "one session"
     );
     ensure_eq!(
         client.backend().run(&add("b", now + 60_000)).await?,
-        2,
+        (true, 2),
         "two sessions"
+    );
+    ensure_eq!(
+        client.backend().run(&add("b", now + 60_000)).await?,
+        (false, 2),
+        "b again"
     );
     let ttl = client.backend().pttl(&index).await?;
     ensure!(
@@ -212,8 +217,23 @@ async fn index_add_prunes(client: &Client) -> CheckResult {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ensure_eq!(
         client.backend().run(&add("c", now + 30_000)).await?,
-        2,
+        (true, 2),
         "a ended, c added"
+    );
+    let lifetime = IndexAdd {
+        index: &index,
+        digest: "d",
+        ends: IndexEnd::In(Duration::from_secs(90)),
+    };
+    ensure_eq!(
+        client.backend().run(&lifetime).await?,
+        (true, 3),
+        "d for 90 s from now"
+    );
+    let ttl = client.backend().pttl(&index).await?;
+    ensure!(
+        ttl.is_some_and(|t| t > Duration::from_secs(85) && t <= Duration::from_secs(90)),
+        "the index's TTL {ttl:?} is not d's lifetime"
     );
     Ok(())
 }
@@ -231,7 +251,7 @@ async fn index_take_one_or_all(client: &Client) -> CheckResult {
             .run(&IndexAdd {
                 index: &index,
                 digest,
-                ends,
+                ends: IndexEnd::At(ends),
             })
             .await?;
     }

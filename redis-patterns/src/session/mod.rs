@@ -43,12 +43,17 @@ use crate::error::Error;
 use crate::key::KeyBuilder;
 
 pub use self::id::SessionId;
-use self::ops::{Create, IndexAdd, IndexTake, Load, Loaded, Save, SaveOutcome, Take};
+use self::ops::{Create, IndexAdd, IndexEnd, IndexTake, Load, Loaded, Save, SaveOutcome, Take};
 pub use self::stats::SessionStats;
 use self::stats::{Counters, Event};
 
 /// The default limit of a session's serialized data: 64 KiB.
 pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
+
+/// How long past a new session's absolute end its user's index keeps listing it: the index may
+/// live on another node of a cluster, whose clock may run behind. An entry of an ended
+/// session only costs the index's own expiry that long.
+const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
 /// What a session operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -400,11 +405,13 @@ impl<T: Serialize + DeserializeOwned> Sessions<T> {
     ) -> Result<SessionId, SessionError> {
         // A new id colliding with a live one (256 random bits) does not happen; a few tries
         // make sure it cannot stop a login.
+        let backend = self.resolved_client().backend();
+        let index = self.index(user);
         for _ in 0..3 {
             let id = SessionId::generate()?;
             let digest = id.digest();
             let key = self.key_of(&digest);
-            let op = Create {
+            let create = Create {
                 key: &key,
                 data,
                 user,
@@ -412,28 +419,50 @@ impl<T: Serialize + DeserializeOwned> Sessions<T> {
                 absolute: self.settings.absolute,
                 kept: kept.map(|k| (k.created, k.ends)),
             };
-            let Some((_, ends)) = self.run(&op).await? else {
-                if kept.is_some() {
-                    // The rotated session's absolute end has passed.
-                    return Err(SessionError::Gone);
-                }
-                continue;
+            // Listed until its absolute end: that of the session a rotation replaces, or the
+            // lifetime from the index's clock, which reads it after the session's (on one
+            // server), with a minute's slack for the clocks of a cluster's nodes.
+            let add = IndexAdd {
+                index: &index,
+                digest: &digest,
+                ends: match kept {
+                    Some(k) => IndexEnd::At(k.ends),
+                    None => IndexEnd::In(self.settings.absolute.saturating_add(CLOCK_SLACK)),
+                },
             };
-            let index = self.index(user);
-            let indexed = self
-                .run(&IndexAdd {
-                    index: &index,
-                    digest: &digest,
-                    ends,
-                })
-                .await;
-            if let Err(error) = indexed {
-                // Unlisted, it would escape "log out everywhere": end it.
-                let _ = self.resolved_client().backend().del(&key).await;
-                return Err(error.into());
+            // The session, then its index entry: one round trip on one server.
+            let (created, indexed) = backend
+                .run_in_order(&create, &add)
+                .await
+                .inspect_err(|_| self.counters.count(Event::BackendError))?;
+            if let Ok(Some(_)) = created {
+                if let Err(error) = indexed {
+                    // Unlisted, it would escape "log out everywhere": end it.
+                    self.counters.count(Event::BackendError);
+                    let _ = backend.del(&key).await;
+                    return Err(error.into());
+                }
+                self.counters.count(Event::Created);
+                return Ok(id);
             }
-            self.counters.count(Event::Created);
-            return Ok(id);
+            // Not created: an entry this call added lists no session of the user.
+            if let Ok((true, _)) = indexed {
+                let _ = backend
+                    .run(&IndexTake {
+                        index: &index,
+                        one: Some(&digest),
+                    })
+                    .await;
+            }
+            match created {
+                Err(error) => {
+                    self.counters.count(Event::BackendError);
+                    return Err(error.into());
+                }
+                // The rotated session's absolute end has passed.
+                Ok(_) if kept.is_some() => return Err(SessionError::Gone),
+                Ok(_) => continue,
+            }
         }
         Err(SessionError::Backend(Error::Config(
             "three new session ids in a row were taken: the random source is broken".into(),

@@ -9,9 +9,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 
-use crate::backend::{AtomicOp, Txn, millis, unexpected_reply};
+use crate::backend::{AtomicOp, ScriptArgs, Txn, millis, unexpected_reply};
 use crate::error::Result;
 use crate::leaderboard::zset::ZSet;
 
@@ -80,7 +80,7 @@ impl AtomicOp for Create<'_> {
         &CREATE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.key)
             .arg(self.data)
@@ -141,7 +141,7 @@ impl AtomicOp for Load<'_> {
         &LOAD
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.key)
             .arg(millis(self.idle))
@@ -211,7 +211,7 @@ impl AtomicOp for Save<'_> {
         &SAVE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation
             .key(self.key)
             .arg(self.data)
@@ -267,7 +267,7 @@ impl AtomicOp for Take<'_> {
         &TAKE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation.key(self.key);
     }
 
@@ -299,49 +299,68 @@ impl AtomicOp for Take<'_> {
     }
 }
 
-/// Adds a session (its key's hash) to its user's index, pruning ended ones.
+/// Adds a session (its key's hash) to its user's index, pruning ended ones: whether the hash
+/// was not indexed yet, and how many sessions the index lists.
 pub(crate) struct IndexAdd<'a> {
     pub(crate) index: &'a str,
     pub(crate) digest: &'a str,
-    pub(crate) ends: u64,
+    pub(crate) ends: IndexEnd,
+}
+
+/// When a session leaves its user's index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IndexEnd {
+    /// At its absolute end, in ms since the Unix epoch.
+    At(u64),
+    /// This long after the index's clock reads now.
+    In(Duration),
 }
 
 impl AtomicOp for IndexAdd<'_> {
-    type Output = u64;
-    type Reply = u64;
+    type Output = (bool, u64);
+    type Reply = (u8, u64);
 
     fn script(&self) -> &'static Script {
         &INDEX_ADD
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation.key(self.index).arg(self.digest).arg(self.ends);
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
+        invocation.key(self.index).arg(self.digest);
+        match self.ends {
+            IndexEnd::At(ends) => invocation.arg(ends),
+            IndexEnd::In(lifetime) => invocation.arg(millis(lifetime)).arg("in"),
+        };
     }
 
-    fn answer(&self, indexed: u64) -> Result<u64> {
-        Ok(indexed)
+    fn answer(&self, (added, indexed): (u8, u64)) -> Result<(bool, u64)> {
+        Ok((added == 1, indexed))
     }
 
     fn key(&self) -> &str {
         self.index
     }
 
-    fn in_memory(&self, txn: &mut Txn<'_>) -> u64 {
-        let now = now_ms() as f64;
+    fn in_memory(&self, txn: &mut Txn<'_>) -> (bool, u64) {
+        let now = now_ms();
+        let ends = match self.ends {
+            IndexEnd::At(ends) => ends,
+            IndexEnd::In(lifetime) => now.saturating_add(millis(lifetime)),
+        };
         let index = txn.state::<ZSet>(self.index);
         let ended: Vec<String> = index
             .ascending()
-            .take_while(|(_, ends)| *ends <= now)
+            .take_while(|(_, ends)| *ends <= now as f64)
             .map(|(member, _)| member.to_owned())
             .collect();
         for member in ended {
             index.remove(&member);
         }
-        index.insert(self.digest, self.ends as f64);
+        let added = index.score(self.digest).is_none();
+        index.insert(self.digest, ends as f64);
         let last = index.ascending().next_back().map_or(0.0, |(_, ends)| ends);
         let count = index.len() as u64;
         txn.expire_at(self.index, Duration::from_millis(last as u64));
-        count
+        (added, count)
     }
 }
 
@@ -359,7 +378,7 @@ impl AtomicOp for IndexTake<'_> {
         &INDEX_TAKE
     }
 
-    fn arguments(&self, invocation: &mut ScriptInvocation<'_>) {
+    fn arguments(&self, invocation: &mut impl ScriptArgs) {
         invocation.key(self.index);
         if let Some(digest) = self.one {
             invocation.arg(digest);
