@@ -256,7 +256,9 @@ impl<T: Serialize + DeserializeOwned> Sessions<T> {
 
     /// Starts a session for `user` holding `data`: a new id of 256 random bits. The session is
     /// listed in the user's index before the id is returned; if that fails, the session is
-    /// deleted and the error returned, so no session escapes "log out everywhere".
+    /// deleted and the error returned, so no session escapes "log out everywhere". One round
+    /// trip on one server or behind Sentinel (the two writes pipelined, the session's first);
+    /// two on a cluster, where the index lives in the user's slot.
     pub async fn create(&self, user: &str, data: &T) -> Result<SessionId, SessionError> {
         let data = self.encode(data)?;
         self.start(user, &data, None).await
