@@ -77,6 +77,23 @@ async fn submit(
     Ok(client.backend().run(&op).await?)
 }
 
+/// A board of `members` with their scores, submitted in that order.
+async fn board(client: &Client, members: &[(&str, f64)]) -> Result<Keys, Failure> {
+    let keys = keys(client);
+    for (member, score) in members {
+        submit(
+            client,
+            &keys,
+            member,
+            *score,
+            Policy::Latest,
+            Order::HighFirst,
+        )
+        .await?;
+    }
+    Ok(keys)
+}
+
 /// (member, rank) of a page.
 async fn page(
     client: &Client,
@@ -270,18 +287,7 @@ async fn page_around_and_combined(client: &Client) -> CheckResult {
 }
 
 async fn rank_ties(client: &Client) -> CheckResult {
-    let keys = keys(client);
-    for (member, score) in [("x", 2.0), ("y", 2.0), ("z", 1.0), ("w", 3.0)] {
-        submit(
-            client,
-            &keys,
-            member,
-            score,
-            Policy::Latest,
-            Order::HighFirst,
-        )
-        .await?;
-    }
+    let keys = board(client, &[("x", 2.0), ("y", 2.0), ("z", 1.0), ("w", 3.0)]).await?;
     let rank = |ties, order, member| {
         let keys = &keys;
         async move {
@@ -327,18 +333,11 @@ async fn rank_ties(client: &Client) -> CheckResult {
 }
 
 async fn plain_page(client: &Client) -> CheckResult {
-    let keys = keys(client);
-    for (member, score) in [("e", 1.0), ("a", 5.0), ("c", 3.0), ("b", 4.0), ("d", 2.0)] {
-        submit(
-            client,
-            &keys,
-            member,
-            score,
-            Policy::Latest,
-            Order::HighFirst,
-        )
-        .await?;
-    }
+    let keys = board(
+        client,
+        &[("e", 1.0), ("a", 5.0), ("c", 3.0), ("b", 4.0), ("d", 2.0)],
+    )
+    .await?;
     let plain = |order, ties, start, count| {
         let op = PlainPage {
             board: &keys.board,
