@@ -12,6 +12,9 @@ local created = tonumber(ARGV[5]) or now
 local ends = tonumber(ARGV[6]) or now + tonumber(ARGV[4])
 local ttl = math.min(tonumber(ARGV[3]), ends - now)
 if ttl <= 0 then return {0} end
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', 1, 'u', ARGV[2], 'c', created, 'e', ends)
-redis.call('PEXPIRE', KEYS[1], ttl)
+-- Numbers go to Redis as integers written by string.format: a Lua number is a double, which
+-- Redis would format with '%.17g', the slowest part of a short script.
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', '1', 'u', ARGV[2],
+  'c', string.format('%d', created), 'e', string.format('%d', ends))
+redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
 return {1, created, ends}

@@ -6,9 +6,9 @@
 -- Returns {1 when the hash was not indexed yet (else 0), the number of sessions indexed}.
 local now = redis.call('TIME')
 now = now[1] * 1000 + math.floor(now[2] / 1000)
-local ends = tonumber(ARGV[2])
-if ARGV[3] == 'in' then ends = now + ends end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local ends = ARGV[2]
+if ARGV[3] == 'in' then ends = string.format('%d', now + tonumber(ends)) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
 local added = redis.call('ZADD', KEYS[1], ends, ARGV[1])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])

@@ -15,6 +15,6 @@ if ttl <= 0 then
 end
 if s[1] ~= ARGV[2] then return {-1, tonumber(s[1])} end
 local version = tonumber(s[1]) + 1
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', version)
-redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', string.format('%d', version))
+redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
 return {1, version}

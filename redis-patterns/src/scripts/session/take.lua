@@ -4,4 +4,4 @@
 local s = redis.call('HMGET', KEYS[1], 'd', 'u', 'c', 'e')
 if not s[2] then return false end
 redis.call('DEL', KEYS[1])
-return {s[1], s[2], tonumber(s[3]), tonumber(s[4])}
+return s
