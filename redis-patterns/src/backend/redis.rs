@@ -18,7 +18,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo, RedisResult};
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisResult};
 use tracing::Instrument;
 
 use super::breaker::{Breaker, Tripped};
@@ -27,6 +27,8 @@ use super::op::millis;
 use crate::config::{Config, Secret, Target};
 use crate::error::{Error, Result};
 use crate::util::spawn_if_runtime;
+
+mod ordered;
 
 /// A Redis topology behind a [`Connector`]: one server ([`Single`]), or a cluster.
 pub(crate) struct RedisBackend<C: Connector = Single> {
@@ -191,41 +193,6 @@ impl<C: Connector> RedisBackend<C> {
         op.arguments(&mut invocation);
         let reply: O::Reply = self.invoke(op.name(), &invocation).await?;
         op.answer(reply)
-    }
-
-    /// Runs `first`, then `second`, each atomically, in one round trip (see
-    /// [`Backend::run_in_order`](super::Backend::run_in_order)). A script the server does not
-    /// know yet (`NOSCRIPT`), or any other error of the first, runs it again on its own,
-    /// loading it, and then the second again, so that the second always runs after the first.
-    pub(crate) async fn run_in_order<A: super::AtomicOp, B: super::AtomicOp>(
-        &self,
-        first: &A,
-        second: &B,
-    ) -> Result<(Result<A::Output>, Result<B::Output>)> {
-        let mut pipe = redis::pipe();
-        pipe.add_command(super::EvalSha::of(first))
-            .add_command(super::EvalSha::of(second))
-            .ignore_errors();
-        let pipe = &pipe;
-        let replies: Vec<RedisResult<redis::Value>> = self
-            .run(Operation::Script(first.name()), |mut c| async move {
-                pipe.query_async(&mut c).await
-            })
-            .await?;
-        let mut replies = replies.into_iter();
-        let (Some(Ok(a)), Some(b)) = (replies.next(), replies.next()) else {
-            return Ok((self.run_op(first).await, self.run_op(second).await));
-        };
-        let a = A::Reply::from_redis_value(a)
-            .map_err(|e| Error::from(redis::RedisError::from(e)))
-            .and_then(|reply| first.answer(reply));
-        let b = match b {
-            Ok(b) => B::Reply::from_redis_value(b)
-                .map_err(|e| Error::from(redis::RedisError::from(e)))
-                .and_then(|reply| second.answer(reply)),
-            Err(_) => self.run_op(second).await,
-        };
-        Ok((a, b))
     }
 
     /// Runs an atomic operation's commands, pipelined (one round trip).

@@ -29,6 +29,7 @@
 
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
+mod keys;
 mod ops;
 mod plain;
 pub(crate) mod stats;
@@ -45,7 +46,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::util::window::Windows;
 
-use self::ops::{Expiry, Keys, Page, Rank, Remove, ScoreOf, Shape, Size, Submit};
+use self::ops::{Expiry, Page, Rank, Remove, ScoreOf, Shape, Size, Submit};
 use self::plain::PlainPage;
 pub use self::stats::LeaderboardStats;
 use self::stats::{Counters, Event};
@@ -433,62 +434,6 @@ impl Leaderboard {
             aggregate,
             refresh,
         }
-    }
-
-    /// The keys the object reads.
-    fn keys(&self) -> Keys {
-        match self.settings.scope {
-            Scope::AllTime => self.keys_of(None),
-            Scope::Period { windows, back } => {
-                let index = windows.current().saturating_sub(u64::from(back));
-                self.keys_of(Some((windows, index)))
-            }
-            Scope::Combined {
-                windows,
-                last,
-                aggregate,
-                ..
-            } => {
-                let current = windows.current();
-                let base = self.base();
-                let first = current.saturating_sub(u64::from(last) - 1);
-                let board = format!(
-                    "{}:{}-{}:{}",
-                    windows.key(&base, "lb", current),
-                    first,
-                    current,
-                    aggregate.name()
-                );
-                let sources = (first..=current)
-                    .map(|index| {
-                        let keys = self.keys_of(Some((windows, index)));
-                        (keys.board, keys.times)
-                    })
-                    .collect();
-                Keys {
-                    times: format!("{board}:t"),
-                    board,
-                    sources,
-                }
-            }
-        }
-    }
-
-    fn keys_of(&self, period: Option<(Windows, u64)>) -> Keys {
-        let base = self.base();
-        let board = match period {
-            None => format!("{base}:lb"),
-            Some((windows, index)) => windows.key(&base, "lb", index),
-        };
-        Keys {
-            times: format!("{board}:t"),
-            board,
-            sources: Vec::new(),
-        }
-    }
-
-    fn base(&self) -> String {
-        crate::key::name_key(self.resolved_client().namespace(), &self.settings.name)
     }
 
     async fn run<O: AtomicOp>(&self, op: &O, event: Event) -> Result<O::Output> {

@@ -21,6 +21,7 @@
 
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
+mod error;
 mod id;
 mod ops;
 #[cfg(any(feature = "tower-sessions", feature = "test-util"))]
@@ -42,6 +43,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::key::KeyBuilder;
 
+pub use self::error::SessionError;
 pub use self::id::SessionId;
 use self::ops::{Create, IndexAdd, IndexEnd, IndexTake, Load, Loaded, Save, SaveOutcome, Take};
 pub use self::stats::SessionStats;
@@ -54,46 +56,6 @@ pub const DEFAULT_MAX_SIZE: usize = 64 * 1024;
 /// live on another node of a cluster, whose clock may run behind. An entry of an ended
 /// session only costs the index's own expiry that long.
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
-
-/// What a session operation can fail with.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// The session was saved by someone else since it was loaded: load it again, apply the
-    /// change to what it holds now, and save that.
-    #[error(
-        "the session was saved by another request since it was loaded (version {loaded}, now \
-         {current}); load it again and reapply the change"
-    )]
-    Conflict {
-        /// The version this copy was loaded at.
-        loaded: u64,
-        /// The version stored now.
-        current: u64,
-    },
-    /// The session no longer exists (it expired, was deleted, rotated or logged out
-    /// everywhere); a save never brings it back.
-    #[error("the session no longer exists (expired, logged out or rotated); start a new one")]
-    Gone,
-    /// The serialized data is larger than the limit (`Sessions::max_size`); nothing was
-    /// written.
-    #[error(
-        "the session data is {size} bytes, above the limit of {limit}; keep large data \
-         elsewhere and its key in the session, or raise `Sessions::max_size`"
-    )]
-    TooLarge {
-        /// The serialized size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The data could not be serialized, or what is stored no longer deserializes as `T`.
-    #[error("the session data could not be (de)serialized as JSON: {0}")]
-    Data(#[source] serde_json::Error),
-    /// Redis was unreachable, too slow or failing: sessions fail closed.
-    #[error(transparent)]
-    Backend(#[from] Error),
-}
 
 /// A loaded session: its data, and what [`save`](Sessions::save) needs to write it back.
 #[derive(Clone)]
