@@ -64,6 +64,7 @@ fn every_operation_of_the_facade_has_checks() {
         "backend/set_nx",
         "backend/del",
         "backend/pttl",
+        "backend/publish",
         "cache/get_or_lock",
         "cache/set_and_unlock",
         "cache/tag_version",

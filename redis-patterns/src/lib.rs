@@ -78,6 +78,7 @@ mod flight;
 mod key;
 pub mod leaderboard;
 pub mod lock;
+pub mod pubsub;
 pub mod rate_limit;
 pub mod session;
 #[cfg(feature = "test-util")]

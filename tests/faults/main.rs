@@ -13,11 +13,29 @@ mod counter;
 mod leaderboard;
 mod lock;
 mod near;
+mod pubsub;
 mod rate_limit;
 mod recovery;
 mod session;
 
 use std::time::Duration;
+
+/// A client of `url` under namespace `ns` with the given timeouts.
+pub fn client_with(
+    url: &str,
+    ns: &str,
+    connect: Duration,
+    command: Duration,
+) -> redis_patterns::Client {
+    redis_patterns::Client::new(
+        redis_patterns::Config::from_url(url)
+            .unwrap()
+            .namespace(ns)
+            .connect_timeout(connect)
+            .command_timeout(command),
+    )
+    .unwrap()
+}
 
 /// Fails the test instead of hanging if a call blocks far past what its timeouts allow.
 pub async fn bounded<F: std::future::Future>(limit: Duration, f: F) -> F::Output {

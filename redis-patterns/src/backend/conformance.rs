@@ -1,5 +1,6 @@
 //! Conformance checks of the facade's plain commands (`PING`, `GET`, `SET … PX`,
-//! `SET … NX PX`, `DEL`, `PTTL`): exact bytes, overwrites, TTLs and expiry, the same on every backend.
+//! `SET … NX PX`, `DEL`, `PTTL`, `PUBLISH` with its subscriptions): exact bytes, overwrites,
+//! TTLs and expiry, deliveries, the same on every backend.
 
 use std::time::Duration;
 
@@ -38,7 +39,40 @@ pub(crate) fn checks() -> Vec<Check> {
             "backend/pttl: none for a missing key, the time left for a stored one",
             pttl_reads_the_time_left
         ),
+        check!(
+            "backend/publish: reaches each subscribed channel and matching pattern once",
+            publish_reaches_channels_and_patterns
+        ),
     ]
+}
+
+async fn publish_reaches_channels_and_patterns(client: &Client) -> CheckResult {
+    // A channel and a pattern matching it (the channel's name with its last byte as `*`).
+    use crate::backend::pubsub::{Delivery, Kind};
+    let b = client.backend();
+    let channel = scratch_key(client);
+    let pattern = format!("{}*", &channel[..channel.len().saturating_sub(1)]);
+    ensure_eq!(b.publish(channel.as_bytes(), b"x").await?, 0, "nobody yet");
+    let (_c, mut by_channel) = b.subscribe(Kind::Channel, channel.as_bytes(), 8).await?;
+    let (_p, mut by_pattern) = b.subscribe(Kind::Pattern, pattern.as_bytes(), 8).await?;
+    // One server counts both; a cluster counts those of the node that took the `PUBLISH`
+    // (tests/pubsub.rs checks the exact count where it is exact).
+    let received = b.publish(channel.as_bytes(), b"hello").await?;
+    ensure!(received <= 2, "{received} receivers of two subscriptions");
+    for (what, buffer) in [("channel", &mut by_channel), ("pattern", &mut by_pattern)] {
+        let got = tokio::time::timeout(Duration::from_secs(5), buffer.recv()).await;
+        match got {
+            Ok(Ok(Delivery::Message {
+                channel: on,
+                payload,
+            })) => {
+                ensure_eq!(&on[..], channel.as_bytes(), "the {what}'s message channel");
+                ensure_eq!(&payload[..], b"hello", "the {what}'s message payload");
+            }
+            other => ensure!(false, "the {what} subscription got {other:?}"),
+        }
+    }
+    Ok(())
 }
 
 async fn set_nx_sets_only_a_missing_key(client: &Client) -> CheckResult {

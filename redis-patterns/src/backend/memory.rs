@@ -16,6 +16,7 @@ use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::hash_tag;
+use super::pubsub::Hub;
 use super::tracking::{Invalidations, Tracker};
 use crate::util::Sharded;
 use crate::util::lock;
@@ -28,6 +29,8 @@ static NAMED: LazyLock<Mutex<HashMap<String, Weak<Store>>>> = LazyLock::new(Defa
 
 pub(crate) struct MemoryBackend {
     store: Arc<Store>,
+    /// This client's pub/sub subscriptions, registered with the store on first use.
+    hub: std::sync::OnceLock<Arc<Hub>>,
 }
 
 struct Store {
@@ -36,6 +39,8 @@ struct Store {
     origin: Instant,
     /// The near tiers of the store's clients, told of every change.
     listeners: Listeners,
+    /// The pub/sub subscriptions of the store's clients.
+    hubs: Mutex<Vec<Weak<Hub>>>,
 }
 
 impl Default for Store {
@@ -44,6 +49,7 @@ impl Default for Store {
             shards: Sharded::default(),
             origin: Instant::now(),
             listeners: Listeners::default(),
+            hubs: Mutex::default(),
         }
     }
 }
@@ -117,7 +123,10 @@ impl MemoryBackend {
                 }
             }
         };
-        MemoryBackend { store }
+        MemoryBackend {
+            store,
+            hub: std::sync::OnceLock::new(),
+        }
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
@@ -150,6 +159,32 @@ impl MemoryBackend {
         }
         self.store.listeners.add(sink.clone());
         Tracker::Immediate(sink)
+    }
+
+    /// Hands `payload` to every subscription of the store's clients that `channel` matches;
+    /// how many received it, as Redis's `PUBLISH` counts them.
+    pub(crate) fn publish(&self, channel: &[u8], payload: &[u8]) -> u64 {
+        let payload = Bytes::copy_from_slice(payload);
+        let hubs: Vec<Arc<Hub>> = lock(&self.store.hubs)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        hubs.iter()
+            .map(|hub| hub.publish_here(channel, &payload))
+            .sum()
+    }
+
+    /// This client's subscriptions.
+    pub(crate) fn hub(&self) -> Arc<Hub> {
+        self.hub
+            .get_or_init(|| {
+                let hub = Arc::new(Hub::immediate());
+                let mut hubs = lock(&self.store.hubs);
+                hubs.retain(|h| h.strong_count() > 0);
+                hubs.push(Arc::downgrade(&hub));
+                hub
+            })
+            .clone()
     }
 
     #[cfg(any(test, feature = "test-util"))]

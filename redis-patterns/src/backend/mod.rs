@@ -14,6 +14,7 @@ mod connection;
 mod coverage;
 mod memory;
 mod op;
+pub(crate) mod pubsub;
 mod redis;
 #[cfg(feature = "sentinel")]
 mod sentinel;
@@ -135,6 +136,49 @@ impl Backend {
             Backend::Sentinel(c) => c.exec(op).await,
             Backend::Memory(m) => m.atomically(op.key(), |txn| op.in_memory(txn)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// `PUBLISH channel payload`: how many subscriptions (of channels and patterns, on every
+    /// client) received it.
+    pub(crate) async fn publish(&self, channel: &[u8], payload: &[u8]) -> Result<u64> {
+        match self {
+            Backend::Redis(r) => r.publish(channel, payload).await,
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => c.publish(channel, payload).await,
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => c.publish(channel, payload).await,
+            Backend::Memory(m) => Ok(m.publish(channel, payload)),
+            Backend::Unusable(why) => Err(Self::unusable(why)),
+        }
+    }
+
+    /// Subscribes to a channel or a pattern with a buffer of `capacity` messages, once the
+    /// server confirmed it: messages published after this returns are received. Fails with
+    /// [`Error::Timeout`](crate::Error::Timeout) when the server does not confirm within the
+    /// connection and command timeouts. Dropping the registration unsubscribes.
+    pub(crate) async fn subscribe(
+        &self,
+        kind: pubsub::Kind,
+        name: &[u8],
+        capacity: usize,
+    ) -> Result<(
+        pubsub::Registration,
+        tokio::sync::broadcast::Receiver<pubsub::Delivery>,
+    )> {
+        let (hub, wait) = match self {
+            Backend::Redis(r) => (r.hub()?, r.subscribe_timeout()),
+            #[cfg(feature = "cluster")]
+            Backend::Cluster(c) => (c.hub()?, c.subscribe_timeout()),
+            #[cfg(feature = "sentinel")]
+            Backend::Sentinel(c) => (c.hub()?, c.subscribe_timeout()),
+            Backend::Memory(m) => (m.hub(), std::time::Duration::from_secs(1)),
+            Backend::Unusable(why) => return Err(Self::unusable(why)),
+        };
+        let joined = hub.join(kind, name, capacity);
+        match tokio::time::timeout(wait, joined.confirmed).await {
+            Ok(Ok(())) => Ok((joined.registration, joined.buffer)),
+            _ => Err(Error::Timeout(wait)),
         }
     }
 

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::util::spawn_if_runtime;
 
 mod ordered;
+mod subscribe;
 
 /// A Redis topology behind a [`Connector`]: one server ([`Single`]), or a cluster.
 pub(crate) struct RedisBackend<C: Connector = Single> {
@@ -48,6 +49,8 @@ struct Inner<C: Connector> {
     checking: AtomicBool,
     /// The breaker's background probe is running.
     probing: AtomicBool,
+    /// The client's pub/sub subscriptions, once it has any (see `subscribe.rs`).
+    pubsub: std::sync::OnceLock<Arc<super::pubsub::Hub>>,
 }
 
 impl RedisBackend<Single> {
@@ -92,6 +95,7 @@ impl<C: Connector> RedisBackend<C> {
                 breaker: Breaker::new(config.reconnect_min_backoff, config.reconnect_max_backoff),
                 checking: AtomicBool::new(false),
                 probing: AtomicBool::new(false),
+                pubsub: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -3,6 +3,7 @@
 //! sharded maps, counters, and what is reported outside the process (metrics).
 
 pub(crate) mod counters;
+pub(crate) mod glob;
 pub(crate) mod observe;
 mod sharded;
 pub(crate) mod window;

@@ -1,0 +1,422 @@
+//! Typed pub/sub: fan-out notifications to every process listening now.
+//!
+//! A [`Topic<T>`] publishes values of `T` (as JSON) on one channel; [`Topic::subscribe`] gives
+//! a [`Subscription<T>`], a `Stream` of `Result<T, Notice>`. A [`Pattern<T>`] subscribes to
+//! every channel matching a glob-style pattern (`orders:*`) and yields each value with its
+//! topic's name ([`Message<T>`]).
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use futures_util::StreamExt;
+//! use redis_patterns::pubsub::Topic;
+//!
+//! let client = redis_patterns::Client::new("mem://")?;
+//! let prices = Topic::<u64>::new("prices").client(client);
+//! let mut updates = prices.subscribe().await?;
+//! assert_eq!(prices.publish(&4_999).await?, 1); // one subscription received it
+//! assert_eq!(updates.next().await.unwrap()?, 4_999);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! **Delivery: at most once.** Pub/sub keeps nothing: a message reaches the subscriptions that
+//! exist when it is published, and no others. When every message must be handled, use a
+//! stream with a consumer group or a queue instead.
+//!
+//! * **Dedicated connection.** A client's subscriptions share one connection of their own
+//!   (RESP3), never the command connection, which a subscription would block.
+//! * **Reconnects.** A lost connection (killed, a server restart, a failover, a `PING` left
+//!   unanswered past the command timeout) is dialled again with the configured backoff and
+//!   every subscription renewed; each then yields [`Notice::Resubscribed`] once, where messages
+//!   may have been lost. The stream never ends while its topic's client lives.
+//! * **Slow subscribers.** Each subscription buffers up to [`buffer`](Topic::buffer) messages
+//!   (1,024 by default). A full buffer drops its oldest message, and the subscription yields
+//!   [`Notice::Lagged`] with the number lost; delivery to the others never waits.
+//! * **Bad messages.** A message that does not decode as `T` yields
+//!   [`Notice::Undecodable`]; the stream goes on.
+//! * **Failures.** `publish` fails with a typed error within the command timeout;
+//!   `subscribe` fails with [`Error::Timeout`] when the server does not
+//!   confirm within the connection and command timeouts.
+//! * **Names.** Channels carry the client's namespace (`ns:prices`), like keys; a pattern
+//!   matches within the namespace.
+//! * **Cluster.** The subscription connection goes to one node; a `PUBLISH` on any node
+//!   reaches the subscribers of every node.
+
+mod stats;
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::backend::pubsub::{Delivery, Kind, Registration};
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+pub use self::stats::TopicStats;
+use self::stats::{Counters, Event};
+
+/// Messages a subscription buffers by default before dropping its oldest.
+pub const DEFAULT_BUFFER: usize = 1024;
+
+/// Why a subscription yields an `Err`: never the end of the stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Notice {
+    /// The connection to Redis was lost and the subscription renewed on a new one: messages
+    /// published in between were not received.
+    #[error(
+        "the subscription was renewed after its connection was lost; messages published \
+         meanwhile were not received"
+    )]
+    Resubscribed,
+    /// This subscription fell behind: its buffer was full and its `missed` oldest messages
+    /// were dropped. Consume faster, or give it a larger [`buffer`](Topic::buffer).
+    #[error(
+        "the subscription fell behind and lost its {missed} oldest messages (buffer full); \
+         consume faster or raise its buffer"
+    )]
+    Lagged {
+        /// How many messages were lost.
+        missed: u64,
+    },
+    /// A message on `topic` that is not the subscribed type (another publisher's format).
+    #[error("a message on {topic:?} is not the subscribed type: {error}")]
+    Undecodable {
+        /// The topic's name (without the namespace).
+        topic: String,
+        /// Why it did not decode.
+        error: serde_json::Error,
+    },
+}
+
+/// One channel of values of `T`. Cheap to clone; clones share their stats.
+pub struct Topic<T> {
+    name: String,
+    client: Option<Client>,
+    buffer: usize,
+    counters: Arc<Counters>,
+    _type: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Topic<T> {
+    fn clone(&self) -> Self {
+        Topic {
+            name: self.name.clone(),
+            client: self.client.clone(),
+            buffer: self.buffer,
+            counters: self.counters.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Topic<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name)
+            .field("buffer", &self.buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Topic<T> {
+    /// The topic `name` (the channel `ns:name` under the client's namespace).
+    ///
+    /// ```
+    /// let orders = redis_patterns::pubsub::Topic::<String>::new("orders:paid");
+    /// assert_eq!(orders.name(), "orders:paid");
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        Topic {
+            name: name.into(),
+            client: None,
+            buffer: DEFAULT_BUFFER,
+            counters: Arc::default(),
+            _type: PhantomData,
+        }
+    }
+
+    /// Uses `client` (and its namespace) instead of the process-wide default client.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How many messages each subscription buffers before dropping its oldest (at least 1).
+    ///
+    /// ```
+    /// let ticks = redis_patterns::pubsub::Topic::<u64>::new("ticks").buffer(16);
+    /// assert_eq!(ticks.buffer_size(), 16);
+    /// ```
+    pub fn buffer(mut self, messages: usize) -> Self {
+        self.buffer = messages.max(1);
+        self
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many messages each subscription buffers.
+    pub fn buffer_size(&self) -> usize {
+        self.buffer
+    }
+
+    /// Publishes `message` to the subscriptions that exist now; answers how many received it
+    /// (on a cluster, those of the node that took the `PUBLISH`).
+    pub async fn publish(&self, message: &T) -> Result<u64> {
+        let payload = serde_json::to_vec(message)
+            .map_err(|e| Error::Config(format!("the message does not serialize as JSON: {e}")))?;
+        let client = resolved(&self.client);
+        let channel = channel(client, &self.name);
+        let published = client.backend().publish(&channel, &payload).await;
+        self.counters.count(match published {
+            Ok(_) => Event::Published,
+            Err(_) => Event::BackendError,
+        });
+        published
+    }
+
+    /// Subscribes: messages published once this returns are received. The stream ends only
+    /// when dropped.
+    pub async fn subscribe(&self) -> Result<Subscription<T>> {
+        let client = resolved(&self.client).clone();
+        let channel = channel(&client, &self.name);
+        let topic = self.name.clone();
+        join(
+            client,
+            Kind::Channel,
+            &channel,
+            self.buffer,
+            self.counters.clone(),
+            Box::new(move |_, payload| {
+                serde_json::from_slice(payload).map_err(|error| Notice::Undecodable {
+                    topic: topic.clone(),
+                    error,
+                })
+            }),
+        )
+        .await
+    }
+
+    /// Activity of this topic, its clones and their subscriptions.
+    pub fn stats(&self) -> TopicStats {
+        self.counters.snapshot()
+    }
+}
+
+/// A value received on a [`Pattern`] subscription, with the topic it was published on.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Message<T> {
+    /// The topic's name (without the namespace).
+    pub topic: String,
+    /// The value published.
+    pub value: T,
+}
+
+/// Every topic whose name matches a glob-style pattern: `*` any run, `?` one character,
+/// `[abc]`, `[^abc]`, `[a-z]` one of a set, `\x` the character `x` (Redis's `PSUBSCRIBE`).
+pub struct Pattern<T> {
+    pattern: String,
+    client: Option<Client>,
+    buffer: usize,
+    counters: Arc<Counters>,
+    _type: PhantomData<fn(T) -> T>,
+}
+
+impl<T> std::fmt::Debug for Pattern<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pattern")
+            .field("pattern", &self.pattern)
+            .field("buffer", &self.buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Pattern<T> {
+    /// The topics matching `pattern`, within the client's namespace.
+    ///
+    /// ```
+    /// let all = redis_patterns::pubsub::Pattern::<String>::new("orders:*");
+    /// assert_eq!(all.pattern(), "orders:*");
+    /// ```
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Pattern {
+            pattern: pattern.into(),
+            client: None,
+            buffer: DEFAULT_BUFFER,
+            counters: Arc::default(),
+            _type: PhantomData,
+        }
+    }
+
+    /// Uses `client` (and its namespace) instead of the process-wide default client.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How many messages each subscription buffers before dropping its oldest (at least 1).
+    pub fn buffer(mut self, messages: usize) -> Self {
+        self.buffer = messages.max(1);
+        self
+    }
+
+    /// The pattern, as given.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Subscribes to every matching topic: messages published once this returns are
+    /// received, each with its topic's name.
+    pub async fn subscribe(&self) -> Result<Subscription<Message<T>>> {
+        let client = resolved(&self.client).clone();
+        let prefix = match client.namespace() {
+            Some(ns) => {
+                let mut escaped = escape(ns);
+                escaped.push(b':');
+                escaped
+            }
+            None => Vec::new(),
+        };
+        let skip = client.namespace().map_or(0, |ns| ns.len() + 1);
+        let mut pattern = prefix;
+        pattern.extend_from_slice(self.pattern.as_bytes());
+        join(
+            client,
+            Kind::Pattern,
+            &pattern,
+            self.buffer,
+            self.counters.clone(),
+            Box::new(move |channel, payload| {
+                let topic =
+                    String::from_utf8_lossy(channel.get(skip..).unwrap_or_default()).into_owned();
+                match serde_json::from_slice(payload) {
+                    Ok(value) => Ok(Message { topic, value }),
+                    Err(error) => Err(Notice::Undecodable { topic, error }),
+                }
+            }),
+        )
+        .await
+    }
+
+    /// Activity of this pattern, its clones and their subscriptions.
+    pub fn stats(&self) -> TopicStats {
+        self.counters.snapshot()
+    }
+}
+
+/// A subscription: a `Stream` of the values received, and of [`Notice`]s where messages were
+/// lost or did not decode. It never ends by itself; dropping it unsubscribes.
+pub struct Subscription<T> {
+    stream: Pin<Box<dyn Stream<Item = std::result::Result<T, Notice>> + Send>>,
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for Subscription<T> {
+    type Item = std::result::Result<T, Notice>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.stream.as_mut().poll_next(cx)
+    }
+}
+
+type Decode<T> = Box<dyn Fn(&[u8], &[u8]) -> std::result::Result<T, Notice> + Send + Sync>;
+
+/// What a subscription's stream holds between items: its buffer, its place in the hub (left
+/// when dropped), and its client (which owns the hub).
+struct Listening<T> {
+    buffer: broadcast::Receiver<Delivery>,
+    _registration: Registration,
+    _client: Client,
+    counters: Arc<Counters>,
+    decode: Decode<T>,
+}
+
+async fn join<T: Send + 'static>(
+    client: Client,
+    kind: Kind,
+    name: &[u8],
+    capacity: usize,
+    counters: Arc<Counters>,
+    decode: Decode<T>,
+) -> Result<Subscription<T>> {
+    let joined = client.backend().subscribe(kind, name, capacity).await;
+    let (registration, buffer) = match joined {
+        Ok(joined) => joined,
+        Err(e) => {
+            counters.count(Event::BackendError);
+            return Err(e);
+        }
+    };
+    let listening = Listening {
+        buffer,
+        _registration: registration,
+        _client: client,
+        counters,
+        decode,
+    };
+    let stream = futures_util::stream::unfold(listening, |mut l| async move {
+        let item = next(&mut l).await?;
+        Some((item, l))
+    });
+    Ok(Subscription {
+        stream: Box::pin(stream),
+    })
+}
+
+/// The next item of a subscription; `None` only once its hub is gone.
+async fn next<T>(l: &mut Listening<T>) -> Option<std::result::Result<T, Notice>> {
+    let (event, item) = match l.buffer.recv().await {
+        Ok(Delivery::Message { channel, payload }) => match (l.decode)(&channel, &payload) {
+            Ok(value) => (Event::Received, Ok(value)),
+            Err(notice) => (Event::Undecodable, Err(notice)),
+        },
+        Ok(Delivery::Resubscribed) => (Event::Resubscribed, Err(Notice::Resubscribed)),
+        Err(RecvError::Lagged(missed)) => (Event::Lagged, Err(Notice::Lagged { missed })),
+        Err(RecvError::Closed) => return None,
+    };
+    l.counters.count(event);
+    Some(item)
+}
+
+fn resolved(client: &Option<Client>) -> &Client {
+    match client {
+        Some(client) => client,
+        None => Client::default_client(),
+    }
+}
+
+/// The channel of topic `name`: `ns:name`, or `name` without a namespace.
+fn channel(client: &Client, name: &str) -> Bytes {
+    match client.namespace() {
+        Some(ns) => Bytes::from(format!("{ns}:{name}")),
+        None => Bytes::copy_from_slice(name.as_bytes()),
+    }
+}
+
+/// `text` matching itself only in a glob-style pattern.
+fn escape(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for b in text.bytes() {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
