@@ -126,7 +126,7 @@ impl<T> std::fmt::Debug for Topic<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> Topic<T> {
+impl<T> Topic<T> {
     /// The topic `name` (the channel `ns:name` under the client's namespace).
     ///
     /// ```
@@ -170,6 +170,13 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Topic<T> {
         self.buffer
     }
 
+    /// Activity of this topic, its clones and their subscriptions.
+    pub fn stats(&self) -> TopicStats {
+        self.counters.snapshot()
+    }
+}
+
+impl<T: Serialize> Topic<T> {
     /// Publishes `message` to the subscriptions that exist now; answers how many received it
     /// (on a cluster, those of the node that took the `PUBLISH`).
     pub async fn publish(&self, message: &T) -> Result<u64> {
@@ -184,7 +191,9 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Topic<T> {
         });
         published
     }
+}
 
+impl<T: DeserializeOwned + Send + 'static> Topic<T> {
     /// Subscribes: messages published once this returns are received. The stream ends only
     /// when dropped.
     pub async fn subscribe(&self) -> Result<Subscription<T>> {
@@ -205,11 +214,6 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Topic<T> {
             }),
         )
         .await
-    }
-
-    /// Activity of this topic, its clones and their subscriptions.
-    pub fn stats(&self) -> TopicStats {
-        self.counters.snapshot()
     }
 }
 

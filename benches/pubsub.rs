@@ -1,0 +1,94 @@
+//! Pub/sub against the hand-written redis-rs code of the same guarantee, in one run against
+//! one server, both sides interleaved in every sample:
+//!
+//! | ours | hand-written |
+//! |---|---|
+//! | `Topic::publish` of a small struct | `serde_json::to_vec`, then `PUBLISH` on a multiplexed connection |
+//!
+//! ```text
+//! cargo bench --bench pubsub          # or RUNS=3 scripts/bench-report pubsub
+//! ```
+//!
+//! `publish_latency`: one caller on a current-thread runtime; `publish_throughput_64`: 64
+//! tasks on the default multi-threaded runtime, each on a channel of its own. The channels
+//! have no subscribers: the measure is the publish, not the fan-out, which costs the server
+//! the same whoever published.
+
+mod support;
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use redis::aio::MultiplexedConnection;
+use redis_patterns::pubsub::Topic;
+use redis_patterns::{Client, Config};
+use serde::Serialize;
+use support::{compare, server};
+use tokio::runtime::Runtime;
+
+#[derive(Serialize)]
+struct PriceChanged {
+    sku: u64,
+    cents: u64,
+    currency: &'static str,
+}
+
+const EVENT: PriceChanged = PriceChanged {
+    sku: 42,
+    cents: 4_999,
+    currency: "EUR",
+};
+
+#[derive(Clone)]
+struct Sides {
+    conn: MultiplexedConnection,
+    topics: Arc<Vec<Topic<PriceChanged>>>,
+}
+
+fn sides(rt: &Runtime) -> Sides {
+    rt.block_on(async {
+        let url = server().url();
+        let conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let client = Client::new(Config::from_url(&url).unwrap().namespace("bench")).unwrap();
+        client.connect().await.unwrap();
+        let topics = Arc::new(
+            (0..support::CONCURRENCY)
+                .map(|task| Topic::new(format!("prices:{task}")).client(client.clone()))
+                .collect(),
+        );
+        Sides { conn, topics }
+    })
+}
+
+fn publish(c: &mut Criterion) {
+    compare(
+        c,
+        sides,
+        "publish",
+        |mut s: Sides, task| async move {
+            let payload = serde_json::to_vec(&EVENT).unwrap();
+            let receivers: u64 = redis::cmd("PUBLISH")
+                .arg(format!("base:prices:{task}"))
+                .arg(payload)
+                .query_async(&mut s.conn)
+                .await
+                .unwrap();
+            std::hint::black_box(receivers);
+        },
+        |s: Sides, task| async move {
+            let topic = &s.topics[task as usize % s.topics.len()];
+            std::hint::black_box(topic.publish(&EVENT).await.unwrap());
+        },
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = publish
+}
+criterion_main!(benches);
