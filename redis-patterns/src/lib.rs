@@ -53,6 +53,9 @@
 //!   policies, first-come tie-breaks, tie policies, and periodic and combined boards.
 //! * [`session`]: [`Sessions`](session::Sessions), typed sessions with sliding and absolute
 //!   expiry, optimistic versions, rotation and "log out everywhere".
+//! * [`pubsub`]: [`Topic`](pubsub::Topic) and [`Pattern`](pubsub::Pattern), typed fan-out
+//!   on a dedicated connection, renewed after any loss with a
+//!   [`Resubscribed`](pubsub::Notice::Resubscribed) notice (at-most-once delivery).
 //!
 //! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
 //! client stores (`test_util::Store`), and the conformance checks every backend passes.
