@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis_patterns::counter::{Counter, UniqueCounter, WindowedCounter};
-use redis_patterns::{Client, Config, counted};
+use redis_patterns::{Client, counted};
 use tokio::time::Instant;
 
 use crate::bounded;
@@ -41,14 +41,7 @@ fn call_bound() -> Duration {
 }
 
 fn client_of(url: &str, ns: &str) -> Client {
-    Client::new(
-        Config::from_url(url)
-            .unwrap()
-            .namespace(ns)
-            .connect_timeout(CONNECT)
-            .command_timeout(COMMAND),
-    )
-    .unwrap()
+    crate::client_with(url, ns, CONNECT, COMMAND)
 }
 
 /// Every counter operation fails with a typed error, and `#[counted]` applies its policy,

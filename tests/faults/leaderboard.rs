@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use redis_patterns::Client;
 use redis_patterns::leaderboard::{Leaderboard, Policy};
-use redis_patterns::{Client, Config};
 use tokio::time::Instant;
 
 use crate::bounded;
@@ -15,14 +15,7 @@ const CONNECT: Duration = Duration::from_millis(400);
 const COMMAND: Duration = Duration::from_millis(250);
 
 fn client_of(server: &RedisServer, ns: &str) -> Client {
-    Client::new(
-        Config::from_url(&server.url())
-            .unwrap()
-            .namespace(ns)
-            .connect_timeout(CONNECT)
-            .command_timeout(COMMAND),
-    )
-    .unwrap()
+    crate::client_with(&server.url(), ns, CONNECT, COMMAND)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

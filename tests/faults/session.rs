@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use redis_patterns::Client;
 use redis_patterns::session::{SessionError, Sessions};
-use redis_patterns::{Client, Config};
 use tokio::time::Instant;
 
 use crate::bounded;
@@ -16,14 +16,7 @@ const CONNECT: Duration = Duration::from_millis(400);
 const COMMAND: Duration = Duration::from_millis(250);
 
 fn client_of(url: &str, ns: &str) -> Client {
-    Client::new(
-        Config::from_url(url)
-            .unwrap()
-            .namespace(ns)
-            .connect_timeout(CONNECT)
-            .command_timeout(COMMAND),
-    )
-    .unwrap()
+    crate::client_with(url, ns, CONNECT, COMMAND)
 }
 
 fn store(client: &Client) -> Sessions<Vec<String>> {
