@@ -1,16 +1,17 @@
-//! Pub/sub against the hand-written redis-rs code of the same guarantee, in one run against
-//! one server, both sides interleaved in every sample:
+//! Pub/sub and stream appends against the hand-written redis-rs code of the same guarantee, in
+//! one run against one server, both sides interleaved in every sample:
 //!
 //! | ours | hand-written |
 //! |---|---|
 //! | `Topic::publish` of a small struct | `serde_json::to_vec`, then `PUBLISH` on a multiplexed connection |
+//! | `EventStream::append` of the same | `serde_json::to_vec`, then `XADD key MAXLEN ~ 100000 * d json` |
 //!
 //! ```text
 //! cargo bench --bench pubsub          # or RUNS=3 scripts/bench-report pubsub
 //! ```
 //!
-//! `publish_latency`: one caller on a current-thread runtime; `publish_throughput_64`: 64
-//! tasks on the default multi-threaded runtime, each on a channel of its own. The channels
+//! `<op>_latency`: one caller on a current-thread runtime; `<op>_throughput_64`: 64
+//! tasks on the default multi-threaded runtime, each on a channel (stream) of its own. The channels
 //! have no subscribers: the measure is the publish, not the fan-out, which costs the server
 //! the same whoever published.
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::aio::MultiplexedConnection;
 use redis_patterns::pubsub::Topic;
+use redis_patterns::stream::EventStream;
 use redis_patterns::{Client, Config};
 use serde::Serialize;
 use support::{compare, server};
@@ -43,6 +45,7 @@ const EVENT: PriceChanged = PriceChanged {
 struct Sides {
     conn: MultiplexedConnection,
     topics: Arc<Vec<Topic<PriceChanged>>>,
+    streams: Arc<Vec<EventStream<PriceChanged>>>,
 }
 
 fn sides(rt: &Runtime) -> Sides {
@@ -60,7 +63,16 @@ fn sides(rt: &Runtime) -> Sides {
                 .map(|task| Topic::new(format!("prices:{task}")).client(client.clone()))
                 .collect(),
         );
-        Sides { conn, topics }
+        let streams = Arc::new(
+            (0..support::CONCURRENCY)
+                .map(|task| EventStream::new(format!("prices:{task}")).client(client.clone()))
+                .collect(),
+        );
+        Sides {
+            conn,
+            topics,
+            streams,
+        }
     })
 }
 
@@ -86,9 +98,36 @@ fn publish(c: &mut Criterion) {
     );
 }
 
+fn append(c: &mut Criterion) {
+    compare(
+        c,
+        sides,
+        "append",
+        |mut s: Sides, task| async move {
+            let payload = serde_json::to_vec(&EVENT).unwrap();
+            let id: String = redis::cmd("XADD")
+                .arg(format!("base:{{prices:{task}}}:stream"))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(100_000)
+                .arg("*")
+                .arg("d")
+                .arg(payload)
+                .query_async(&mut s.conn)
+                .await
+                .unwrap();
+            std::hint::black_box(id);
+        },
+        |s: Sides, task| async move {
+            let stream = &s.streams[task as usize % s.streams.len()];
+            std::hint::black_box(stream.append(&EVENT).await.unwrap());
+        },
+    );
+}
+
 criterion_group! {
     name = benches;
     config = support::criterion();
-    targets = publish
+    targets = publish, append
 }
 criterion_main!(benches);

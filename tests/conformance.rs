@@ -94,6 +94,8 @@ fn every_operation_of_the_facade_has_checks() {
         "session/index_add",
         "session/index_take",
         "session/put_record",
+        "stream/append",
+        "stream/length",
     ];
     for operation in operations {
         assert!(

@@ -154,3 +154,59 @@ on_both_backends!(
     a_slow_subscriber_loses_its_oldest_messages_and_hears_how_many,
     dropping_the_last_subscription_unsubscribes,
 );
+
+/// `mem://` matches patterns as the server does: the same tricky patterns and topic names on
+/// both, and the same topics received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_matches_patterns_as_the_server_does() {
+    let patterns = [
+        "h?llo",
+        "h*llo",
+        "h[ae]llo",
+        "h[^e]llo",
+        "h[a-b]llo",
+        "h[b-a]llo",
+        "h\\*llo",
+        "h[",
+        "h[\\]]llo",
+        "*o",
+        "h*l*o",
+        "[^",
+        "h[a-",
+    ];
+    let topics = [
+        "hello", "hallo", "hbllo", "hllo", "heeello", "h*llo", "h]llo", "h[", "ho", "h", "o", "h-",
+    ];
+    let received = |kind: Kind| async move {
+        let client = common::client(kind, "pubsub-globs");
+        let mut subscriptions = Vec::new();
+        for pattern in patterns {
+            let s = Pattern::<u8>::new(pattern)
+                .client(client.clone())
+                .subscribe()
+                .await
+                .unwrap();
+            subscriptions.push((pattern, s));
+        }
+        for topic in topics {
+            Topic::<u8>::new(topic)
+                .client(client.clone())
+                .publish(&1)
+                .await
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        for (pattern, mut s) in subscriptions {
+            while let Ok(Some(Ok(message))) =
+                tokio::time::timeout(Duration::from_millis(300), s.next()).await
+            {
+                got.push(format!("{pattern} ~ {}", message.topic));
+            }
+        }
+        got.sort();
+        got
+    };
+    let server = received(Kind::Redis).await;
+    assert!(server.len() > 10, "the server matched {server:?}");
+    assert_eq!(received(Kind::Memory).await, server);
+}

@@ -56,6 +56,8 @@
 //! * [`pubsub`]: [`Topic`](pubsub::Topic) and [`Pattern`](pubsub::Pattern), typed fan-out
 //!   on a dedicated connection, renewed after any loss with a
 //!   [`Resubscribed`](pubsub::Notice::Resubscribed) notice (at-most-once delivery).
+//! * [`stream`]: [`EventStream`](stream::EventStream), typed events appended to a capped
+//!   Redis stream.
 //!
 //! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
 //! client stores (`test_util::Store`), and the conformance checks every backend passes.
@@ -84,6 +86,7 @@ pub mod lock;
 pub mod pubsub;
 pub mod rate_limit;
 pub mod session;
+pub mod stream;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod util;
