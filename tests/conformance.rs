@@ -96,6 +96,16 @@ fn every_operation_of_the_facade_has_checks() {
         "session/put_record",
         "stream/append",
         "stream/length",
+        "stream/create_group",
+        "stream/read_group",
+        "stream/ack",
+        "stream/pending",
+        "stream/fail",
+        "stream/retry",
+        "stream/reclaim",
+        "stream/extend",
+        "stream/prune",
+        "stream/dead_letters",
     ];
     for operation in operations {
         assert!(

@@ -316,6 +316,9 @@ pub mod __private {
     };
     pub use crate::rate_limit::attribute::{RateCheck, RateLimitedReturn, RateSpec, rate_limited};
     pub use crate::rate_limit::{Algorithm as RateAlgorithm, OnError as RateOnError};
+    pub use crate::stream::attribute::{EventType, HandlerReturn, check_event};
+    pub use crate::stream::consumer::ConsumerSpec;
+    pub use crate::stream::{Consumer, Delivery, HandlerFuture};
     pub use core::time::Duration;
 
     /// The client the attributes use when given no `client = …`.

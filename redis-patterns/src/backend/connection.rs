@@ -155,6 +155,13 @@ impl<C: Connector> SharedConnection<C> {
         }
     }
 
+    /// A connection of its own, outside the shared one: for commands that block it
+    /// (`XREADGROUP … BLOCK`), which would stall every caller sharing a multiplexed
+    /// connection. Bounded by the configured connection timeout, as [`get`](Self::get) is.
+    pub(crate) async fn dial_dedicated(&self) -> RedisResult<C::Conn> {
+        Box::pin(self.connector.connect()).await
+    }
+
     fn start_following(self: &Arc<Self>) {
         if self.following.swap(true, Ordering::AcqRel) {
             return;

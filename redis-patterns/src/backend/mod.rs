@@ -5,6 +5,7 @@
 //! `test_util::conformance_checks` gathers them (feature `test-util`) and
 //! `tests/conformance.rs` runs them on every backend.
 
+mod blocking;
 mod breaker;
 #[cfg(feature = "cluster")]
 mod cluster;
@@ -32,6 +33,7 @@ use crate::lock::ops::Release;
 
 use self::tracking::{Invalidations, Tracker};
 
+pub(crate) use self::blocking::{Blocking, BlockingOp};
 pub(crate) use self::memory::{MemoryBackend, Txn};
 pub(crate) use self::op::{AtomicOp, CommandOp, EvalSha, ScriptArgs, millis, unexpected_reply};
 pub(crate) use self::redis::RedisBackend;

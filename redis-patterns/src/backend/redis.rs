@@ -28,6 +28,7 @@ use crate::config::{Config, Secret, Target};
 use crate::error::{Error, Result};
 use crate::util::spawn_if_runtime;
 
+mod blocking;
 mod ordered;
 mod subscribe;
 

@@ -1,5 +1,8 @@
 //! Conformance checks of the stream's operations (`ops.rs`): appends with growing ids and a
-//! length cap, and the length.
+//! length cap, and the length; those of consumer groups are in `conformance/group.rs`.
+
+mod failure;
+mod group;
 
 use super::ops::{Append, Length, TRIM_SLACK};
 use crate::client::Client;
@@ -7,7 +10,7 @@ use crate::test_util::Check;
 use crate::test_util::conformance::{CheckResult, check, ensure, ensure_eq, scratch_key};
 
 pub(crate) fn checks() -> Vec<Check> {
-    vec![
+    let mut checks = vec![
         check!(
             "stream/append: ids grow; the oldest events are trimmed beyond the cap (within a node)",
             append_grows_and_trims,
@@ -16,7 +19,9 @@ pub(crate) fn checks() -> Vec<Check> {
             "stream/length: none for a missing stream, then each event",
             length_counts
         ),
-    ]
+    ];
+    checks.extend(group::checks());
+    checks
 }
 
 async fn append_grows_and_trims(client: &Client) -> CheckResult {

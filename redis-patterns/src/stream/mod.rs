@@ -27,10 +27,16 @@
 //! * **Failures**: `append` returns the typed error within the command timeout; nothing is
 //!   appended when it fails before the server (a timed-out append may have been stored).
 
+#[doc(hidden)]
+pub mod attribute;
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
+pub(crate) mod consumer;
+mod dead;
 mod id;
 mod ops;
+mod stats;
+mod worker;
 
 use std::marker::PhantomData;
 
@@ -39,8 +45,14 @@ use serde::Serialize;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
+pub use self::consumer::{
+    Consumer, ConsumerHandle, DEFAULT_CONCURRENCY, DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY,
+    Delivery, HandlerFuture, Start, run, spawn,
+};
+pub use self::dead::DeadLetter;
 pub use self::id::{EventId, InvalidEventId};
 use self::ops::{Append, Length};
+pub use self::stats::ConsumerStats;
 
 /// The length cap of a stream unless [`EventStream::max_len`] sets one.
 pub const DEFAULT_MAX_LEN: u64 = 100_000;
@@ -121,6 +133,24 @@ impl<T> EventStream<T> {
             .await
     }
 
+    /// How many events `group`'s consumers were handed and have not acknowledged yet: those
+    /// being handled, waiting for a retry, or held by a consumer that stopped (until another
+    /// claims them after the visibility timeout). Fails when the group does not exist.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let client = redis_patterns::Client::new("mem://")?;
+    /// let orders = redis_patterns::stream::EventStream::<u64>::new("orders").client(client);
+    /// assert!(orders.pending("billing").await.is_err(), "no such group yet");
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn pending(&self, group: &str) -> Result<u64> {
+        let key = self.key();
+        let op = self::ops::PendingCount { key: &key, group };
+        self.resolved_client().backend().exec(&op).await
+    }
+
     fn resolved_client(&self) -> &Client {
         match &self.client {
             Some(client) => client,
@@ -129,10 +159,24 @@ impl<T> EventStream<T> {
     }
 
     fn key(&self) -> String {
-        let mut key = crate::key::name_key(self.resolved_client().namespace(), &self.name);
-        key.push_str(":stream");
-        key
+        stream_key(self.resolved_client(), &self.name)
     }
+}
+
+/// The key of the stream `name`: `ns:{name}:stream`.
+pub(crate) fn stream_key(client: &Client, name: &str) -> String {
+    let mut key = crate::key::name_key(client.namespace(), name);
+    key.push_str(":stream");
+    key
+}
+
+/// The key of `group`'s dead letters of the stream `name`: `ns:{name}:dead:<group>`, in the
+/// stream's hash tag (one slot with the stream, for the scripts that move events there).
+pub(crate) fn dead_letter_key(client: &Client, name: &str, group: &str) -> String {
+    let mut key = crate::key::name_key(client.namespace(), name);
+    key.push_str(":dead:");
+    key.push_str(group);
+    key
 }
 
 impl<T: Serialize> EventStream<T> {

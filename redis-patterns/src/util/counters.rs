@@ -62,6 +62,14 @@ impl<E: Events> Counters<E> {
         }
     }
 
+    /// Counts `n` events at once (a batch).
+    #[inline]
+    pub(crate) fn count_many(&self, event: E, n: u64) {
+        if let Some(count) = self.counts.get(event.index()) {
+            count.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     fn get(&self, event: E) -> u64 {
         self.counts
             .get(event.index())
