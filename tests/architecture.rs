@@ -53,7 +53,7 @@ fn only_the_backend_facade_names_backend_variants() {
 
 #[test]
 fn every_pattern_room_has_its_api_operations_expansion_target_and_counters() {
-    for room in ["cache", "counter", "lock", "rate_limit"] {
+    for room in ["cache", "counter", "lock", "rate_limit", "stream"] {
         for file in ["mod.rs", "ops.rs", "attribute.rs", "stats.rs"] {
             let path = Path::new(SRC).join(room).join(file);
             assert!(path.is_file(), "{} is missing", path.display());

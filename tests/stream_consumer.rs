@@ -333,7 +333,85 @@ async fn a_graceful_stop_finishes_and_acknowledges_running_handlers(kind: Kind) 
     assert_eq!(started.load(Ordering::SeqCst), 4);
 }
 
+/// What `#[stream_consumer]` handled, per test namespace.
+static BILLED: Mutex<Vec<(String, u64, EventId)>> = Mutex::new(Vec::new());
+
+#[derive(Debug)]
+struct Declined;
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("declined")
+    }
+}
+
+/// Bills orders; declines empty ones.
+#[redis_patterns::stream_consumer(
+    stream = "orders",
+    group = "billing",
+    max_deliveries = 2,
+    retry_backoff = "10ms"
+)]
+async fn bill(order: Order, delivery: Delivery) -> Result<(), Declined> {
+    if order.cents == 0 {
+        return Err(Declined);
+    }
+    BILLED
+        .lock()
+        .unwrap()
+        .push((format!("{}", order.id / 1_000), order.id, delivery.id()));
+    Ok(())
+}
+
+async fn the_attributes_consumer_handles_and_dead_letters(kind: Kind) {
+    let client = common::client(kind, "stream-attribute");
+    let orders = EventStream::<Order>::new("orders").client(client.clone());
+    // The run's orders are numbered from a random thousand, to find them among other runs'.
+    let run = u64::from(fastrand::u16(1..u16::MAX));
+    let first = orders
+        .append(&Order {
+            id: run * 1_000,
+            cents: 5,
+        })
+        .await
+        .unwrap();
+    orders
+        .append(&Order {
+            id: run * 1_000 + 1,
+            cents: 0,
+        })
+        .await
+        .unwrap();
+    let billing = bill.client(client).spawn().unwrap();
+    eventually("one billed, one dead-lettered", || {
+        let s = billing.stats();
+        s.handled == 1 && s.dead_lettered == 1
+    })
+    .await;
+    let billed: Vec<(u64, EventId)> = BILLED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _, _)| *r == run.to_string())
+        .map(|(_, id, event)| (*id, *event))
+        .collect();
+    assert_eq!(billed, [(run * 1_000, first)]);
+    let letters = orders.dead_letters("billing", 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].deliveries, letters[0].error.as_str()),
+        (2, "declined")
+    );
+    billing.shutdown().await;
+    // The handler itself, without a backend.
+    let declined = bill
+        .handle(Order { id: 1, cents: 0 }, Delivery::new(first, 1))
+        .await;
+    assert_eq!(declined, Err("declined".to_owned()));
+}
+
 on_both_backends!(
+    the_attributes_consumer_handles_and_dead_letters,
     every_event_is_handled_once_across_the_groups_consumers,
     failures_are_retried_then_dead_lettered_with_the_last_error,
     a_stopped_consumers_events_are_claimed_after_the_visibility_timeout,

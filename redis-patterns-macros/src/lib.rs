@@ -1,7 +1,7 @@
 //! Procedural macros of [redis-patterns](https://docs.rs/redis-patterns). Use them through
 //! the `redis_patterns` crate, which re-exports them and documents every option.
 //!
-//! Each attribute family (`cache`, `counter`, `lock`, `rate_limit`) parses its options, validates them
+//! Each attribute family (`cache`, `counter`, `lock`, `rate_limit`, `stream`) parses its options, validates them
 //! with the function into a typed configuration, and expands that; `common` holds what they
 //! share.
 
@@ -10,6 +10,7 @@ mod common;
 mod counter;
 mod lock;
 mod rate_limit;
+mod stream;
 
 use proc_macro::TokenStream;
 
@@ -47,4 +48,11 @@ pub fn rate_limited(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn counted(args: TokenStream, item: TokenStream) -> TokenStream {
     counter::expand(args.into(), item.into()).into()
+}
+
+/// Turns a handler of a stream's events into a consumer of a group. See
+/// `redis_patterns::stream_consumer`.
+#[proc_macro_attribute]
+pub fn stream_consumer(args: TokenStream, item: TokenStream) -> TokenStream {
+    stream::expand(args.into(), item.into()).into()
 }

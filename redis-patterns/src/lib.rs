@@ -293,6 +293,48 @@ pub use redis_patterns_macros::cache_put;
 #[doc = include_str!("../docs/counted.md")]
 pub use redis_patterns_macros::counted;
 
+/// Turns an `async fn` handling a stream's events into a consumer of a group:
+/// `#[stream_consumer(stream = "orders", group = "billing")]`.
+///
+/// The function becomes a `const` [`Consumer`](stream::Consumer) of the same name, which
+/// reads the stream's events as one of the group's consumers, decodes each from JSON and runs
+/// the handler on it, up to `concurrency` at once; `Ok` acknowledges the event, `Err` retries
+/// it, and after `max_deliveries` it goes to the group's dead-letter stream.
+///
+/// ```
+/// use redis_patterns::stream::{self, Delivery, EventStream};
+/// use redis_patterns::stream_consumer;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Order {
+///     id: u64,
+///     cents: u64,
+/// }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("the card was declined")]
+/// struct Declined;
+///
+/// #[stream_consumer(stream = "orders", group = "billing", concurrency = 8, max_deliveries = 5)]
+/// async fn bill(order: Order, delivery: Delivery) -> Result<(), Declined> {
+///     // `delivery.id()` is the same for every delivery of the event: an idempotency key.
+///     if order.cents > 1_000_000 { Err(Declined) } else { Ok(()) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// # redis_patterns::init("mem://").await?;
+/// let billing = bill.spawn()?; // or `stream::run(bill).await` in a worker's `main`
+/// EventStream::new("orders").append(&Order { id: 1, cents: 4_999 }).await?;
+/// # while billing.stats().acked < 1 { tokio::time::sleep(std::time::Duration::from_millis(5)).await }
+/// billing.shutdown().await; // finishes the running handlers and acknowledges them
+/// # Ok(()) }
+/// ```
+///
+#[doc = include_str!("../docs/stream_consumer.md")]
+pub use redis_patterns_macros::stream_consumer;
+
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {

@@ -97,6 +97,7 @@ pub struct ConsumerSpec {
     pub max_deliveries: u64,
     pub visibility: Duration,
     pub batch: usize,
+    pub retry_backoff: Duration,
 }
 
 /// The default number of handlers running at once.
@@ -200,6 +201,7 @@ impl<T> Consumer<T> {
         consumer.max_deliveries = spec.max_deliveries;
         consumer.visibility = spec.visibility;
         consumer.batch = spec.batch;
+        consumer.retry_backoff = spec.retry_backoff;
         consumer
     }
 
