@@ -17,6 +17,7 @@ mod pubsub;
 mod rate_limit;
 mod recovery;
 mod session;
+mod stream;
 
 use std::time::Duration;
 

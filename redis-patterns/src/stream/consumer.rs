@@ -395,13 +395,14 @@ impl ConsumerHandle {
     /// Stops gracefully: no new reads (one in flight finishes), the running handlers finish
     /// and their events are acknowledged, and the consumer leaves its group if nothing is
     /// pending for it. Failed events waiting for a retry stay pending, for another consumer
-    /// to claim after the visibility timeout.
-    pub async fn shutdown(self) {
+    /// to claim after the visibility timeout. Answers what the consumer did, all told.
+    pub async fn shutdown(self) -> ConsumerStats {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await
             && e.is_panic()
         {
             tracing::error!(target: "redis_patterns", consumer = %self.name, "the stream consumer's task panicked");
         }
+        self.counters.snapshot()
     }
 }

@@ -1,0 +1,296 @@
+//! Stream consumers in real processes (this test binary re-run as children): four processes
+//! share 10,000 events, each handled and acknowledged once with none left pending; and a
+//! process killed with SIGKILL in the middle of a handler loses its events to another process
+//! after the visibility timeout. On a real redis-server, and with the root feature `cluster`
+//! on the binary's Redis Cluster.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use redis_patterns::stream::{Consumer, Delivery, EventStream};
+use redis_patterns::{Client, Config};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Order {
+    id: u64,
+    /// The child's handler hangs on an order marked `stall` at its first delivery.
+    stall: bool,
+}
+
+/// What the children print, with the child's index.
+enum Line {
+    Handled { id: u64, deliveries: u64 },
+    Stalled,
+    Acked(u64),
+}
+
+/// A child consumer process.
+struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+/// Starts `n` consumer processes on `url` in namespace `ns` with a visibility timeout of
+/// `visibility_ms`; their lines arrive on the returned channel.
+fn spawn(
+    url: &str,
+    ns: &str,
+    n: usize,
+    visibility_ms: u64,
+) -> (Vec<Process>, mpsc::Receiver<(usize, Line)>) {
+    let (tx, rx) = mpsc::channel();
+    let processes = (0..n)
+        .map(|index| {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "child_consumer",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("STREAM_CHILD", format!("{url} {ns} {visibility_ms}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in stdout.lines() {
+                    let Ok(line) = line else { return };
+                    // The test harness may have started the line ("test child_consumer ... ").
+                    let Some((_, message)) = line.split_once("@@ ") else {
+                        continue;
+                    };
+                    let words: Vec<&str> = message.split_whitespace().collect();
+                    let parsed = match words.as_slice() {
+                        ["handled", id, deliveries] => Line::Handled {
+                            id: id.parse().unwrap(),
+                            deliveries: deliveries.parse().unwrap(),
+                        },
+                        ["stalled"] => Line::Stalled,
+                        ["acked", n] => Line::Acked(n.parse().unwrap()),
+                        _ => panic!("unexpected line from a child: {line}"),
+                    };
+                    if tx.send((index, parsed)).is_err() {
+                        return;
+                    }
+                }
+            });
+            let stdin = child.stdin.take();
+            Process { child, stdin }
+        })
+        .collect();
+    (processes, rx)
+}
+
+fn client(url: &str, ns: &str) -> Client {
+    let config = Config::from_url(url)
+        .unwrap()
+        .namespace(ns)
+        .command_timeout(Duration::from_secs(2));
+    Client::new(config).unwrap()
+}
+
+async fn append(orders: &EventStream<Order>, ids: std::ops::Range<u64>) {
+    let tasks: Vec<_> = ids
+        .map(|id| {
+            let orders = orders.clone();
+            tokio::spawn(async move { orders.append(&Order { id, stall: false }).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Reads lines until `done` says so, failing after 60 s.
+fn read_until(lines: &mpsc::Receiver<(usize, Line)>, mut done: impl FnMut(usize, Line) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (index, line) = lines.recv_timeout(left).expect("the children went quiet");
+        if done(index, line) {
+            return;
+        }
+    }
+}
+
+async fn four_processes_share_the_events_each_handled_and_acknowledged_once(url: String) {
+    let ns = common::namespace("stream-processes");
+    let orders = EventStream::<Order>::new("orders").client(client(&url, &ns));
+    let (mut processes, lines) = spawn(&url, &ns, 4, 30_000);
+    append(&orders, 0..10_000).await;
+    let mut handled: HashMap<u64, u64> = HashMap::new();
+    let mut by_process = [0u64; 4];
+    read_until(&lines, |index, line| {
+        if let Line::Handled { id, deliveries } = line {
+            assert_eq!(deliveries, 1, "no failure, no crash: one delivery");
+            *handled.entry(id).or_default() += 1;
+            by_process[index] += 1;
+        }
+        handled.len() == 10_000
+    });
+    assert!(handled.values().all(|&n| n == 1), "an event handled twice");
+    assert!(
+        by_process.iter().all(|&n| n > 0),
+        "every process took a share: {by_process:?}"
+    );
+    // A graceful stop of each: their acknowledgements are written before they exit.
+    for process in &mut processes {
+        drop(process.stdin.take());
+    }
+    let mut acked = 0;
+    let mut stopped = HashSet::new();
+    read_until(&lines, |index, line| {
+        if let Line::Acked(n) = line {
+            acked += n;
+            stopped.insert(index);
+        }
+        stopped.len() == 4
+    });
+    for process in &mut processes {
+        assert!(process.child.wait().unwrap().success());
+    }
+    assert_eq!(acked, 10_000, "each event acknowledged exactly once");
+    assert_eq!(orders.pending("billing").await.unwrap(), 0);
+}
+
+async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout(url: String) {
+    let ns = common::namespace("stream-kill");
+    let orders = EventStream::<Order>::new("orders").client(client(&url, &ns));
+    let (mut processes, lines) = spawn(&url, &ns, 2, 1_000);
+    orders.append(&Order { id: 0, stall: true }).await.unwrap();
+    let mut stalled = None;
+    read_until(&lines, |index, line| {
+        stalled = Some(index).filter(|_| matches!(line, Line::Stalled));
+        stalled.is_some()
+    });
+    let stalled = stalled.unwrap();
+    // More events while the stalled process still reads (and holds some).
+    append(&orders, 1..200).await;
+    let killed_at = Instant::now();
+    processes[stalled].child.kill().unwrap();
+    processes[stalled].child.wait().unwrap();
+    let survivor = 1 - stalled;
+    let mut handled = HashSet::new();
+    let mut redelivered = None;
+    read_until(&lines, |index, line| {
+        if let Line::Handled { id, deliveries } = line {
+            handled.insert(id);
+            if id == 0 {
+                assert_eq!(index, survivor);
+                assert_eq!(deliveries, 2, "its second delivery");
+                redelivered = Some(killed_at.elapsed());
+            }
+        }
+        handled.len() == 200
+    });
+    let waited = redelivered.unwrap();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "claimed only once idle past the visibility timeout (after {waited:?})"
+    );
+    for _ in 0..500 {
+        if orders.pending("billing").await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(orders.pending("billing").await.unwrap(), 0);
+    drop(processes[survivor].stdin.take());
+    assert!(processes[survivor].child.wait().unwrap().success());
+}
+
+mod on_redis {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_share_the_events_each_handled_and_acknowledged_once() {
+        super::four_processes_share_the_events_each_handled_and_acknowledged_once(
+            crate::common::server().url(),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout() {
+        super::a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout(
+            crate::common::server().url(),
+        )
+        .await;
+    }
+}
+
+#[cfg(feature = "cluster")]
+mod on_cluster {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_share_the_events_each_handled_and_acknowledged_once() {
+        super::four_processes_share_the_events_each_handled_and_acknowledged_once(
+            crate::common::cluster::cluster().url(),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout() {
+        super::a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout(
+            crate::common::cluster::cluster().url(),
+        )
+        .await;
+    }
+}
+
+/// A child process: consumes `orders` in the group `billing`, printing each handled event,
+/// until its stdin closes; then stops gracefully and prints how many events it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by the tests above as a child process"]
+async fn child_consumer() {
+    let Ok(target) = std::env::var("STREAM_CHILD") else {
+        return;
+    };
+    let mut words = target.split(' ');
+    let (url, ns, visibility) = (
+        words.next().unwrap(),
+        words.next().unwrap(),
+        words.next().unwrap().parse().unwrap(),
+    );
+    let consumer = Consumer::new(
+        "orders",
+        "billing",
+        move |order: Order, delivery: Delivery| async move {
+            if order.stall && delivery.deliveries() == 1 {
+                print("stalled".to_owned());
+                std::future::pending::<()>().await;
+            }
+            print(format!("handled {} {}", order.id, delivery.deliveries()));
+            Ok::<_, std::io::Error>(())
+        },
+    )
+    .client(client(url, ns))
+    .visibility(Duration::from_millis(visibility))
+    .spawn()
+    .unwrap();
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+            line.clear();
+        }
+    })
+    .await
+    .unwrap();
+    let stats = consumer.shutdown().await;
+    print(format!("acked {}", stats.acked));
+}
+
+/// A line to the parent, marked so that it is found after the test harness's own output.
+fn print(line: String) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "@@ {line}").unwrap();
+    out.flush().unwrap();
+}
