@@ -106,6 +106,14 @@ fn every_operation_of_the_facade_has_checks() {
         "stream/extend",
         "stream/prune",
         "stream/dead_letters",
+        "queue/push",
+        "queue/claim",
+        "queue/complete",
+        "queue/fail",
+        "queue/extend",
+        "queue/wait",
+        "queue/count",
+        "queue/dead_jobs",
     ];
     for operation in operations {
         assert!(

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Kind;
+use common::{Kind, eventually};
 use redis_patterns::Client;
 use redis_patterns::stream::{Consumer, ConsumerHandle, Delivery, EventId, EventStream};
 use serde::{Deserialize, Serialize};
@@ -20,17 +20,6 @@ use serde::{Deserialize, Serialize};
 struct Order {
     id: u64,
     cents: u64,
-}
-
-/// Waits up to 20 s for `done`.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..2_000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("not within 20 s: {what}");
 }
 
 /// Waits up to 20 s for the group to have nothing pending.

@@ -84,6 +84,7 @@ mod key;
 pub mod leaderboard;
 pub mod lock;
 pub mod pubsub;
+pub mod queue;
 pub mod rate_limit;
 pub mod session;
 pub mod stream;

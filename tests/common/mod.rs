@@ -504,3 +504,14 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Waits up to 20 s for `done`, polling every 10 ms; fails naming `what` after that.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 20 s: {what}");
+}

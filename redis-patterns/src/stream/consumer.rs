@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use super::EventId;
 use super::stats::{ConsumerStats, Counters};
 use crate::client::Client;
 use crate::error::{Error, Result};
+pub use crate::util::handler::HandlerFuture;
 
 /// What a handler learns of an event besides its value: its id (an idempotency key: a
 /// redelivered event has the same id) and how many times it was delivered.
@@ -47,33 +47,8 @@ impl Delivery {
     }
 }
 
-/// The future a handler returns, boxed; its error is what the dead-letter stream records.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>>;
-
-/// A handler as the consumer calls it.
-pub(crate) enum Handler<T> {
-    /// A `#[stream_consumer]` function's wrapper.
-    Fn(fn(T, Delivery) -> HandlerFuture),
-    Shared(Arc<dyn Fn(T, Delivery) -> HandlerFuture + Send + Sync>),
-}
-
-impl<T> Clone for Handler<T> {
-    fn clone(&self) -> Self {
-        match self {
-            Handler::Fn(f) => Handler::Fn(*f),
-            Handler::Shared(f) => Handler::Shared(Arc::clone(f)),
-        }
-    }
-}
-
-impl<T> Handler<T> {
-    pub(crate) fn call(&self, event: T, delivery: Delivery) -> HandlerFuture {
-        match self {
-            Handler::Fn(f) => f(event, delivery),
-            Handler::Shared(f) => f(event, delivery),
-        }
-    }
-}
+/// A handler of events with their delivery.
+pub(crate) type Handler<T> = crate::util::handler::Handler<T, Delivery>;
 
 /// Where a group that does not exist yet starts reading its stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,15 +150,7 @@ impl<T> Consumer<T> {
         E: fmt::Display,
         T: 'static,
     {
-        let handler = move |event, delivery| -> HandlerFuture {
-            let run = handler(event, delivery);
-            Box::pin(async move { run.await.map_err(|e| e.to_string()) })
-        };
-        Consumer::with_handler(
-            stream.into(),
-            group.into(),
-            Handler::Shared(Arc::new(handler)),
-        )
+        Consumer::with_handler(stream.into(), group.into(), Handler::from_fn(handler))
     }
 
     /// The consumer `#[stream_consumer]` describes. Not for direct use.
@@ -334,7 +301,7 @@ impl<T: DeserializeOwned + Send + 'static> Consumer<T> {
     /// gracefully (see [`ConsumerHandle::shutdown`]).
     pub async fn run(self) -> Result<()> {
         let handle = self.spawn()?;
-        super::worker::stop_signal().await;
+        crate::util::handler::stop_signal().await;
         tracing::info!(target: "redis_patterns", consumer = %handle.name(), "stopping the stream consumer");
         handle.shutdown().await;
         Ok(())

@@ -6,11 +6,9 @@
 //! the handler's task after a backoff, without holding a permit meanwhile. Every failure of
 //! the backend is retried after a backoff: the loop never ends before it is asked to.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
@@ -23,6 +21,7 @@ use super::ops::{
 };
 use super::stats::{Counters, Event};
 use crate::backend::{Backend, Blocking};
+use crate::util::handler::run_renewing;
 
 /// The most ids one `XACK` carries.
 const ACK_BATCH: usize = 1_024;
@@ -57,7 +56,7 @@ struct Shared<T> {
 
 pub(super) fn start<T: DeserializeOwned + Send + 'static>(consumer: Consumer<T>) -> ConsumerHandle {
     let client = consumer.resolved_client();
-    let name = consumer_name();
+    let name = crate::util::handler::worker_name();
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(watch::Sender::new(false));
     let (acks, ack_rx) = mpsc::unbounded_channel();
@@ -92,37 +91,6 @@ pub(super) fn start<T: DeserializeOwned + Send + 'static>(consumer: Consumer<T>)
         stop,
         task,
     }
-}
-
-/// `<host>-<process id>-<random>`: unique per start, and telling whose it is in
-/// `XINFO CONSUMERS`.
-fn consumer_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .unwrap_or_default();
-    let host: String = host
-        .trim()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        .take(64)
-        .collect();
-    let host = if host.is_empty() { "host".into() } else { host };
-    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
-
-/// Ctrl-C, or `SIGTERM` on Unix (what container runtimes send).
-pub(super) async fn stop_signal() {
-    #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn run<T: DeserializeOwned + Send + 'static>(
@@ -328,21 +296,13 @@ impl<T> Shared<T> {
     /// visibility timeout while it runs.
     async fn call(&self, value: T, delivery: Delivery) -> Result<(), String> {
         let id = delivery.id;
-        let mut call = AssertUnwindSafe(self.handler.call(value, delivery)).catch_unwind();
         let renew = (self.visibility / 3).max(Duration::from_millis(10));
-        loop {
-            tokio::select! {
-                result = &mut call => return match result {
-                    Ok(result) => result,
-                    Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
-                },
-                () = tokio::time::sleep(renew) => {
-                    if let Err(error) = self.backend.run(&Extend(self.held(id))).await {
-                        self.backend_failed("renewing a slow handler's claim", &error);
-                    }
-                }
+        run_renewing(self.handler.call(value, delivery), renew, || async move {
+            if let Err(error) = self.backend.run(&Extend(self.held(id))).await {
+                self.backend_failed("renewing a slow handler's claim", &error);
             }
-        }
+        })
+        .await
     }
 
     /// Records a failure of `id`: `Some(deliveries)` when it stays pending for a retry.
@@ -387,21 +347,6 @@ impl<T> Shared<T> {
 
     /// Sleeps `wait` (jittered); `true` when the consumer was stopped meanwhile.
     async fn pause(&self, wait: Duration) -> bool {
-        let mut stop = self.stop.subscribe();
-        if *stop.borrow() {
-            return true;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(crate::util::jittered(wait)) => *stop.borrow(),
-            _ = stop.changed() => true,
-        }
+        crate::util::handler::pause(&self.stop, wait).await
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }

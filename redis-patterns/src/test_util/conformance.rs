@@ -42,6 +42,7 @@ pub fn conformance_checks() -> Vec<Check> {
     checks.extend(crate::leaderboard::conformance::checks());
     checks.extend(crate::session::conformance::checks());
     checks.extend(crate::stream::conformance::checks());
+    checks.extend(crate::queue::conformance::checks());
     checks
 }
 

@@ -4,6 +4,7 @@
 
 pub(crate) mod counters;
 pub(crate) mod glob;
+pub(crate) mod handler;
 pub(crate) mod observe;
 mod sharded;
 pub(crate) mod window;

@@ -1,0 +1,124 @@
+//! A handler of messages as the consumers call it (stream events, queue jobs): a function
+//! pointer written by an attribute, or a shared closure; and running one to its outcome, with
+//! a panic caught as an error and its claim renewed while it runs.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+
+/// The future a handler returns, boxed; its error's text is what a dead letter records.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A handler of messages `T` with their context `C` (a delivery, a job).
+pub(crate) enum Handler<T, C> {
+    /// An attribute's wrapper of the function.
+    Fn(fn(T, C) -> HandlerFuture),
+    Shared(Arc<dyn Fn(T, C) -> HandlerFuture + Send + Sync>),
+}
+
+impl<T, C> Clone for Handler<T, C> {
+    fn clone(&self) -> Self {
+        match self {
+            Handler::Fn(f) => Handler::Fn(*f),
+            Handler::Shared(f) => Handler::Shared(Arc::clone(f)),
+        }
+    }
+}
+
+impl<T: 'static, C: 'static> Handler<T, C> {
+    /// A handler from a closure returning any future of `Result<(), E>` with `E: Display`.
+    pub(crate) fn from_fn<F, Fut, E>(handler: F) -> Self
+    where
+        F: Fn(T, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        Handler::Shared(Arc::new(move |message, context| -> HandlerFuture {
+            let run = handler(message, context);
+            Box::pin(async move { run.await.map_err(|e| e.to_string()) })
+        }))
+    }
+}
+
+impl<T, C> Handler<T, C> {
+    pub(crate) fn call(&self, message: T, context: C) -> HandlerFuture {
+        match self {
+            Handler::Fn(f) => f(message, context),
+            Handler::Shared(f) => f(message, context),
+        }
+    }
+}
+
+/// Runs `call` to its outcome (a panic becomes an error saying so), calling `renew` every
+/// `every` while it runs.
+pub(crate) async fn run_renewing<R: Future<Output = ()>>(
+    call: HandlerFuture,
+    every: Duration,
+    mut renew: impl FnMut() -> R,
+) -> Result<(), String> {
+    let mut call = AssertUnwindSafe(call).catch_unwind();
+    loop {
+        tokio::select! {
+            result = &mut call => return match result {
+                Ok(result) => result,
+                Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
+            },
+            () = tokio::time::sleep(every) => renew().await,
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// `<host>-<process id>-<random>`: a consumer's or worker's name, unique per start, telling
+/// whose it is.
+pub(crate) fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    let host = if host.is_empty() { "host".into() } else { host };
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// Ctrl-C, or `SIGTERM` on Unix (what container runtimes send).
+pub(crate) async fn stop_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Sleeps `wait` (jittered); `true` when `stop` was set before or meanwhile.
+pub(crate) async fn pause(stop: &tokio::sync::watch::Sender<bool>, wait: Duration) -> bool {
+    let mut stop = stop.subscribe();
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(crate::util::jittered(wait)) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}

@@ -1,0 +1,279 @@
+//! Job queues on a real redis-server and on `mem://` (and with the root features on the
+//! cluster and behind Sentinel): every job run once across workers, delayed jobs, retries and
+//! dead jobs with the last error, undecodable jobs, jobs of a stopped worker run again after
+//! their lease, long jobs keeping their lease, and the graceful stop. Killed processes are in
+//! `tests/queue_processes.rs`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Kind, eventually};
+use redis_patterns::Client;
+use redis_patterns::queue::{Job, JobId, Queue, Worker, WorkerHandle};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Mail {
+    n: u64,
+    fail: bool,
+}
+
+/// Runs of each job, per job id.
+type Runs = Arc<Mutex<HashMap<JobId, Vec<u64>>>>;
+
+fn recording(client: &Client, runs: Runs, concurrency: usize) -> WorkerHandle {
+    Worker::new("mail", move |mail: Mail, job: Job| {
+        let runs = runs.clone();
+        async move {
+            runs.lock()
+                .unwrap()
+                .entry(job.id().clone())
+                .or_default()
+                .push(job.attempt());
+            if mail.fail {
+                return Err(format!(
+                    "mail {} bounced (attempt {})",
+                    mail.n,
+                    job.attempt()
+                ));
+            }
+            Ok(())
+        }
+    })
+    .client(client.clone())
+    .concurrency(concurrency)
+    .max_attempts(3)
+    .retry_backoff(Duration::from_millis(20))
+    .spawn()
+    .unwrap()
+}
+
+async fn every_job_runs_once_across_workers(kind: Kind) {
+    let ns = common::namespace("queue-once");
+    let clients = common::clients(kind, &ns, 2);
+    let mail = Queue::<Mail>::new("mail").client(clients[0].clone());
+    let mut ids = Vec::new();
+    for n in 0..100 {
+        ids.push(mail.push(&Mail { n, fail: false }).await.unwrap());
+    }
+    assert_eq!(mail.len().await.unwrap().ready, 100);
+    let runs = Runs::default();
+    let a = recording(&clients[0], runs.clone(), 4);
+    let b = recording(&clients[1], runs.clone(), 4);
+    for n in 100..200 {
+        ids.push(mail.push(&Mail { n, fail: false }).await.unwrap());
+    }
+    eventually("200 jobs run", || runs.lock().unwrap().len() == 200).await;
+    let (a, b) = (a.shutdown().await, b.shutdown().await);
+    assert_eq!(a.completed + b.completed, 200);
+    assert!(a.completed > 0 && b.completed > 0, "{a:?} {b:?}");
+    {
+        let runs = runs.lock().unwrap();
+        for id in &ids {
+            assert_eq!(runs[id], [1], "{id} ran once");
+        }
+    }
+    assert_eq!(mail.len().await.unwrap().total(), 0);
+}
+
+async fn delayed_jobs_wait_until_due(kind: Kind) {
+    let client = common::client(kind, "queue-delayed");
+    let mail = Queue::<Mail>::new("mail").client(client.clone());
+    let runs = Runs::default();
+    let worker = recording(&client, runs.clone(), 2);
+    let pushed = Instant::now();
+    let later = mail
+        .push_after(&Mail { n: 1, fail: false }, Duration::from_millis(600))
+        .await
+        .unwrap();
+    let at = std::time::SystemTime::now() + Duration::from_millis(300);
+    let sooner = mail
+        .push_delayed(&Mail { n: 2, fail: false }, at)
+        .await
+        .unwrap();
+    assert_eq!(mail.len().await.unwrap().delayed, 2);
+    let mut order = Vec::new();
+    eventually("both run", || {
+        let runs = runs.lock().unwrap();
+        for id in [&sooner, &later] {
+            if runs.contains_key(id) && !order.contains(id) {
+                order.push(id.clone());
+                assert!(
+                    pushed.elapsed() >= Duration::from_millis(250),
+                    "{id} ran early"
+                );
+            }
+        }
+        order.len() == 2
+    })
+    .await;
+    assert_eq!(order, [sooner, later.clone()]);
+    assert!(
+        pushed.elapsed() >= Duration::from_millis(550),
+        "the later one waited"
+    );
+    worker.shutdown().await;
+}
+
+async fn failures_are_retried_then_dead_with_the_last_error(kind: Kind) {
+    let client = common::client(kind, "queue-dead");
+    let mail = Queue::<Mail>::new("mail").client(client.clone());
+    let runs = Runs::default();
+    let worker = recording(&client, runs.clone(), 2);
+    let poison = mail.push(&Mail { n: 7, fail: true }).await.unwrap();
+    let fine = mail.push(&Mail { n: 8, fail: false }).await.unwrap();
+    Queue::<String>::new("mail")
+        .client(client.clone())
+        .push(&"not a mail".to_owned())
+        .await
+        .unwrap();
+    eventually("one done, two dead", || {
+        let s = worker.stats();
+        s.completed == 1 && s.dead == 2
+    })
+    .await;
+    let stats = worker.shutdown().await;
+    assert_eq!((stats.failed, stats.retried), (3, 2), "{stats:?}");
+    assert_eq!(runs.lock().unwrap()[&poison], [1, 2, 3]);
+    assert_eq!(runs.lock().unwrap()[&fine], [1]);
+    let dead = mail.dead_jobs(10).await.unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let poisoned = dead.iter().find(|d| d.id == poison).unwrap();
+    assert_eq!(poisoned.job, Ok(Mail { n: 7, fail: true }));
+    assert_eq!(poisoned.attempts, 3);
+    assert_eq!(poisoned.error, "mail 7 bounced (attempt 3)");
+    assert!(poisoned.died_at > 1_600_000_000_000);
+    let undecodable = dead.iter().find(|d| d.id != poison).unwrap();
+    assert!(
+        undecodable.error.contains("not the worker's type"),
+        "{undecodable:?}"
+    );
+    assert_eq!(mail.len().await.unwrap().total(), 0);
+}
+
+/// A worker whose runtime is shut down mid-job (as a crash leaves it) holds the job until its
+/// lease runs out; then another worker runs it.
+async fn a_stopped_workers_job_runs_again_after_its_lease(kind: Kind) {
+    let ns = common::namespace("queue-crash");
+    let config = common::config(kind, &ns);
+    let mail = Queue::<Mail>::new("mail").client(Client::new(config.clone()).unwrap());
+    let started = Arc::new(AtomicU64::new(0));
+    let crashed = {
+        let (config, started) = (config.clone(), started.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let counter = started.clone();
+                let _stuck = Worker::new("mail", move |_: Mail, _: Job| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        std::future::pending::<()>().await;
+                        Ok::<_, std::io::Error>(())
+                    }
+                })
+                .client(Client::new(config).unwrap())
+                .visibility(Duration::from_millis(400))
+                .spawn()
+                .unwrap();
+                while started.load(Ordering::SeqCst) < 1 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                // Held past its lease: the handler renews it.
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+            });
+            runtime.shutdown_background();
+        })
+    };
+    let id = mail.push(&Mail { n: 1, fail: false }).await.unwrap();
+    crashed.join().unwrap();
+    assert_eq!(mail.len().await.unwrap().running, 1, "still leased");
+    let stopped_at = Instant::now();
+    let runs = Runs::default();
+    let worker = recording(&Client::new(config).unwrap(), runs.clone(), 1);
+    eventually("run again", || runs.lock().unwrap().contains_key(&id)).await;
+    assert!(stopped_at.elapsed() <= Duration::from_secs(3));
+    assert_eq!(runs.lock().unwrap()[&id], [2], "its second attempt");
+    worker.shutdown().await;
+    assert_eq!(mail.len().await.unwrap().total(), 0);
+}
+
+/// A job longer than its lease keeps it (renewed while it runs): no other worker runs it.
+async fn a_long_job_keeps_its_lease(kind: Kind) {
+    let ns = common::namespace("queue-long");
+    let clients = common::clients(kind, &ns, 2);
+    let mail = Queue::<Mail>::new("mail").client(clients[0].clone());
+    let calls = Arc::new(AtomicU64::new(0));
+    let workers: Vec<WorkerHandle> = clients
+        .iter()
+        .map(|client| {
+            let calls = calls.clone();
+            Worker::new("mail", move |_: Mail, _: Job| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(1_200)).await;
+                    Ok::<_, std::io::Error>(())
+                }
+            })
+            .client(client.clone())
+            .visibility(Duration::from_millis(300))
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    mail.push(&Mail { n: 1, fail: false }).await.unwrap();
+    eventually("completed", || {
+        workers.iter().map(|w| w.stats().completed).sum::<u64>() == 1
+    })
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    for worker in workers {
+        assert_eq!(worker.shutdown().await.lost_leases, 0);
+    }
+}
+
+/// Shutting down waits for the running jobs and completes them.
+async fn a_graceful_stop_finishes_running_jobs(kind: Kind) {
+    let client = common::client(kind, "queue-stop");
+    let mail = Queue::<Mail>::new("mail").client(client.clone());
+    let started = Arc::new(AtomicU64::new(0));
+    let counter = started.clone();
+    let worker = Worker::new("mail", move |_: Mail, _: Job| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, std::io::Error>(())
+        }
+    })
+    .client(client.clone())
+    .concurrency(3)
+    .spawn()
+    .unwrap();
+    for n in 0..3 {
+        mail.push(&Mail { n, fail: false }).await.unwrap();
+    }
+    eventually("three running", || started.load(Ordering::SeqCst) == 3).await;
+    assert_eq!(mail.len().await.unwrap().running, 3);
+    let stats = worker.shutdown().await;
+    assert_eq!(stats.completed, 3);
+    mail.push(&Mail { n: 9, fail: false }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        3,
+        "nothing claimed after the stop"
+    );
+    assert_eq!(mail.len().await.unwrap().ready, 1);
+}
+
+on_both_backends!(
+    every_job_runs_once_across_workers,
+    delayed_jobs_wait_until_due,
+    failures_are_retried_then_dead_with_the_last_error,
+    a_stopped_workers_job_runs_again_after_its_lease,
+    a_long_job_keeps_its_lease,
+    a_graceful_stop_finishes_running_jobs,
+);
