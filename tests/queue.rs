@@ -269,7 +269,63 @@ async fn a_graceful_stop_finishes_running_jobs(kind: Kind) {
     assert_eq!(mail.len().await.unwrap().ready, 1);
 }
 
+/// What `#[job]` ran, with the run's tag.
+static SENT: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// Sends mails; bounces those marked to fail.
+#[redis_patterns::job(queue = "mail", max_attempts = 2, retry_backoff = "10ms")]
+async fn send(mail: Mail, job: Job) -> Result<(), String> {
+    if mail.fail {
+        return Err(format!("bounced on attempt {}", job.attempt()));
+    }
+    SENT.lock().unwrap().push((mail.n / 1_000, mail.n));
+    Ok(())
+}
+
+async fn the_attributes_worker_completes_and_buries(kind: Kind) {
+    let client = common::client(kind, "queue-attribute");
+    let mail = Queue::<Mail>::new("mail").client(client.clone());
+    let run = u64::from(fastrand::u16(1..u16::MAX));
+    mail.push(&Mail {
+        n: run * 1_000,
+        fail: false,
+    })
+    .await
+    .unwrap();
+    let bounced = mail
+        .push(&Mail {
+            n: run * 1_000 + 1,
+            fail: true,
+        })
+        .await
+        .unwrap();
+    let worker = send.client(client).spawn().unwrap();
+    eventually("one sent, one dead", || {
+        let s = worker.stats();
+        s.completed == 1 && s.dead == 1
+    })
+    .await;
+    worker.shutdown().await;
+    let sent: Vec<u64> = SENT
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _)| *r == run)
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(sent, [run * 1_000]);
+    let dead = mail.dead_jobs(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, bounced);
+    assert_eq!(dead[0].error, "bounced on attempt 2");
+    let direct = send
+        .handle(Mail { n: 1, fail: true }, Job::new("x", 1))
+        .await;
+    assert_eq!(direct, Err("bounced on attempt 1".to_owned()));
+}
+
 on_both_backends!(
+    the_attributes_worker_completes_and_buries,
     every_job_runs_once_across_workers,
     delayed_jobs_wait_until_due,
     failures_are_retried_then_dead_with_the_last_error,

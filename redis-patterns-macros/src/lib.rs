@@ -54,5 +54,11 @@ pub fn counted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `redis_patterns::stream_consumer`.
 #[proc_macro_attribute]
 pub fn stream_consumer(args: TokenStream, item: TokenStream) -> TokenStream {
-    stream::expand(args.into(), item.into()).into()
+    stream::expand(stream::Kind::StreamConsumer, args.into(), item.into()).into()
+}
+
+/// Turns a handler of a queue's jobs into a worker. See `redis_patterns::job`.
+#[proc_macro_attribute]
+pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    stream::expand(stream::Kind::Job, args.into(), item.into()).into()
 }

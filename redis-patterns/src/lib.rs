@@ -336,6 +336,44 @@ pub use redis_patterns_macros::counted;
 #[doc = include_str!("../docs/stream_consumer.md")]
 pub use redis_patterns_macros::stream_consumer;
 
+/// Turns an `async fn` running a queue's jobs into a worker: `#[job(queue = "emails")]`.
+///
+/// The function becomes a `const` [`Worker`](queue::Worker) of the same name, which claims
+/// the queue's jobs with a lease, decodes each from JSON and runs the handler on it, up to
+/// `concurrency` at once; `Ok` completes the job, `Err` retries it after a backoff, and after
+/// `max_attempts` it goes to the queue's dead list.
+///
+/// ```
+/// use redis_patterns::job;
+/// use redis_patterns::queue::{Job, Queue};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Mail {
+///     to: String,
+/// }
+///
+/// #[job(queue = "emails", concurrency = 4, visibility = "30s", max_attempts = 3)]
+/// async fn send_email(mail: Mail, job: Job) -> Result<(), std::io::Error> {
+///     // `job.id()` is the same on every attempt: an idempotency key.
+///     println!("sending to {} (attempt {})", mail.to, job.attempt());
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), redis_patterns::Error> {
+/// # redis_patterns::init("mem://").await?;
+/// let worker = send_email.spawn()?; // or `send_email.run().await` in a worker's `main`
+/// Queue::new("emails").push(&Mail { to: "ada@example.com".into() }).await?;
+/// # while worker.stats().completed < 1 { tokio::time::sleep(std::time::Duration::from_millis(5)).await }
+/// let stats = worker.shutdown().await; // finishes the running jobs
+/// assert_eq!(stats.completed, 1);
+/// # Ok(()) }
+/// ```
+///
+#[doc = include_str!("../docs/job.md")]
+pub use redis_patterns_macros::job;
+
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
@@ -357,6 +395,7 @@ pub mod __private {
     pub use crate::lock::attribute::{
         Lease, LockReturn, LockSpec, OnLost, check_lock_return, with_lock,
     };
+    pub use crate::queue::{Job, Worker, WorkerSpec};
     pub use crate::rate_limit::attribute::{RateCheck, RateLimitedReturn, RateSpec, rate_limited};
     pub use crate::rate_limit::{Algorithm as RateAlgorithm, OnError as RateOnError};
     pub use crate::stream::attribute::{EventType, HandlerReturn, check_event};

@@ -1,14 +1,16 @@
-//! `#[stream_consumer]`'s options, each read as what it takes and reported at its token.
+//! The options of `#[stream_consumer]` and `#[job]`, each read as what it takes and reported
+//! at its token.
 
 use proc_macro2::TokenStream;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta};
 
+use super::Kind;
 use crate::common::duration::Millis;
 use crate::common::errors::Errors;
 use crate::common::literal;
 use crate::common::options::Options as Read;
 
-const OPTIONS: &[&str] = &[
+const CONSUMER_OPTIONS: &[&str] = &[
     "stream",
     "group",
     "concurrency",
@@ -19,14 +21,24 @@ const OPTIONS: &[&str] = &[
     "crate",
 ];
 
+const JOB_OPTIONS: &[&str] = &[
+    "queue",
+    "concurrency",
+    "max_attempts",
+    "visibility",
+    "retry_backoff",
+    "crate",
+];
+
 /// The most handlers one consumer runs at once, and the most events one read asks for.
 pub const MAX_CONCURRENCY: u64 = 10_000;
-/// The most deliveries an event may get.
+/// The most deliveries an event, or attempts a job, may get.
 pub const MAX_DELIVERIES: u64 = 1_000;
 
 /// The options as given; `None` where an option is absent or its value was reported.
 pub struct Options {
     pub stream: Option<LitStr>,
+    pub queue: Option<LitStr>,
     pub group: Option<LitStr>,
     pub concurrency: Option<u64>,
     pub max_deliveries: Option<u64>,
@@ -40,9 +52,10 @@ pub struct Options {
     pub given: Vec<String>,
 }
 
-pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Options {
+pub fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Options {
     let mut options = Options {
         stream: None,
+        queue: None,
         group: None,
         concurrency: None,
         max_deliveries: None,
@@ -53,18 +66,27 @@ pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Options {
         complete: true,
         given: Vec::new(),
     };
-    let read = Read::parse(tokens, "stream_consumer", OPTIONS, errors);
+    let (known, other, others) = match kind {
+        Kind::StreamConsumer => (CONSUMER_OPTIONS, Kind::Job, JOB_OPTIONS),
+        Kind::Job => (JOB_OPTIONS, Kind::StreamConsumer, CONSUMER_OPTIONS),
+    };
+    let read = Read::parse(tokens, kind.attribute(), known, errors)
+        .belonging_to(other.attribute(), others);
     options.complete = read.complete;
     for (name, meta) in read.all(errors) {
         match name.as_str() {
             "stream" => options.stream = name_literal(&meta, errors, "\"orders\""),
             "group" => options.group = name_literal(&meta, errors, "\"billing\""),
+            "queue" => options.queue = name_literal(&meta, errors, "\"emails\""),
             "concurrency" => {
                 options.concurrency = whole(&meta, errors, MAX_CONCURRENCY, "handlers at once")
             }
             "max_deliveries" => {
                 options.max_deliveries =
                     whole(&meta, errors, MAX_DELIVERIES, "deliveries of an event")
+            }
+            "max_attempts" => {
+                options.max_deliveries = whole(&meta, errors, MAX_DELIVERIES, "attempts of a job")
             }
             "visibility" => {
                 let span = literal::value(&meta, errors).map(syn::spanned::Spanned::span);

@@ -62,6 +62,8 @@ use crate::error::{Error, Result};
 
 use self::ops::{Count, DeadJobs, Keys, Push};
 pub use self::stats::WorkerStats;
+#[doc(hidden)]
+pub use self::worker::WorkerSpec;
 pub use self::worker::{Job, Worker, WorkerHandle};
 pub use crate::util::handler::HandlerFuture;
 
