@@ -7,11 +7,9 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::children::{self, print, read_until};
 use redis_patterns::stream::{Consumer, Delivery, EventStream};
 use redis_patterns::{Client, Config};
 use serde::{Deserialize, Serialize};
@@ -23,72 +21,17 @@ struct Order {
     stall: bool,
 }
 
-/// What the children print, with the child's index.
-enum Line {
-    Handled { id: u64, deliveries: u64 },
-    Stalled,
-    Acked(u64),
-}
-
-/// A child consumer process.
-struct Process {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-/// Starts `n` consumer processes on `url` in namespace `ns` with a visibility timeout of
-/// `visibility_ms`; their lines arrive on the returned channel.
 fn spawn(
     url: &str,
     ns: &str,
     n: usize,
     visibility_ms: u64,
-) -> (Vec<Process>, mpsc::Receiver<(usize, Line)>) {
-    let (tx, rx) = mpsc::channel();
-    let processes = (0..n)
-        .map(|index| {
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "child_consumer",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("STREAM_CHILD", format!("{url} {ns} {visibility_ms}"))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let stdout = BufReader::new(child.stdout.take().unwrap());
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in stdout.lines() {
-                    let Ok(line) = line else { return };
-                    // The test harness may have started the line ("test child_consumer ... ").
-                    let Some((_, message)) = line.split_once("@@ ") else {
-                        continue;
-                    };
-                    let words: Vec<&str> = message.split_whitespace().collect();
-                    let parsed = match words.as_slice() {
-                        ["handled", id, deliveries] => Line::Handled {
-                            id: id.parse().unwrap(),
-                            deliveries: deliveries.parse().unwrap(),
-                        },
-                        ["stalled"] => Line::Stalled,
-                        ["acked", n] => Line::Acked(n.parse().unwrap()),
-                        _ => panic!("unexpected line from a child: {line}"),
-                    };
-                    if tx.send((index, parsed)).is_err() {
-                        return;
-                    }
-                }
-            });
-            let stdin = child.stdin.take();
-            Process { child, stdin }
-        })
-        .collect();
-    (processes, rx)
+) -> (
+    Vec<children::Process>,
+    std::sync::mpsc::Receiver<(usize, String)>,
+) {
+    let value = format!("{url} {ns} {visibility_ms}");
+    children::spawn("child_consumer", "STREAM_CHILD", &value, n)
 }
 
 fn client(url: &str, ns: &str) -> Client {
@@ -111,15 +54,11 @@ async fn append(orders: &EventStream<Order>, ids: std::ops::Range<u64>) {
     }
 }
 
-/// Reads lines until `done` says so, failing after 60 s.
-fn read_until(lines: &mpsc::Receiver<(usize, Line)>, mut done: impl FnMut(usize, Line) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (index, line) = lines.recv_timeout(left).expect("the children went quiet");
-        if done(index, line) {
-            return;
-        }
+/// `handled <id> <deliveries>`.
+fn handled(words: &[&str]) -> Option<(u64, u64)> {
+    match words {
+        ["handled", id, deliveries] => Some((id.parse().ok()?, deliveries.parse().ok()?)),
+        _ => None,
     }
 }
 
@@ -128,36 +67,36 @@ async fn four_processes_share_the_events_each_handled_and_acknowledged_once(url:
     let orders = EventStream::<Order>::new("orders").client(client(&url, &ns));
     let (mut processes, lines) = spawn(&url, &ns, 4, 30_000);
     append(&orders, 0..10_000).await;
-    let mut handled: HashMap<u64, u64> = HashMap::new();
+    let mut runs: HashMap<u64, u64> = HashMap::new();
     let mut by_process = [0u64; 4];
-    read_until(&lines, |index, line| {
-        if let Line::Handled { id, deliveries } = line {
+    read_until(&lines, |index, words| {
+        if let Some((id, deliveries)) = handled(words) {
             assert_eq!(deliveries, 1, "no failure, no crash: one delivery");
-            *handled.entry(id).or_default() += 1;
+            *runs.entry(id).or_default() += 1;
             by_process[index] += 1;
         }
-        handled.len() == 10_000
+        runs.len() == 10_000
     });
-    assert!(handled.values().all(|&n| n == 1), "an event handled twice");
+    assert!(runs.values().all(|&n| n == 1), "an event handled twice");
     assert!(
         by_process.iter().all(|&n| n > 0),
         "every process took a share: {by_process:?}"
     );
     // A graceful stop of each: their acknowledgements are written before they exit.
     for process in &mut processes {
-        drop(process.stdin.take());
+        process.ask_to_stop();
     }
     let mut acked = 0;
     let mut stopped = HashSet::new();
-    read_until(&lines, |index, line| {
-        if let Line::Acked(n) = line {
-            acked += n;
+    read_until(&lines, |index, words| {
+        if let ["acked", n] = words {
+            acked += n.parse::<u64>().unwrap();
             stopped.insert(index);
         }
         stopped.len() == 4
     });
     for process in &mut processes {
-        assert!(process.child.wait().unwrap().success());
+        process.stop();
     }
     assert_eq!(acked, 10_000, "each event acknowledged exactly once");
     assert_eq!(orders.pending("billing").await.unwrap(), 0);
@@ -169,8 +108,8 @@ async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_ti
     let (mut processes, lines) = spawn(&url, &ns, 2, 1_000);
     orders.append(&Order { id: 0, stall: true }).await.unwrap();
     let mut stalled = None;
-    read_until(&lines, |index, line| {
-        stalled = Some(index).filter(|_| matches!(line, Line::Stalled));
+    read_until(&lines, |index, words| {
+        stalled = Some(index).filter(|_| words == ["stalled"]);
         stalled.is_some()
     });
     let stalled = stalled.unwrap();
@@ -180,18 +119,18 @@ async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_ti
     processes[stalled].child.kill().unwrap();
     processes[stalled].child.wait().unwrap();
     let survivor = 1 - stalled;
-    let mut handled = HashSet::new();
+    let mut seen = HashSet::new();
     let mut redelivered = None;
-    read_until(&lines, |index, line| {
-        if let Line::Handled { id, deliveries } = line {
-            handled.insert(id);
+    read_until(&lines, |index, words| {
+        if let Some((id, deliveries)) = handled(words) {
+            seen.insert(id);
             if id == 0 {
                 assert_eq!(index, survivor);
                 assert_eq!(deliveries, 2, "its second delivery");
                 redelivered = Some(killed_at.elapsed());
             }
         }
-        handled.len() == 200
+        seen.len() == 200
     });
     let waited = redelivered.unwrap();
     assert!(
@@ -205,8 +144,7 @@ async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_ti
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(orders.pending("billing").await.unwrap(), 0);
-    drop(processes[survivor].stdin.take());
-    assert!(processes[survivor].child.wait().unwrap().success());
+    processes[survivor].stop();
 }
 
 mod on_redis {
@@ -263,12 +201,12 @@ async fn child_consumer() {
     let consumer = Consumer::new(
         "orders",
         "billing",
-        move |order: Order, delivery: Delivery| async move {
+        |order: Order, delivery: Delivery| async move {
             if order.stall && delivery.deliveries() == 1 {
-                print("stalled".to_owned());
+                print("stalled");
                 std::future::pending::<()>().await;
             }
-            print(format!("handled {} {}", order.id, delivery.deliveries()));
+            print(&format!("handled {} {}", order.id, delivery.deliveries()));
             Ok::<_, std::io::Error>(())
         },
     )
@@ -276,21 +214,7 @@ async fn child_consumer() {
     .visibility(Duration::from_millis(visibility))
     .spawn()
     .unwrap();
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
-            line.clear();
-        }
-    })
-    .await
-    .unwrap();
+    children::until_asked_to_stop().await;
     let stats = consumer.shutdown().await;
-    print(format!("acked {}", stats.acked));
-}
-
-/// A line to the parent, marked so that it is found after the test harness's own output.
-fn print(line: String) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "@@ {line}").unwrap();
-    out.flush().unwrap();
+    print(&format!("acked {}", stats.acked));
 }

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod children;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod proxy;

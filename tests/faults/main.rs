@@ -14,6 +14,7 @@ mod leaderboard;
 mod lock;
 mod near;
 mod pubsub;
+mod queue;
 mod rate_limit;
 mod recovery;
 mod session;
