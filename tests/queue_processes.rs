@@ -166,51 +166,19 @@ async fn a_killed_processs_job_runs_elsewhere_and_a_poison_job_dies(url: String)
     assert_eq!(tasks.len().await.unwrap().total(), 0);
 }
 
-mod on_redis {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_run_each_job_once() {
-        super::four_processes_run_each_job_once(crate::common::server().url()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_killed_processs_job_runs_elsewhere_and_a_poison_job_dies() {
-        super::a_killed_processs_job_runs_elsewhere_and_a_poison_job_dies(
-            crate::common::server().url(),
-        )
-        .await;
-    }
-}
-
-#[cfg(feature = "cluster")]
-mod on_cluster {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_run_each_job_once() {
-        super::four_processes_run_each_job_once(crate::common::cluster::cluster().url()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_killed_processs_job_runs_elsewhere_and_a_poison_job_dies() {
-        super::a_killed_processs_job_runs_elsewhere_and_a_poison_job_dies(
-            crate::common::cluster::cluster().url(),
-        )
-        .await;
-    }
-}
+on_servers!(
+    four_processes_run_each_job_once,
+    a_killed_processs_job_runs_elsewhere_and_a_poison_job_dies,
+);
 
 /// A child process: runs the jobs of `tasks`, printing each run, until its stdin closes;
 /// then stops gracefully and prints how many jobs it completed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by the tests above as a child process"]
 async fn child_worker() {
-    let Ok(target) = std::env::var("QUEUE_CHILD") else {
+    let Some((url, ns, visibility)) = children::target("QUEUE_CHILD") else {
         return;
     };
-    let mut words = target.split(' ');
-    let (url, ns, visibility) = (
-        words.next().unwrap(),
-        words.next().unwrap(),
-        words.next().unwrap().parse().unwrap(),
-    );
     let worker = Worker::new("tasks", |task: Task, job: Job| async move {
         if task.stall && job.attempt() == 1 {
             print("stalled");
@@ -222,9 +190,9 @@ async fn child_worker() {
         print(&format!("ran {} {}", task.n, job.attempt()));
         Ok(())
     })
-    .client(client(url, ns))
+    .client(client(&url, &ns))
     .concurrency(8)
-    .visibility(Duration::from_millis(visibility))
+    .visibility(visibility)
     .retry_backoff(Duration::from_millis(20))
     .spawn()
     .unwrap();

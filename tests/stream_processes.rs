@@ -147,57 +147,19 @@ async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_ti
     processes[survivor].stop();
 }
 
-mod on_redis {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_share_the_events_each_handled_and_acknowledged_once() {
-        super::four_processes_share_the_events_each_handled_and_acknowledged_once(
-            crate::common::server().url(),
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout() {
-        super::a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout(
-            crate::common::server().url(),
-        )
-        .await;
-    }
-}
-
-#[cfg(feature = "cluster")]
-mod on_cluster {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_share_the_events_each_handled_and_acknowledged_once() {
-        super::four_processes_share_the_events_each_handled_and_acknowledged_once(
-            crate::common::cluster::cluster().url(),
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout() {
-        super::a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout(
-            crate::common::cluster::cluster().url(),
-        )
-        .await;
-    }
-}
+on_servers!(
+    four_processes_share_the_events_each_handled_and_acknowledged_once,
+    a_killed_processs_events_are_handled_by_another_after_the_visibility_timeout,
+);
 
 /// A child process: consumes `orders` in the group `billing`, printing each handled event,
 /// until its stdin closes; then stops gracefully and prints how many events it acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by the tests above as a child process"]
 async fn child_consumer() {
-    let Ok(target) = std::env::var("STREAM_CHILD") else {
+    let Some((url, ns, visibility)) = children::target("STREAM_CHILD") else {
         return;
     };
-    let mut words = target.split(' ');
-    let (url, ns, visibility) = (
-        words.next().unwrap(),
-        words.next().unwrap(),
-        words.next().unwrap().parse().unwrap(),
-    );
     let consumer = Consumer::new(
         "orders",
         "billing",
@@ -210,8 +172,8 @@ async fn child_consumer() {
             Ok::<_, std::io::Error>(())
         },
     )
-    .client(client(url, ns))
-    .visibility(Duration::from_millis(visibility))
+    .client(client(&url, &ns))
+    .visibility(visibility)
     .spawn()
     .unwrap();
     children::until_asked_to_stop().await;

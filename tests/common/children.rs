@@ -104,3 +104,12 @@ pub async fn until_asked_to_stop() {
     .await
     .unwrap();
 }
+
+/// In a child: the server URL, namespace and visibility timeout its parent passed in `var`
+/// (`"<url> <namespace> <ms>"`); `None` when not run as a child.
+pub fn target(var: &str) -> Option<(String, String, Duration)> {
+    let value = std::env::var(var).ok()?;
+    let mut words = value.split(' ');
+    let (url, ns, ms) = (words.next()?, words.next()?, words.next()?.parse().ok()?);
+    Some((url.to_owned(), ns.to_owned(), Duration::from_millis(ms)))
+}

@@ -516,3 +516,29 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
     panic!("not within 20 s: {what}");
 }
+
+/// Defines `on_redis::<name>` and, with the root feature `cluster`, `on_cluster::<name>`
+/// tests that call `name(url)` with the shared server's or the binary's cluster's URL: for
+/// tests whose child processes connect by URL.
+#[macro_export]
+macro_rules! on_servers {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::server().url()).await;
+                }
+            )*
+        }
+        #[cfg(feature = "cluster")]
+        mod on_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::cluster::cluster().url()).await;
+                }
+            )*
+        }
+    };
+}
