@@ -57,7 +57,12 @@
 //!   on a dedicated connection, renewed after any loss with a
 //!   [`Resubscribed`](pubsub::Notice::Resubscribed) notice (at-most-once delivery).
 //! * [`stream`]: [`EventStream`](stream::EventStream), typed events appended to a capped
-//!   Redis stream.
+//!   Redis stream, and consumer groups handling each at least once
+//!   ([`stream_consumer`](macro@stream_consumer), [`Consumer`](stream::Consumer)): retries,
+//!   dead letters, claims from crashed consumers, graceful shutdown.
+//! * [`queue`]: [`Queue`](queue::Queue), reliable job queues with delayed jobs, run by
+//!   workers ([`job`](macro@job), [`Worker`](queue::Worker)) under a lease, with retries and
+//!   a dead list.
 //!
 //! For tests of your own code, feature `test-util` adds `test_util`: raw access to the keys a
 //! client stores (`test_util::Store`), and the conformance checks every backend passes.
