@@ -53,6 +53,21 @@ impl fmt::Display for EventId {
     }
 }
 
+/// `<ms>-<seq>` as a command argument, without a `String` per id.
+impl redis::ToRedisArgs for EventId {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let mut millis = itoa::Buffer::new();
+        let mut sequence = itoa::Buffer::new();
+        let (millis, sequence) = (millis.format(self.millis), sequence.format(self.sequence));
+        let mut text = [0u8; 41];
+        let len = millis.len() + 1 + sequence.len();
+        text[..millis.len()].copy_from_slice(millis.as_bytes());
+        text[millis.len()] = b'-';
+        text[millis.len() + 1..len].copy_from_slice(sequence.as_bytes());
+        out.write_arg(&text[..len]);
+    }
+}
+
 /// Why a text is not an [`EventId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -84,6 +99,18 @@ mod tests {
         // A clock that went back does not move ids back.
         assert_eq!(id.next(3), Some(EventId::new(10, 5)));
         assert_eq!(EventId::new(10, u64::MAX).next(10), None);
+    }
+
+    #[test]
+    fn ids_are_written_as_redis_reads_them() {
+        use redis::ToRedisArgs;
+        for id in [
+            EventId::new(0, 0),
+            EventId::new(1_700_000_000_000, 42),
+            EventId::new(u64::MAX, u64::MAX),
+        ] {
+            assert_eq!(id.to_redis_args(), vec![id.to_string().into_bytes()]);
+        }
     }
 
     #[test]

@@ -144,6 +144,15 @@ async fn read<T: DeserializeOwned + Send + 'static>(shared: &Arc<Shared<T>>) {
         if *stop.borrow() {
             return;
         }
+        // Under a backlog, a read as soon as one handler is free would ask for a few events
+        // (twice the reads and acknowledgements per event, measured): give the handlers of
+        // the last batch a few turns of the scheduler to finish first.
+        for _ in 0..8 {
+            if shared.permits.available_permits() >= want {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         let mut permits = tokio::select! {
             permit = shared.permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,

@@ -241,7 +241,7 @@ impl CommandOp for Ack<'_> {
         let mut pipe = redis::pipe();
         let cmd = pipe.cmd("XACK").arg(self.key).arg(self.group);
         for id in self.ids {
-            cmd.arg(id.to_string());
+            cmd.arg(id);
         }
         pipe
     }

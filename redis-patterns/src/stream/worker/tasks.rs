@@ -31,6 +31,9 @@ pub(super) async fn acknowledge<T>(
                 },
                 _ = &mut finish => finishing = true,
             }
+            // The handlers of the same read finish about now: one turn of the scheduler lets
+            // their ids join this acknowledgement.
+            tokio::task::yield_now().await;
         }
         while batch.len() < ACK_BATCH {
             match ids.try_recv() {
