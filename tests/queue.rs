@@ -162,30 +162,25 @@ async fn a_stopped_workers_job_runs_again_after_its_lease(kind: Kind) {
     let config = common::config(kind, &ns);
     let mail = Queue::<Mail>::new("mail").client(Client::new(config.clone()).unwrap());
     let started = Arc::new(AtomicU64::new(0));
+    // Held past its lease (the handler renews it), then crashed.
     let crashed = {
         let (config, started) = (config.clone(), started.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async {
-                let counter = started.clone();
-                let _stuck = Worker::new("mail", move |_: Mail, _: Job| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    async {
-                        std::future::pending::<()>().await;
-                        Ok::<_, std::io::Error>(())
-                    }
-                })
-                .client(Client::new(config).unwrap())
-                .visibility(Duration::from_millis(400))
-                .spawn()
-                .unwrap();
-                while started.load(Ordering::SeqCst) < 1 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+        common::crash_after(Duration::from_millis(1_000), move || async move {
+            let counter = started.clone();
+            let _stuck = Worker::new("mail", move |_: Mail, _: Job| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    std::future::pending::<()>().await;
+                    Ok::<_, std::io::Error>(())
                 }
-                // Held past its lease: the handler renews it.
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
-            });
-            runtime.shutdown_background();
+            })
+            .client(Client::new(config).unwrap())
+            .visibility(Duration::from_millis(400))
+            .spawn()
+            .unwrap();
+            while started.load(Ordering::SeqCst) < 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         })
     };
     let id = mail.push(&Mail { n: 1, fail: false }).await.unwrap();

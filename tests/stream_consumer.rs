@@ -182,33 +182,28 @@ async fn a_stopped_consumers_events_are_claimed_after_the_visibility_timeout(kin
     let config = common::config(kind, &ns);
     let orders = EventStream::<Order>::new("orders").client(Client::new(config.clone()).unwrap());
     let started = Arc::new(AtomicU64::new(0));
+    // Held past the visibility timeout (the handlers renew their claims), then crashed.
     let crashed = {
         let (config, started) = (config.clone(), started.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async {
-                let client = Client::new(config).unwrap();
-                let counter = started.clone();
-                let _stuck = Consumer::new("orders", "billing", move |_: Order, _: Delivery| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    async {
-                        std::future::pending::<()>().await;
-                        Ok::<_, std::io::Error>(())
-                    }
-                })
-                .client(client)
-                .concurrency(3)
-                .visibility(Duration::from_millis(400))
-                .max_deliveries(2)
-                .spawn()
-                .unwrap();
-                while started.load(Ordering::SeqCst) < 3 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+        common::crash_after(Duration::from_millis(1_000), move || async move {
+            let counter = started.clone();
+            // Dropping the handle leaves the consumer running until the crash.
+            let _stuck = Consumer::new("orders", "billing", move |_: Order, _: Delivery| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    std::future::pending::<()>().await;
+                    Ok::<_, std::io::Error>(())
                 }
-                // Held past the visibility timeout: the handlers renew their claims.
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
-            });
-            runtime.shutdown_background();
+            })
+            .client(Client::new(config).unwrap())
+            .concurrency(3)
+            .visibility(Duration::from_millis(400))
+            .max_deliveries(2)
+            .spawn()
+            .unwrap();
+            while started.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         })
     };
     for id in 0..3 {

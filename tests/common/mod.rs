@@ -542,3 +542,24 @@ macro_rules! on_servers {
         }
     };
 }
+
+/// Runs `work` on a runtime of its own in a thread, keeps that runtime going for `hold` after
+/// `work` returns (what `work` spawned runs on), then shuts it down without letting anything
+/// finish, as a crashed process leaves its connections, claims and leases. Join the handle to
+/// wait for the crash.
+pub fn crash_after<F>(
+    hold: Duration,
+    work: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            work().await;
+            tokio::time::sleep(hold).await;
+        });
+        runtime.shutdown_background();
+    })
+}
