@@ -16,13 +16,19 @@ use redis_patterns::{Client, cached, counted, rate_limited, with_lock};
 /// A series: its name and its labels, sorted.
 type Series = (String, Vec<(String, String)>);
 
-/// What the tests of this binary recorded so far. The recorder's snapshots drain counters, and
-/// the tests run in parallel, so every snapshot is added up here and each test looks at its
-/// own templates.
+/// What the tests of this binary recorded so far. The recorder's snapshots drain counters and
+/// histograms, and the tests run in parallel, so every snapshot is added up here and each test
+/// looks at its own templates. One lock covers taking a snapshot and adding it up: otherwise a
+/// test could read the sums while another holds a drained snapshot not yet added.
 struct Recorded {
     snapshotter: Snapshotter,
-    counters: Mutex<HashMap<Series, u64>>,
-    histograms: Mutex<HashMap<Series, Vec<f64>>>,
+    sums: Mutex<Sums>,
+}
+
+#[derive(Default)]
+struct Sums {
+    counters: HashMap<Series, u64>,
+    histograms: HashMap<Series, Vec<f64>>,
 }
 
 static RECORDED: LazyLock<Recorded> = LazyLock::new(|| {
@@ -33,13 +39,14 @@ static RECORDED: LazyLock<Recorded> = LazyLock::new(|| {
         .expect("the only recorder of this binary");
     Recorded {
         snapshotter,
-        counters: Mutex::default(),
-        histograms: Mutex::default(),
+        sums: Mutex::default(),
     }
 });
 
 impl Recorded {
-    fn collect(&self) {
+    /// Adds up a new snapshot, and answers the sums, locked.
+    fn collect(&self) -> std::sync::MutexGuard<'_, Sums> {
+        let mut sums = self.sums.lock().unwrap();
         for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
             let key = key.key();
             let mut labels: Vec<(String, String)> = key
@@ -49,36 +56,29 @@ impl Recorded {
             labels.sort();
             let series = (key.name().to_owned(), labels);
             match value {
-                DebugValue::Counter(n) => {
-                    *self.counters.lock().unwrap().entry(series).or_default() += n;
-                }
-                DebugValue::Histogram(values) => self
+                DebugValue::Counter(n) => *sums.counters.entry(series).or_default() += n,
+                DebugValue::Histogram(values) => sums
                     .histograms
-                    .lock()
-                    .unwrap()
                     .entry(series)
                     .or_default()
                     .extend(values.into_iter().map(|v| v.into_inner())),
                 DebugValue::Gauge(_) => {}
             }
         }
+        sums
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.collect();
-        self.counters
-            .lock()
-            .unwrap()
+        let sums = self.collect();
+        sums.counters
             .get(&series(name, labels))
             .copied()
             .unwrap_or(0)
     }
 
     fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-        self.collect();
-        self.histograms
-            .lock()
-            .unwrap()
+        let sums = self.collect();
+        sums.histograms
             .get(&series(name, labels))
             .cloned()
             .unwrap_or_default()
@@ -86,13 +86,11 @@ impl Recorded {
 
     /// Every series of any name carrying label `label = value`.
     fn labelled(&self, label: &str, value: &str) -> Vec<Series> {
-        self.collect();
+        let sums = self.collect();
         let has = |s: &Series| s.1.iter().any(|(k, v)| k == label && v == value);
-        let counters = self.counters.lock().unwrap();
-        let histograms = self.histograms.lock().unwrap();
-        counters
+        sums.counters
             .keys()
-            .chain(histograms.keys())
+            .chain(sums.histograms.keys())
             .filter(|s| has(s))
             .cloned()
             .collect()
