@@ -17,6 +17,10 @@
 //!   file the runtime uses) via `Script` (`EVALSHA`) on the cluster connection. Every call is
 //!   admitted (the limit is far above the rate), on both sides.
 //! - `cluster_rate_limit_throughput_64`: 64 concurrent callers on 64 distinct limits.
+//! - `cluster_spublish_latency`: one caller publishing a small struct on a sharded topic
+//!   (`Topic::sharded`); baseline `serde_json::to_vec`, then `SPUBLISH` on the cluster
+//!   connection (routed to the channel's slot). No subscribers: the measure is the publish.
+//! - `cluster_spublish_throughput_64`: 64 concurrent callers on 64 sharded topics.
 //!
 //! Each baseline key carries the same hash tag as the key redis-patterns writes for the same
 //! caller (`baseline:{product:#7}` next to `bench:{product:#7}`), so both sides of a task
@@ -39,6 +43,7 @@ use redis::AsyncCommands;
 use redis::Script;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis_patterns::pubsub::Topic;
 use redis_patterns::rate_limit::RateLimited;
 use redis_patterns::{Client, Config, cached, rate_limited};
 use support::common::cluster::cluster;
@@ -277,10 +282,93 @@ fn cluster_rate_limit_throughput_64(c: &mut Criterion) {
     );
 }
 
+/// The baseline's channel for a task: the same slot as ours (`bench:prices:<task>`).
+fn baseline_channel(task: u64) -> String {
+    format!("{{bench:prices:{task}}}:baseline")
+}
+
+async fn baseline_spublish(conn: &mut ClusterConnection, task: u64) {
+    let payload = serde_json::to_vec(&sample(task)).unwrap();
+    let receivers: u64 = redis::cmd("SPUBLISH")
+        .arg(baseline_channel(task))
+        .arg(payload)
+        .query_async(conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 0);
+}
+
+async fn spublish_setup() -> (ClusterConnection, Arc<Vec<Topic<Product>>>) {
+    let client = client().await;
+    let topics = (0..CONCURRENCY)
+        .map(|task| {
+            Topic::new(format!("prices:{task}"))
+                .sharded()
+                .client(client.clone())
+        })
+        .collect();
+    (connection().await, Arc::new(topics))
+}
+
+async fn spublish(topics: &[Topic<Product>], task: u64) {
+    let topic = &topics[task as usize % topics.len()];
+    assert_eq!(topic.publish(&sample(task)).await.unwrap(), 0);
+}
+
+fn cluster_spublish_latency(c: &mut Criterion) {
+    let rt = runtime();
+    let (conn, topics) = rt.block_on(spublish_setup());
+    Pair::new(
+        |rt: &tokio::runtime::Runtime, iters| {
+            sequential(rt, iters, || {
+                let mut conn = conn.clone();
+                async move { baseline_spublish(&mut conn, 1).await }
+            })
+        },
+        |rt: &tokio::runtime::Runtime, iters| sequential(rt, iters, || spublish(&topics, 1)),
+    )
+    .bench(
+        c,
+        &rt,
+        "cluster_spublish_latency",
+        ("baseline_spublish", "sharded_topic"),
+        None,
+    );
+}
+
+fn cluster_spublish_throughput_64(c: &mut Criterion) {
+    assert_spread(|task| format!("bench:prices:{task}"), baseline_channel);
+    let rt = runtime();
+    let (conn, topics) = rt.block_on(spublish_setup());
+    Pair::new(
+        |rt: &tokio::runtime::Runtime, iters| {
+            let conn = conn.clone();
+            concurrent(rt, iters, move |task| {
+                let mut conn = conn.clone();
+                async move { baseline_spublish(&mut conn, task).await }
+            })
+        },
+        |rt: &tokio::runtime::Runtime, iters| {
+            let topics = topics.clone();
+            concurrent(rt, iters, move |task| {
+                let topics = topics.clone();
+                async move { spublish(&topics, task).await }
+            })
+        },
+    )
+    .bench(
+        c,
+        &rt,
+        "cluster_spublish_throughput_64",
+        ("baseline_spublish", "sharded_topic"),
+        Some(CONCURRENCY),
+    );
+}
+
 criterion_group! {
     name = benches;
     config = support::criterion();
     targets = cluster_hit_latency, cluster_hit_throughput_64, cluster_rate_limit_latency,
-        cluster_rate_limit_throughput_64
+        cluster_rate_limit_throughput_64, cluster_spublish_latency, cluster_spublish_throughput_64
 }
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 //! | ours | hand-written |
 //! |---|---|
 //! | `Topic::publish` of a small struct | `serde_json::to_vec`, then `PUBLISH` on a multiplexed connection |
+//! | the same on a [sharded](Topic::sharded) topic | `serde_json::to_vec`, then `SPUBLISH` |
 //! | `EventStream::append` of the same | `serde_json::to_vec`, then `XADD key MAXLEN ~ 100000 * d json` |
 //!
 //! ```text
@@ -45,6 +46,7 @@ const EVENT: PriceChanged = PriceChanged {
 struct Sides {
     conn: MultiplexedConnection,
     topics: Arc<Vec<Topic<PriceChanged>>>,
+    sharded: Arc<Vec<Topic<PriceChanged>>>,
     streams: Arc<Vec<EventStream<PriceChanged>>>,
 }
 
@@ -63,6 +65,15 @@ fn sides(rt: &Runtime) -> Sides {
                 .map(|task| Topic::new(format!("prices:{task}")).client(client.clone()))
                 .collect(),
         );
+        let sharded = Arc::new(
+            (0..support::CONCURRENCY)
+                .map(|task| {
+                    Topic::new(format!("prices:{task}"))
+                        .sharded()
+                        .client(client.clone())
+                })
+                .collect(),
+        );
         let streams = Arc::new(
             (0..support::CONCURRENCY)
                 .map(|task| EventStream::new(format!("prices:{task}")).client(client.clone()))
@@ -71,19 +82,34 @@ fn sides(rt: &Runtime) -> Sides {
         Sides {
             conn,
             topics,
+            sharded,
             streams,
         }
     })
 }
 
 fn publish(c: &mut Criterion) {
+    publish_against(c, "publish", "PUBLISH", |s| &s.topics);
+}
+
+fn publish_sharded(c: &mut Criterion) {
+    publish_against(c, "publish_sharded", "SPUBLISH", |s| &s.sharded);
+}
+
+/// `Topic::publish` of the topics `topics` picks against `command` by hand.
+fn publish_against(
+    c: &mut Criterion,
+    group: &str,
+    command: &'static str,
+    topics: fn(&Sides) -> &Arc<Vec<Topic<PriceChanged>>>,
+) {
     compare(
         c,
         sides,
-        "publish",
-        |mut s: Sides, task| async move {
+        group,
+        move |mut s: Sides, task| async move {
             let payload = serde_json::to_vec(&EVENT).unwrap();
-            let receivers: u64 = redis::cmd("PUBLISH")
+            let receivers: u64 = redis::cmd(command)
                 .arg(format!("base:prices:{task}"))
                 .arg(payload)
                 .query_async(&mut s.conn)
@@ -91,8 +117,9 @@ fn publish(c: &mut Criterion) {
                 .unwrap();
             std::hint::black_box(receivers);
         },
-        |s: Sides, task| async move {
-            let topic = &s.topics[task as usize % s.topics.len()];
+        move |s: Sides, task| async move {
+            let topics = topics(&s);
+            let topic = &topics[task as usize % topics.len()];
             std::hint::black_box(topic.publish(&EVENT).await.unwrap());
         },
     );
@@ -128,6 +155,6 @@ fn append(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = support::criterion();
-    targets = publish, append
+    targets = publish, publish_sharded, append
 }
 criterion_main!(benches);

@@ -4,6 +4,8 @@
 //! `on_both_backends!` (`on_cluster::…`) when the root feature `cluster` is on.
 
 mod common;
+#[path = "cluster/pubsub.rs"]
+mod pubsub;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

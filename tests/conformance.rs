@@ -65,6 +65,7 @@ fn every_operation_of_the_facade_has_checks() {
         "backend/del",
         "backend/pttl",
         "backend/publish",
+        "backend/spublish",
         "cache/get_or_lock",
         "cache/set_and_unlock",
         "cache/tag_version",

@@ -147,7 +147,79 @@ async fn dropping_the_last_subscription_unsubscribes(kind: Kind) {
     }
 }
 
+/// A sharded topic (`SPUBLISH`/`SSUBSCRIBE`) reaches its sharded subscriptions on every
+/// client, and only them: not a plain subscription of the same name, nor a pattern; and a
+/// plain publish does not reach it. The count is exact on a cluster too: every subscription
+/// of a sharded channel is on the shard owning its slot.
+async fn a_sharded_topic_reaches_its_sharded_subscriptions_only(kind: Kind) {
+    let ns = common::namespace("pubsub-sharded");
+    let clients = common::clients(kind, &ns, 2);
+    let sharded = |i: usize| {
+        Topic::<String>::new("prices")
+            .sharded()
+            .client(clients[i].clone())
+    };
+    let plain = Topic::<String>::new("prices").client(clients[0].clone());
+    assert!(sharded(0).is_sharded() && !plain.is_sharded());
+    let mut a = sharded(0).subscribe().await.unwrap();
+    let mut b = sharded(1).subscribe().await.unwrap();
+    let mut p = plain.subscribe().await.unwrap();
+    let mut all = Pattern::<String>::new("*")
+        .client(clients[1].clone())
+        .subscribe()
+        .await
+        .unwrap();
+    assert_eq!(sharded(1).publish(&"s".to_owned()).await.unwrap(), 2);
+    assert_eq!(next(&mut a).await.unwrap(), "s");
+    assert_eq!(next(&mut b).await.unwrap(), "s");
+    assert!(quiet(&mut p).await && quiet(&mut all).await);
+    let sent = plain.publish(&"p".to_owned()).await.unwrap();
+    if counts_receivers(kind) {
+        assert_eq!(sent, 2, "the plain subscription and the pattern");
+    }
+    assert_eq!(next(&mut p).await.unwrap(), "p");
+    assert_eq!(next(&mut all).await.unwrap().value, "p");
+    assert!(quiet(&mut a).await && quiet(&mut b).await);
+}
+
+/// Sharded topics spread over many slots (on a cluster, over every shard): each subscription
+/// receives its own topic's messages; dropping them unsubscribes each where it is.
+async fn sharded_topics_of_many_slots_are_each_received_and_unsubscribed(kind: Kind) {
+    let ns = common::namespace("pubsub-shards");
+    let clients = common::clients(kind, &ns, 2);
+    let topic = |i: usize, n: u64| {
+        Topic::<u64>::new(format!("shard-{n}"))
+            .sharded()
+            .client(clients[i].clone())
+    };
+    let mut subscriptions = Vec::new();
+    for n in 0..24 {
+        subscriptions.push(topic(1, n).subscribe().await.unwrap());
+    }
+    for n in 0..24 {
+        assert_eq!(topic(0, n).publish(&n).await.unwrap(), 1);
+    }
+    for (n, s) in (0..).zip(subscriptions.iter_mut()) {
+        assert_eq!(next(s).await.unwrap(), n, "each its own topic's message");
+    }
+    assert!(quiet(&mut subscriptions[0]).await);
+    drop(subscriptions);
+    // The connection unsubscribes in the background: soon nobody receives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for n in 0..24 {
+        while topic(0, n).publish(&n).await.unwrap() != 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "shard-{n} still subscribed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 on_both_backends!(
+    a_sharded_topic_reaches_its_sharded_subscriptions_only,
+    sharded_topics_of_many_slots_are_each_received_and_unsubscribed,
     every_subscription_of_every_client_receives_each_message,
     patterns_match_topics_within_the_namespace,
     a_message_of_another_type_is_a_notice_and_the_stream_goes_on,

@@ -55,7 +55,9 @@
 //!   expiry, optimistic versions, rotation and "log out everywhere".
 //! * [`pubsub`]: [`Topic`](pubsub::Topic) and [`Pattern`](pubsub::Pattern), typed fan-out
 //!   on a dedicated connection, renewed after any loss with a
-//!   [`Resubscribed`](pubsub::Notice::Resubscribed) notice (at-most-once delivery).
+//!   [`Resubscribed`](pubsub::Notice::Resubscribed) notice (at-most-once delivery);
+//!   [sharded](pubsub::Topic::sharded) topics (`SPUBLISH`/`SSUBSCRIBE`) that stay within
+//!   their shard on a cluster and follow slot moves.
 //! * [`stream`]: [`EventStream`](stream::EventStream), typed events appended to a capped
 //!   Redis stream, and consumer groups handling each at least once
 //!   ([`stream_consumer`](macro@stream_consumer), [`Consumer`](stream::Consumer)): retries,

@@ -48,14 +48,20 @@ async fn a_killed_subscription_connection_is_renewed_and_says_so() {
     let client = client_of(&server.url(), &common::namespace("pubsub-kill"));
     let topic = Topic::<u64>::new("events").client(client.clone());
     let mut s = topic.subscribe().await.unwrap();
+    let sharded = Topic::<u64>::new("prices").sharded().client(client.clone());
+    let mut by_shard = sharded.subscribe().await.unwrap();
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
         .arg("pubsub")
         .query(&mut server.redis())
         .unwrap();
-    assert_eq!(killed, 1, "the subscription's own connection");
+    assert_eq!(
+        killed, 1,
+        "the subscriptions' own connection (sharded ones too)"
+    );
     renewed_and_receiving(&topic, &mut s).await;
+    renewed_and_receiving(&sharded, &mut by_shard).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,9 +16,11 @@ use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{ConnectionAddr, ErrorKind, ProtocolVersion, RedisError, RedisResult};
 
 use super::connection::Connector;
+use super::pubsub::{PushSender, ShardSubscriber};
 use super::redis::{RedisBackend, keepalive, open_client};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
@@ -29,6 +31,9 @@ pub(crate) struct ClusterNodes {
     /// The seed nodes as RESP3 clients with the configured credentials: where the near tier's
     /// tracking asks for the nodes, and the settings it connects to each node with.
     seeds: Vec<redis::Client>,
+    /// What the client was built from: the sharded subscriptions' cluster connections are
+    /// built from it too, speaking RESP3 with a push sender each.
+    config: Config,
 }
 
 impl Connector for ClusterNodes {
@@ -66,6 +71,53 @@ impl Connector for ClusterNodes {
         Box::pin(async move {
             let now = self.nodes_of(conn).await?;
             Ok(!same_nodes(&now, tracked))
+        })
+    }
+
+    /// A cluster connection of its own, pushing to `pushes`: the redis crate routes each
+    /// `SSUBSCRIBE` to its slot's primary and follows `MOVED`.
+    fn shard_subscriber(
+        &self,
+        pushes: PushSender,
+    ) -> Option<BoxFuture<'_, RedisResult<Box<dyn ShardSubscriber>>>> {
+        Some(Box::pin(async move {
+            let client = builder(&self.config)
+                .use_protocol(ProtocolVersion::RESP3)
+                .push_sender(pushes)
+                .build()?;
+            let conn = client.get_async_connection().await?;
+            Ok(Box::new(conn) as Box<dyn ShardSubscriber>)
+        }))
+    }
+}
+
+impl ShardSubscriber for ClusterConnection {
+    fn subscribe<'a>(&'a mut self, names: &'a [&'a [u8]]) -> BoxFuture<'a, RedisResult<()>> {
+        // One command per channel: the channels of one command must share a slot.
+        let calls = names.iter().map(|name| {
+            let mut conn = self.clone();
+            async move { conn.ssubscribe(*name).await }
+        });
+        Box::pin(async move { futures_util::future::try_join_all(calls).await.map(drop) })
+    }
+
+    fn unsubscribe<'a>(&'a mut self, names: &'a [&'a [u8]]) -> BoxFuture<'a, RedisResult<()>> {
+        let calls = names.iter().map(|name| {
+            let mut conn = self.clone();
+            async move { conn.sunsubscribe(*name).await }
+        });
+        Box::pin(async move { futures_util::future::try_join_all(calls).await.map(drop) })
+    }
+
+    fn ping(&mut self) -> BoxFuture<'_, RedisResult<()>> {
+        let every_primary = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::AllSucceeded),
+        ));
+        Box::pin(async move {
+            self.route_command(redis::cmd("PING"), every_primary)
+                .await
+                .map(drop)
         })
     }
 }
@@ -151,27 +203,7 @@ impl RedisBackend<ClusterNodes> {
         let Target::Cluster(nodes) = &config.target else {
             return Err(Error::Config("not a redis+cluster:// configuration".into()));
         };
-        let mut builder = ClusterClientBuilder::new(nodes.iter().map(::url::Url::as_str))
-            .connection_timeout(config.connect_timeout)
-            .response_timeout(config.command_timeout)
-            // redis-rs waits 1.28 s to 655 s between the retries of a request (16 of them), so
-            // a call to a slot whose node it could not reach took minutes under a long command
-            // timeout; a node that comes back (a failover, a restart) is tried again within
-            // a quarter of a second instead. The command timeout still bounds the whole call.
-            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
-            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
-            .tcp_settings(redis::io::tcp::TcpSettings::default().set_keepalive(keepalive()));
-        if let Some(user) = &config.username {
-            builder = builder.username(user);
-        }
-        if let Some(password) = &config.password {
-            builder = builder.password(&password.0);
-        }
-        #[cfg(feature = "tls")]
-        if let Some(certificates) = super::redis::tls_certificates(config) {
-            builder = builder.certs(certificates);
-        }
-        let client = builder.build()?;
+        let client = builder(config).build()?;
         let seeds = nodes
             .iter()
             .map(|node| {
@@ -184,8 +216,45 @@ impl RedisBackend<ClusterNodes> {
                 Ok(super::tracking::resp3(&seed)?)
             })
             .collect::<Result<_>>()?;
-        Ok(Self::with_connector(ClusterNodes { client, seeds }, config))
+        Ok(Self::with_connector(
+            ClusterNodes {
+                client,
+                seeds,
+                config: config.clone(),
+            },
+            config,
+        ))
     }
+}
+
+/// A cluster client of `config`'s seed nodes, timeouts, retry waits, credentials and
+/// certificates.
+fn builder(config: &Config) -> ClusterClientBuilder {
+    let nodes = match &config.target {
+        Target::Cluster(nodes) => nodes.as_slice(),
+        _ => &[],
+    };
+    let mut builder = ClusterClientBuilder::new(nodes.iter().map(::url::Url::as_str))
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.command_timeout)
+        // redis-rs waits 1.28 s to 655 s between the retries of a request (16 of them), so
+        // a call to a slot whose node it could not reach took minutes under a long command
+        // timeout; a node that comes back (a failover, a restart) is tried again within
+        // a quarter of a second instead. The command timeout still bounds the whole call.
+        .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+        .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_keepalive(keepalive()));
+    if let Some(user) = &config.username {
+        builder = builder.username(user);
+    }
+    if let Some(password) = &config.password {
+        builder = builder.password(&password.0);
+    }
+    #[cfg(feature = "tls")]
+    if let Some(certificates) = super::redis::tls_certificates(config) {
+        builder = builder.certs(certificates);
+    }
+    builder
 }
 
 #[cfg(test)]

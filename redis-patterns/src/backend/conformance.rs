@@ -1,5 +1,5 @@
 //! Conformance checks of the facade's plain commands (`PING`, `GET`, `SET … PX`,
-//! `SET … NX PX`, `DEL`, `PTTL`, `PUBLISH` with its subscriptions): exact bytes, overwrites,
+//! `SET … NX PX`, `DEL`, `PTTL`, `PUBLISH` and `SPUBLISH` with their subscriptions): exact bytes, overwrites,
 //! TTLs and expiry, deliveries, the same on every backend.
 
 use std::time::Duration;
@@ -43,7 +43,59 @@ pub(crate) fn checks() -> Vec<Check> {
             "backend/publish: reaches each subscribed channel and matching pattern once",
             publish_reaches_channels_and_patterns
         ),
+        check!(
+            "backend/spublish: reaches the sharded channel's subscriptions, no plain channel or pattern",
+            spublish_reaches_sharded_subscriptions_only
+        ),
     ]
+}
+
+async fn spublish_reaches_sharded_subscriptions_only(client: &Client) -> CheckResult {
+    use crate::backend::pubsub::{Delivery, Kind};
+    let b = client.backend();
+    let channel = scratch_key(client);
+    let pattern = format!("{}*", &channel[..channel.len().saturating_sub(1)]);
+    ensure_eq!(
+        b.publish(true, channel.as_bytes(), b"x").await?,
+        0,
+        "nobody yet"
+    );
+    let (_s, mut sharded) = b.subscribe(Kind::Shard, channel.as_bytes(), 8).await?;
+    let (_c, mut plain) = b.subscribe(Kind::Channel, channel.as_bytes(), 8).await?;
+    let (_p, mut by_pattern) = b.subscribe(Kind::Pattern, pattern.as_bytes(), 8).await?;
+    // Exact on a cluster too: a sharded channel's subscriptions are on its slot's shard.
+    ensure_eq!(
+        b.publish(true, channel.as_bytes(), b"s").await?,
+        1,
+        "receivers"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(5), sharded.recv()).await;
+    match got {
+        Ok(Ok(Delivery::Message {
+            channel: on,
+            payload,
+        })) => {
+            ensure_eq!(&on[..], channel.as_bytes(), "the sharded message's channel");
+            ensure_eq!(&payload[..], b"s", "the sharded message's payload");
+        }
+        other => ensure!(false, "the sharded subscription got {other:?}"),
+    }
+    // A plain publish after it: what the others receive first is that one.
+    b.publish(false, channel.as_bytes(), b"p").await?;
+    for (what, buffer) in [("channel", &mut plain), ("pattern", &mut by_pattern)] {
+        let got = tokio::time::timeout(Duration::from_secs(5), buffer.recv()).await;
+        match got {
+            Ok(Ok(Delivery::Message { payload, .. })) => {
+                ensure_eq!(&payload[..], b"p", "the {what}'s first message");
+            }
+            other => ensure!(false, "the {what} subscription got {other:?}"),
+        }
+    }
+    ensure!(
+        sharded.is_empty(),
+        "a plain publish reached the sharded subscription"
+    );
+    Ok(())
 }
 
 async fn publish_reaches_channels_and_patterns(client: &Client) -> CheckResult {
@@ -52,12 +104,16 @@ async fn publish_reaches_channels_and_patterns(client: &Client) -> CheckResult {
     let b = client.backend();
     let channel = scratch_key(client);
     let pattern = format!("{}*", &channel[..channel.len().saturating_sub(1)]);
-    ensure_eq!(b.publish(channel.as_bytes(), b"x").await?, 0, "nobody yet");
+    ensure_eq!(
+        b.publish(false, channel.as_bytes(), b"x").await?,
+        0,
+        "nobody yet"
+    );
     let (_c, mut by_channel) = b.subscribe(Kind::Channel, channel.as_bytes(), 8).await?;
     let (_p, mut by_pattern) = b.subscribe(Kind::Pattern, pattern.as_bytes(), 8).await?;
     // One server counts both; a cluster counts those of the node that took the `PUBLISH`
     // (tests/pubsub.rs checks the exact count where it is exact).
-    let received = b.publish(channel.as_bytes(), b"hello").await?;
+    let received = b.publish(false, channel.as_bytes(), b"hello").await?;
     ensure!(received <= 2, "{received} receivers of two subscriptions");
     for (what, buffer) in [("channel", &mut by_channel), ("pattern", &mut by_pattern)] {
         let got = tokio::time::timeout(Duration::from_secs(5), buffer.recv()).await;

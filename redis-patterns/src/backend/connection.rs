@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
 
+use super::pubsub::{PushSender, ShardSubscriber};
 use super::tracking::TrackingSource;
 
 /// Dials the connection of one topology. The connection is cloned per command, so it must be
@@ -54,6 +55,17 @@ pub(crate) trait Connector: Send + Sync + 'static {
     ) -> BoxFuture<'a, RedisResult<bool>> {
         let _ = (conn, tracked);
         Box::pin(async { Ok(false) })
+    }
+
+    /// On a cluster, a connection subscribing sharded channels at their slots' primaries,
+    /// pushing to `pushes` (see `pubsub/shards.rs`). `None`: the subscription connection
+    /// takes them.
+    fn shard_subscriber(
+        &self,
+        pushes: PushSender,
+    ) -> Option<BoxFuture<'_, RedisResult<Box<dyn ShardSubscriber>>>> {
+        let _ = pushes;
+        None
     }
 }
 
@@ -218,6 +230,13 @@ impl<C: Connector> TrackingSource for SharedConnection<C> {
 
     fn moved(&self) -> &tokio::sync::Notify {
         &self.moved
+    }
+
+    fn shard_subscriber(
+        &self,
+        pushes: PushSender,
+    ) -> Option<BoxFuture<'_, RedisResult<Box<dyn ShardSubscriber>>>> {
+        self.connector.shard_subscriber(pushes)
     }
 }
 

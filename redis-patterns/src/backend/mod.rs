@@ -142,15 +142,21 @@ impl Backend {
     }
 
     /// `PUBLISH channel payload`: how many subscriptions (of channels and patterns, on every
-    /// client) received it.
-    pub(crate) async fn publish(&self, channel: &[u8], payload: &[u8]) -> Result<u64> {
+    /// client) received it. `sharded`: `SPUBLISH`, how many subscriptions of the sharded
+    /// channel received it.
+    pub(crate) async fn publish(
+        &self,
+        sharded: bool,
+        channel: &[u8],
+        payload: &[u8],
+    ) -> Result<u64> {
         match self {
-            Backend::Redis(r) => r.publish(channel, payload).await,
+            Backend::Redis(r) => r.publish(sharded, channel, payload).await,
             #[cfg(feature = "cluster")]
-            Backend::Cluster(c) => c.publish(channel, payload).await,
+            Backend::Cluster(c) => c.publish(sharded, channel, payload).await,
             #[cfg(feature = "sentinel")]
-            Backend::Sentinel(c) => c.publish(channel, payload).await,
-            Backend::Memory(m) => Ok(m.publish(channel, payload)),
+            Backend::Sentinel(c) => c.publish(sharded, channel, payload).await,
+            Backend::Memory(m) => Ok(m.publish(sharded, channel, payload)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
     }

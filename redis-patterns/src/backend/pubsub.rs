@@ -9,6 +9,12 @@
 //!   before hears [`Delivery::Resubscribed`]: what was published in between is lost
 //!   (at-most-once). On a cluster the connection goes to one node: a `PUBLISH` on any node
 //!   reaches every node's subscribers.
+//! * **Sharded channels** (`SSUBSCRIBE`, Redis 7): on one server and behind Sentinel, on the
+//!   same connection; on a cluster, on a cluster connection of their own (`shards.rs`) that
+//!   subscribes each at the primary owning its slot. When a slot moves, its old owner
+//!   unsubscribes its channels (an `sunsubscribe` push the hub did not ask for): the session
+//!   ends and every name is subscribed again where the slots now are, with the same
+//!   [`Delivery::Resubscribed`].
 //! * **`mem://`**: the store hands published messages to every hub registered with it; see
 //!   `memory.rs`.
 //!
@@ -25,7 +31,9 @@ use tokio::sync::{broadcast, oneshot};
 use crate::util::glob::matches;
 
 mod serve;
+mod shards;
 pub(crate) use self::serve::serve;
+pub(crate) use self::shards::{PushSender, ShardSubscriber};
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ pub(crate) enum Kind {
     Channel,
     /// Every channel matching a glob-style pattern (`PSUBSCRIBE`).
     Pattern,
+    /// One sharded channel (`SSUBSCRIBE`): reached by `SPUBLISH` only, never by `PUBLISH` or
+    /// a pattern.
+    Shard,
 }
 
 type Name = (Kind, Vec<u8>);
@@ -172,14 +183,16 @@ impl Hub {
     }
 
     /// In process: hands a message on `channel` to every subscription of this hub it matches;
-    /// how many subscriptions (channel or pattern) received it, as Redis counts them.
-    pub(crate) fn publish_here(&self, channel: &[u8], payload: &Bytes) -> u64 {
+    /// how many subscriptions received it, as Redis counts them: a `PUBLISH` (`sharded` false)
+    /// reaches channel and pattern subscriptions, an `SPUBLISH` sharded ones.
+    pub(crate) fn publish_here(&self, sharded: bool, channel: &[u8], payload: &Bytes) -> u64 {
         let names: Vec<Name> = crate::util::lock(&self.registry)
             .subscribers
             .keys()
             .filter(|(kind, name)| match kind {
-                Kind::Channel => name.as_slice() == channel,
-                Kind::Pattern => matches(name, channel),
+                Kind::Channel => !sharded && name.as_slice() == channel,
+                Kind::Pattern => !sharded && matches(name, channel),
+                Kind::Shard => sharded && name.as_slice() == channel,
             })
             .cloned()
             .collect();
@@ -244,6 +257,12 @@ impl Hub {
     fn is_empty(&self) -> bool {
         crate::util::lock(&self.registry).subscribers.is_empty()
     }
+
+    /// Whether the server unsubscribed `name` by itself: it is live, and still held.
+    fn dropped_by_server(&self, name: &Name) -> bool {
+        let registry = crate::util::lock(&self.registry);
+        registry.live.contains(name) && registry.subscribers.contains_key(name)
+    }
 }
 
 #[cfg(test)]
@@ -257,11 +276,43 @@ mod tests {
         let mut b = hub.join(Kind::Pattern, b"n*", 4);
         let _other = hub.join(Kind::Channel, b"sport", 4);
         assert!(a.confirmed.try_recv().is_ok());
-        assert_eq!(hub.publish_here(b"news", &Bytes::from_static(b"hi")), 2);
+        assert_eq!(
+            hub.publish_here(false, b"news", &Bytes::from_static(b"hi")),
+            2
+        );
         assert!(matches!(a.buffer.try_recv(), Ok(Delivery::Message { .. })));
         assert!(matches!(b.buffer.try_recv(), Ok(Delivery::Message { .. })));
         drop(a);
-        assert_eq!(hub.publish_here(b"news", &Bytes::from_static(b"hi")), 1);
+        assert_eq!(
+            hub.publish_here(false, b"news", &Bytes::from_static(b"hi")),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn sharded_channels_are_apart_from_channels_and_patterns_as_on_redis() {
+        let hub = Arc::new(Hub::immediate());
+        let mut plain = hub.join(Kind::Channel, b"news", 4);
+        let mut pattern = hub.join(Kind::Pattern, b"n*", 4);
+        let mut shard = hub.join(Kind::Shard, b"news", 4);
+        assert_eq!(
+            hub.publish_here(true, b"news", &Bytes::from_static(b"s")),
+            1
+        );
+        assert!(matches!(
+            shard.buffer.try_recv(),
+            Ok(Delivery::Message { .. })
+        ));
+        assert!(plain.buffer.try_recv().is_err() && pattern.buffer.try_recv().is_err());
+        assert_eq!(
+            hub.publish_here(false, b"news", &Bytes::from_static(b"p")),
+            2
+        );
+        assert!(shard.buffer.try_recv().is_err());
+        assert_eq!(
+            hub.publish_here(true, b"other", &Bytes::from_static(b"s")),
+            0
+        );
     }
 
     #[tokio::test]
@@ -269,7 +320,7 @@ mod tests {
         let hub = Arc::new(Hub::immediate());
         let mut a = hub.join(Kind::Channel, b"c", 2);
         for i in 0..5u8 {
-            hub.publish_here(b"c", &Bytes::from(vec![i]));
+            hub.publish_here(false, b"c", &Bytes::from(vec![i]));
         }
         assert!(matches!(
             a.buffer.try_recv(),

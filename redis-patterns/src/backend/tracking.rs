@@ -126,6 +126,11 @@ pub(crate) trait TrackingSource: Send + Sync + 'static {
     fn topology_generation(&self) -> u64;
     /// Woken (`notify_waiters`) when the topology moves that way.
     fn moved(&self) -> &tokio::sync::Notify;
+    /// On a cluster, a connection for sharded pub/sub channels (`Connector::shard_subscriber`).
+    fn shard_subscriber(
+        &self,
+        pushes: crate::backend::pubsub::PushSender,
+    ) -> Option<BoxFuture<'_, RedisResult<Box<dyn crate::backend::pubsub::ShardSubscriber>>>>;
 }
 
 /// `client`'s connection settings, speaking RESP3 (the protocol of push messages).

@@ -40,7 +40,17 @@
 //! * **Names.** Channels carry the client's namespace (`ns:prices`), like keys; a pattern
 //!   matches within the namespace.
 //! * **Cluster.** The subscription connection goes to one node; a `PUBLISH` on any node
-//!   reaches the subscribers of every node.
+//!   reaches the subscribers of every node, over the cluster bus.
+//! * **Sharded topics.** [`Topic::sharded`] publishes with `SPUBLISH` and subscribes with
+//!   `SSUBSCRIBE` (Redis 7.0 or later): on a cluster, a message then travels only within the
+//!   shard owning its channel's slot, so pub/sub traffic scales with the shards instead of
+//!   reaching every node. A sharded topic is a channel of its own: its messages reach its
+//!   sharded subscriptions only, never a plain subscription of the same name nor a
+//!   [`Pattern`] (Redis has no sharded patterns), so publishers and subscribers of a topic
+//!   must agree. Its subscriptions follow slot moves: when a slot migrates, Redis
+//!   unsubscribes its channels, and they are subscribed again at the new owner, yielding
+//!   [`Notice::Resubscribed`] like any renewal. Off a cluster (one server, Sentinel,
+//!   `mem://`), sharded topics behave the same, on the one server.
 
 mod stats;
 
@@ -101,6 +111,7 @@ pub struct Topic<T> {
     name: String,
     client: Option<Client>,
     buffer: usize,
+    sharded: bool,
     counters: Arc<Counters>,
     _type: PhantomData<fn(T) -> T>,
 }
@@ -111,6 +122,7 @@ impl<T> Clone for Topic<T> {
             name: self.name.clone(),
             client: self.client.clone(),
             buffer: self.buffer,
+            sharded: self.sharded,
             counters: self.counters.clone(),
             _type: PhantomData,
         }
@@ -122,6 +134,7 @@ impl<T> std::fmt::Debug for Topic<T> {
         f.debug_struct("Topic")
             .field("name", &self.name)
             .field("buffer", &self.buffer)
+            .field("sharded", &self.sharded)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +151,7 @@ impl<T> Topic<T> {
             name: name.into(),
             client: None,
             buffer: DEFAULT_BUFFER,
+            sharded: false,
             counters: Arc::default(),
             _type: PhantomData,
         }
@@ -160,6 +174,37 @@ impl<T> Topic<T> {
         self
     }
 
+    /// Makes this a sharded topic: published with `SPUBLISH`, subscribed with `SSUBSCRIBE`
+    /// (Redis 7.0 or later). On a cluster its messages stay within the shard owning the
+    /// channel's slot instead of reaching every node; its subscriptions follow the slot when
+    /// it moves. Its messages reach sharded subscriptions only: not a plain subscription of
+    /// the same name, nor a [`Pattern`]. See [the module docs](self).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use futures_util::StreamExt;
+    /// use redis_patterns::pubsub::Topic;
+    ///
+    /// let client = redis_patterns::Client::new("mem://")?;
+    /// let prices = Topic::<u64>::new("prices:eu").sharded().client(client.clone());
+    /// let mut updates = prices.subscribe().await?;
+    /// let plain = Topic::<u64>::new("prices:eu").client(client);
+    /// assert_eq!(plain.publish(&1).await?, 0); // not a sharded publish: nobody hears it
+    /// assert_eq!(prices.publish(&4_999).await?, 1);
+    /// assert_eq!(updates.next().await.unwrap()?, 4_999);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn sharded(mut self) -> Self {
+        self.sharded = true;
+        self
+    }
+
+    /// Whether this is a sharded topic ([`sharded`](Topic::sharded)).
+    pub fn is_sharded(&self) -> bool {
+        self.sharded
+    }
+
     /// The topic's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -178,13 +223,17 @@ impl<T> Topic<T> {
 
 impl<T: Serialize> Topic<T> {
     /// Publishes `message` to the subscriptions that exist now; answers how many received it
-    /// (on a cluster, those of the node that took the `PUBLISH`).
+    /// (on a cluster, those of the node that took the `PUBLISH`; for a sharded topic, every
+    /// subscription of its channel, all on the shard that took the `SPUBLISH`).
     pub async fn publish(&self, message: &T) -> Result<u64> {
         let payload = serde_json::to_vec(message)
             .map_err(|e| Error::Config(format!("the message does not serialize as JSON: {e}")))?;
         let client = resolved(&self.client);
         let channel = channel(client, &self.name);
-        let published = client.backend().publish(&channel, &payload).await;
+        let published = client
+            .backend()
+            .publish(self.sharded, &channel, &payload)
+            .await;
         self.counters.count(match published {
             Ok(_) => Event::Published,
             Err(_) => Event::BackendError,
@@ -200,9 +249,14 @@ impl<T: DeserializeOwned + Send + 'static> Topic<T> {
         let client = resolved(&self.client).clone();
         let channel = channel(&client, &self.name);
         let topic = self.name.clone();
+        let kind = if self.sharded {
+            Kind::Shard
+        } else {
+            Kind::Channel
+        };
         join(
             client,
-            Kind::Channel,
+            kind,
             &channel,
             self.buffer,
             self.counters.clone(),
@@ -229,6 +283,7 @@ pub struct Message<T> {
 
 /// Every topic whose name matches a glob-style pattern: `*` any run, `?` one character,
 /// `[abc]`, `[^abc]`, `[a-z]` one of a set, `\x` the character `x` (Redis's `PSUBSCRIBE`).
+/// Messages of [sharded](Topic::sharded) topics never reach a pattern.
 pub struct Pattern<T> {
     pattern: String,
     client: Option<Client>,

@@ -1,7 +1,9 @@
 //! The connection that keeps a [`Hub`]'s names subscribed on a Redis topology: dialled (to
 //! the server, the Sentinel group's primary, or one cluster node), every name subscribed,
 //! pushed messages handed to the hub, a `PING` every heartbeat; dialled again with backoff
-//! when lost, telling the subscribers whose names were live that they were renewed.
+//! when lost, telling the subscribers whose names were live that they were renewed. On a
+//! cluster, sharded channels go over a cluster connection of the same session (`shards.rs`),
+//! dialled with the first of them; either connection lost ends the session.
 
 use std::collections::HashSet;
 use std::sync::Weak;
@@ -12,7 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
-use super::{Hub, Kind, Name};
+use super::{Hub, Kind, Name, PushSender, ShardSubscriber};
 use crate::backend::tracking::{HEARTBEAT, Timeouts, TrackingSource, resp3};
 
 /// Starts the task that keeps `hub`'s names subscribed on `source`'s servers; `false` without
@@ -101,11 +103,16 @@ impl Task {
             return Ended::Lost("the topology names no server".into());
         };
         let (pushes, mut received) = mpsc::unbounded_channel();
-        let mut conn = match self.connect(node, pushes).await {
+        let node = match self.connect(node, pushes.clone()).await {
             Ok(conn) => conn,
             Err(e) => return Ended::Lost(format!("connecting failed: {e}")),
         };
-        if let Err(e) = self.sync(&mut conn).await {
+        let mut conns = Conns {
+            node,
+            shards: None,
+            pushes,
+        };
+        if let Err(e) = self.sync(&*source, &mut conns).await {
             return Ended::Lost(format!("subscribing failed: {e}"));
         }
         if let Some(hub) = self.hub.upgrade() {
@@ -121,12 +128,19 @@ impl Task {
                     Some(push) if push.kind == PushKind::Disconnection => {
                         return Ended::Lost("the connection closed".into());
                     }
-                    Some(push) => dispatch(&hub, push),
+                    Some(push) => {
+                        if let Some(name) = dispatch(&hub, push) {
+                            return Ended::Lost(format!(
+                                "the server unsubscribed the sharded channel {:?} (its slot moved)",
+                                String::from_utf8_lossy(&name)
+                            ));
+                        }
+                    }
                     None => return Ended::Lost("the connection closed".into()),
                 },
                 () = hub.changed.notified() => {
                     drop(hub);
-                    if let Err(e) = self.sync(&mut conn).await {
+                    if let Err(e) = self.sync(&*source, &mut conns).await {
                         return Ended::Lost(format!("subscribing failed: {e}"));
                     }
                 }
@@ -136,10 +150,15 @@ impl Task {
                     if self.hub.strong_count() == 0 {
                         return Ended::Dropped;
                     }
-                    let ping = redis::cmd("PING");
-                    let pong = ping.query_async::<Value>(&mut conn);
+                    let pong = async {
+                        redis::cmd("PING").query_async::<Value>(&mut conns.node).await?;
+                        match &mut conns.shards {
+                            Some(shards) => shards.ping().await,
+                            None => Ok(()),
+                        }
+                    };
                     match tokio::time::timeout(self.timeouts.command, pong).await {
-                        Ok(Ok(_)) => {}
+                        Ok(Ok(())) => {}
                         Ok(Err(e)) => return Ended::Lost(format!("heartbeat failed: {e}")),
                         Err(_) => return Ended::Lost("heartbeat timed out".into()),
                     }
@@ -165,27 +184,19 @@ impl Task {
             .await
     }
 
-    /// Subscribes the names the hub holds and the connection lacks, unsubscribes those it no
+    /// Subscribes the names the hub holds and the connections lack, unsubscribes those it no
     /// longer holds, and confirms the waiting subscribers.
-    async fn sync(&self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+    async fn sync(&self, source: &dyn TrackingSource, conns: &mut Conns) -> RedisResult<()> {
         let Some(hub) = self.hub.upgrade() else {
             return Ok(());
         };
         let (add, remove) = hub.wanted();
         drop(hub);
-        for kind in [Kind::Channel, Kind::Pattern] {
-            let names = of_kind(&add, kind);
-            if !names.is_empty() {
-                match kind {
-                    Kind::Channel => conn.subscribe(&names).await?,
-                    Kind::Pattern => conn.psubscribe(&names).await?,
-                }
-            }
-            let names = of_kind(&remove, kind);
-            if !names.is_empty() {
-                match kind {
-                    Kind::Channel => conn.unsubscribe(&names).await?,
-                    Kind::Pattern => conn.punsubscribe(&names).await?,
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (names, subscribe) in [(&add, true), (&remove, false)] {
+                let names = of_kind(names, kind);
+                if !names.is_empty() {
+                    self.apply(source, conns, kind, subscribe, &names).await?;
                 }
             }
         }
@@ -194,6 +205,72 @@ impl Task {
         }
         Ok(())
     }
+
+    /// Subscribes (or unsubscribes) `names` of `kind`, once the server confirmed them.
+    async fn apply(
+        &self,
+        source: &dyn TrackingSource,
+        conns: &mut Conns,
+        kind: Kind,
+        subscribe: bool,
+        names: &[&[u8]],
+    ) -> RedisResult<()> {
+        let node = &mut conns.node;
+        match (kind, subscribe) {
+            (Kind::Channel, true) => node.subscribe(names).await,
+            (Kind::Channel, false) => node.unsubscribe(names).await,
+            (Kind::Pattern, true) => node.psubscribe(names).await,
+            (Kind::Pattern, false) => node.punsubscribe(names).await,
+            (Kind::Shard, _) => {
+                if conns.shards.is_none()
+                    && let Some(dial) = source.shard_subscriber(conns.pushes.clone())
+                {
+                    let dialled =
+                        tokio::time::timeout(self.timeouts.connect.saturating_mul(2), dial)
+                            .await
+                            .map_err(|_| {
+                                timed_out("connecting to the cluster for sharded channels")
+                            })??;
+                    conns.shards = Some(dialled);
+                }
+                match (&mut conns.shards, subscribe) {
+                    (Some(shards), true) => shards.subscribe(names).await,
+                    (Some(shards), false) => shards.unsubscribe(names).await,
+                    // One server: one command per channel, pipelined, so that the connection
+                    // pairs each confirmation with its command.
+                    (None, _) => {
+                        let command = if subscribe {
+                            "SSUBSCRIBE"
+                        } else {
+                            "SUNSUBSCRIBE"
+                        };
+                        let mut pipe = redis::pipe();
+                        for name in names {
+                            pipe.cmd(command).arg(*name);
+                        }
+                        pipe.query_async::<Vec<Value>>(node).await.map(drop)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The connections of one session.
+struct Conns {
+    /// Channels and patterns, and sharded channels off a cluster.
+    node: MultiplexedConnection,
+    /// A cluster's sharded channels, from the first of them on.
+    shards: Option<Box<dyn ShardSubscriber>>,
+    /// Where both push what they receive.
+    pushes: PushSender,
+}
+
+fn timed_out(what: &str) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} timed out"),
+    ))
 }
 
 /// The names of `kind` among `names`.
@@ -206,13 +283,26 @@ fn of_kind(names: &[Name], kind: Kind) -> Vec<&[u8]> {
 }
 
 /// Hands a pushed message to its subscribers; confirmations and other pushes are not messages.
-fn dispatch(hub: &Hub, push: PushInfo) {
+/// Answers the sharded channel the server unsubscribed by itself (its slot moved away), if
+/// that is what `push` says.
+fn dispatch(hub: &Hub, push: PushInfo) -> Option<Bytes> {
     let mut data = push.data.into_iter().map(bytes_of);
     let (name, channel, payload) = match push.kind {
-        PushKind::Message => match (data.next().flatten(), data.next().flatten()) {
-            (Some(channel), Some(payload)) => ((Kind::Channel, channel.to_vec()), channel, payload),
-            _ => return,
-        },
+        PushKind::Message | PushKind::SMessage => {
+            let kind = match push.kind {
+                PushKind::SMessage => Kind::Shard,
+                _ => Kind::Channel,
+            };
+            match (data.next().flatten(), data.next().flatten()) {
+                (Some(channel), Some(payload)) => ((kind, channel.to_vec()), channel, payload),
+                _ => return None,
+            }
+        }
+        PushKind::SUnsubscribe => {
+            let channel = data.next().flatten()?;
+            let name = (Kind::Shard, channel.to_vec());
+            return hub.dropped_by_server(&name).then_some(channel);
+        }
         PushKind::PMessage => match (
             data.next().flatten(),
             data.next().flatten(),
@@ -221,11 +311,12 @@ fn dispatch(hub: &Hub, push: PushInfo) {
             (Some(pattern), Some(channel), Some(payload)) => {
                 ((Kind::Pattern, pattern.to_vec()), channel, payload)
             }
-            _ => return,
+            _ => return None,
         },
-        _ => return,
+        _ => return None,
     };
     hub.deliver(&name, &channel, &payload);
+    None
 }
 
 fn bytes_of(value: Value) -> Option<Bytes> {

@@ -1,5 +1,6 @@
-//! Pub/sub on a Redis topology: `PUBLISH` on the command connection, subscriptions on the
-//! dedicated connection of the client's [`Hub`] (see `backend/pubsub.rs`).
+//! Pub/sub on a Redis topology: `PUBLISH` and `SPUBLISH` on the command connection (on a
+//! cluster, `SPUBLISH` goes to its channel's slot), subscriptions on the dedicated
+//! connection of the client's [`Hub`] (see `backend/pubsub.rs`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,10 +12,16 @@ use crate::backend::tracking::TrackingSource;
 use crate::error::{Error, Result};
 
 impl<C: Connector> RedisBackend<C> {
-    /// `PUBLISH channel payload`: how many subscriptions received it.
-    pub(crate) async fn publish(&self, channel: &[u8], payload: &[u8]) -> Result<u64> {
-        self.run(Operation::Command("PUBLISH"), |mut c| async move {
-            redis::cmd("PUBLISH")
+    /// `PUBLISH channel payload` (`SPUBLISH`, `sharded`): how many subscriptions received it.
+    pub(crate) async fn publish(
+        &self,
+        sharded: bool,
+        channel: &[u8],
+        payload: &[u8],
+    ) -> Result<u64> {
+        let command = if sharded { "SPUBLISH" } else { "PUBLISH" };
+        self.run(Operation::Command(command), |mut c| async move {
+            redis::cmd(command)
                 .arg(channel)
                 .arg(payload)
                 .query_async(&mut c)

@@ -1,0 +1,112 @@
+//! Sharded pub/sub on the cluster: a sharded subscription lives on the primary owning its
+//! channel's slot, and follows the slot when it migrates (Redis unsubscribes it there, and it
+//! is subscribed again at the new owner) or when its connection is killed, saying so with
+//! `Notice::Resubscribed`; later messages are received.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis_patterns::Client;
+use redis_patterns::pubsub::{Notice, Subscription, Topic};
+
+use super::SERIAL;
+use crate::common::{self, cluster::cluster};
+
+/// How long a renewal may take: the push or the heartbeat that notices it, a backoff,
+/// dialling the cluster and subscribing.
+const RENEWED_WITHIN: Duration = Duration::from_secs(10);
+
+fn client(test: &str) -> (Client, String) {
+    let ns = common::namespace(test);
+    let client = common::client_in(&cluster().url(), &ns, Duration::from_millis(500));
+    (client, ns)
+}
+
+async fn next(s: &mut Subscription<u64>) -> Result<u64, Notice> {
+    tokio::time::timeout(RENEWED_WITHIN, s.next())
+        .await
+        .expect("nothing within the renewal bound")
+        .expect("the subscription ended")
+}
+
+/// How many sharded subscriptions `channel` has on the primary on `port`.
+fn subscribers_on(port: u16, channel: &str) -> i64 {
+    let counts: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(channel)
+        .query(&mut cluster().node(port).redis())
+        .expect("PUBSUB SHARDNUMSUB");
+    match counts.get(1) {
+        Some(redis::Value::Int(n)) => *n,
+        other => panic!("PUBSUB SHARDNUMSUB answered {other:?}"),
+    }
+}
+
+/// The renewal notice, then a message published after it is received.
+async fn renewed_and_receiving(topic: &Topic<u64>, s: &mut Subscription<u64>, value: u64) {
+    let notice = next(s).await;
+    assert!(
+        matches!(notice, Err(Notice::Resubscribed)),
+        "expected the renewal, got {notice:?}"
+    );
+    assert_eq!(
+        topic.publish(&value).await.unwrap(),
+        1,
+        "its one subscription"
+    );
+    assert_eq!(next(s).await.unwrap(), value);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_subscription_follows_its_slot_when_it_migrates() {
+    let _turn = SERIAL.lock().await;
+    let (client, ns) = client("sharded-migration");
+    let topic = Topic::<u64>::new("moving").sharded().client(client.clone());
+    let channel = format!("{ns}:moving");
+    let mut s = topic.subscribe().await.unwrap();
+    let slot = cluster().slot_of(&channel);
+    let from = cluster().primary_of_slot(slot);
+    assert_eq!(
+        subscribers_on(from, &channel),
+        1,
+        "subscribed at the slot's primary"
+    );
+    assert_eq!(topic.publish(&1).await.unwrap(), 1);
+    assert_eq!(next(&mut s).await.unwrap(), 1);
+
+    let to = cluster()
+        .primaries()
+        .into_iter()
+        .find(|p| *p != from)
+        .expect("another primary");
+    cluster().migrate_slot(slot, to, Duration::ZERO);
+    renewed_and_receiving(&topic, &mut s, 2).await;
+    assert_eq!(
+        subscribers_on(to, &channel),
+        1,
+        "subscribed at the new owner"
+    );
+    assert_eq!(
+        subscribers_on(from, &channel),
+        0,
+        "and no longer at the old one"
+    );
+    assert_eq!(topic.stats().resubscribed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sharded_connection_is_renewed_and_says_so() {
+    let _turn = SERIAL.lock().await;
+    let (client, ns) = client("sharded-kill");
+    let topic = Topic::<u64>::new("events").sharded().client(client.clone());
+    let mut s = topic.subscribe().await.unwrap();
+    let owner = cluster().primary_of(&format!("{ns}:events"));
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut cluster().node(owner).redis())
+        .unwrap();
+    assert!(killed >= 1, "the sharded subscription's connection");
+    renewed_and_receiving(&topic, &mut s, 7).await;
+}
