@@ -6,12 +6,22 @@ mod common;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use redis_patterns::lock::{Lock, LockError};
+use redis_patterns::pubsub::{Pattern, Topic};
 use redis_patterns::rate_limit::RateLimiter;
 use redis_patterns::{Client, Config, Error, cached};
 
-/// The ACL rules README's ACL section gives, for the keys of `namespace`.
+/// The ACL rules README's ACL section gives, for the keys and channels of `namespace`.
 fn documented_rules(namespace: &str) -> Vec<String> {
+    key_rules(namespace)
+        .into_iter()
+        .chain([format!("&{namespace}:*")])
+        .collect()
+}
+
+/// The documented rules without a channel pattern: no channel is allowed.
+fn key_rules(namespace: &str) -> Vec<String> {
     [
         "on",
         "resetkeys",
@@ -21,6 +31,7 @@ fn documented_rules(namespace: &str) -> Vec<String> {
         "+@write",
         "+@scripting",
         "+@connection",
+        "+@pubsub",
         "+time",
         "-@dangerous",
     ]
@@ -90,6 +101,90 @@ async fn a_user_restricted_to_its_namespace_runs_every_pattern() {
         assert!(limiter.check("acl:alice", 1).await.unwrap().allowed);
     }
     assert!(common::server().keys_without_ttl(&ns).is_empty());
+
+    // Pub/sub on the namespace's channels: plain, sharded and by pattern (Redis compares a
+    // pattern subscription with the user's channel patterns literally: `*` is `&ns:*`).
+    let plain = Topic::<u64>::new("news").client(client.clone());
+    let sharded = Topic::<u64>::new("prices").sharded().client(client.clone());
+    let mut by_plain = plain.subscribe().await.unwrap();
+    let mut by_shard = sharded.subscribe().await.unwrap();
+    let mut by_pattern = Pattern::<u64>::new("*")
+        .client(client.clone())
+        .subscribe()
+        .await
+        .unwrap();
+    assert_eq!(plain.publish(&1).await.unwrap(), 2);
+    assert_eq!(sharded.publish(&2).await.unwrap(), 1);
+    assert_eq!(received(&mut by_plain).await, 1);
+    assert_eq!(received(&mut by_shard).await, 2);
+    assert_eq!(received(&mut by_pattern).await.value, 1);
+}
+
+async fn received<T: std::fmt::Debug>(s: &mut redis_patterns::pubsub::Subscription<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("the subscription goes on")
+        .unwrap()
+}
+
+/// A channel the user may not use is refused at once with a permission error naming the
+/// fix; the client's other subscriptions are not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_outside_the_users_channels_is_refused_and_the_others_go_on() {
+    let ns = common::namespace("acl-channels");
+    let user = format!("user-{ns}");
+    let rules: Vec<String> = key_rules(&ns)
+        .into_iter()
+        .chain([format!("&{ns}:open*")])
+        .collect();
+    create_user(&user, "pw", &rules);
+    let client = client_as(&user, "pw", &ns);
+    let open = Topic::<u64>::new("open").client(client.clone());
+    let mut s = open.subscribe().await.unwrap();
+    for closed in [
+        Topic::<u64>::new("closed").client(client.clone()),
+        Topic::<u64>::new("closed").sharded().client(client.clone()),
+    ] {
+        let started = std::time::Instant::now();
+        match closed.subscribe().await {
+            Err(Error::Permission(message)) => {
+                assert!(message.contains("NOPERM"), "{message}");
+                assert!(message.contains("channel"), "says what to grant: {message}");
+            }
+            other => panic!("expected a permission error, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "refused, not timed out"
+        );
+    }
+    let mut sharded_open = Topic::<u64>::new("open-s")
+        .sharded()
+        .client(client.clone())
+        .subscribe()
+        .await
+        .unwrap();
+    let mut pattern = Pattern::<u64>::new("open*")
+        .client(client.clone())
+        .subscribe()
+        .await
+        .unwrap();
+    open.publish(&7).await.unwrap();
+    assert_eq!(
+        received(&mut s).await,
+        7,
+        "no renewal: the connection went on"
+    );
+    assert_eq!(received(&mut pattern).await.value, 7);
+    Topic::<u64>::new("open-s")
+        .sharded()
+        .client(client.clone())
+        .publish(&8)
+        .await
+        .unwrap();
+    assert_eq!(received(&mut sharded_open).await, 8);
+    assert_eq!(open.stats().resubscribed, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,3 +109,33 @@ async fn a_silent_network_is_noticed_by_the_heartbeat() {
     proxy.blackhole();
     renewed_and_receiving(&topic, &mut s).await;
 }
+
+/// A server without sharded pub/sub (before Redis 7.0; here, `SSUBSCRIBE` renamed away)
+/// refuses a sharded subscription: a typed error at once that says what is needed, and the
+/// client's other subscriptions go on undisturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_sharded_pubsub_refuses_sharded_topics_with_a_typed_error() {
+    let server = RedisServer::start_with(&["--rename-command", "SSUBSCRIBE", "ssubscribe-off"]);
+    let client = client_of(&server.url(), &common::namespace("pubsub-no-shards"));
+    let topic = Topic::<u64>::new("events").client(client.clone());
+    let mut s = topic.subscribe().await.unwrap();
+    let sharded = Topic::<u64>::new("prices").sharded().client(client.clone());
+    let started = Instant::now();
+    match sharded.subscribe().await {
+        Err(redis_patterns::Error::Config(message)) => {
+            assert!(message.contains("unknown command"), "{message}");
+            assert!(
+                message.contains("Redis 7.0"),
+                "says what is needed: {message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(started.elapsed() < CONNECT, "refused, not timed out");
+    topic.publish(&3).await.unwrap();
+    let got = bounded(RENEWED_WITHIN, s.next())
+        .await
+        .expect("stream ended");
+    assert_eq!(got.unwrap(), 3, "the plain subscription was not disturbed");
+    assert_eq!(topic.stats().resubscribed, 0);
+}

@@ -164,7 +164,9 @@ impl Backend {
     /// Subscribes to a channel or a pattern with a buffer of `capacity` messages, once the
     /// server confirmed it: messages published after this returns are received. Fails with
     /// [`Error::Timeout`](crate::Error::Timeout) when the server does not confirm within the
-    /// connection and command timeouts. Dropping the registration unsubscribes.
+    /// connection and command timeouts, with [`Error::Permission`](crate::Error::Permission)
+    /// or [`Error::Config`](crate::Error::Config) when it refuses the name. Dropping the
+    /// registration unsubscribes.
     pub(crate) async fn subscribe(
         &self,
         kind: pubsub::Kind,
@@ -185,7 +187,8 @@ impl Backend {
         };
         let joined = hub.join(kind, name, capacity);
         match tokio::time::timeout(wait, joined.confirmed).await {
-            Ok(Ok(())) => Ok((joined.registration, joined.buffer)),
+            Ok(Ok(Ok(()))) => Ok((joined.registration, joined.buffer)),
+            Ok(Ok(Err(refused))) => Err(refused.into()),
             _ => Err(Error::Timeout(wait)),
         }
     }

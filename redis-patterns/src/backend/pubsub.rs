@@ -61,8 +61,53 @@ type Name = (Kind, Vec<u8>);
 struct Subscriber {
     id: u64,
     buffer: broadcast::Sender<Delivery>,
-    /// Completed once the server confirmed the name (at once when it already had).
-    confirmed: Option<oneshot::Sender<()>>,
+    /// Completed once the server confirmed the name (at once when it already had), or
+    /// refused it.
+    confirmed: Option<oneshot::Sender<Result<(), Refusal>>>,
+}
+
+/// Why the server refused to subscribe a name: its subscribers are told, and the name is
+/// dropped; the other names of the connection go on.
+#[derive(Debug, Clone)]
+pub(crate) enum Refusal {
+    /// The ACL user may not use the channel (`NOPERM`).
+    Permission(String),
+    /// Any other error reply: a server without the command (`SSUBSCRIBE` before Redis 7.0).
+    Refused(String),
+}
+
+impl Refusal {
+    /// The refusal an error reply to a subscription command is, if it is one; `None` for
+    /// failures of the connection or the topology, which are retried.
+    pub(crate) fn of(e: &redis::RedisError) -> Option<Refusal> {
+        use redis::{ErrorKind, ServerErrorKind};
+        let message = |code: &str| match e.detail() {
+            Some(detail) => format!("{code} {detail}"),
+            None => format!("{code} ({e})"),
+        };
+        match e.kind() {
+            ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                Some(Refusal::Permission(message("NOPERM")))
+            }
+            ErrorKind::Server(ServerErrorKind::ResponseError) => {
+                Some(Refusal::Refused(message("ERR")))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<Refusal> for crate::error::Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Permission(why) => crate::error::Error::Permission(format!(
+                "{why}; subscribing needs the channel in the user's `&` channel patterns"
+            )),
+            Refusal::Refused(why) => crate::error::Error::Config(format!(
+                "Redis refused the subscription ({why}); sharded topics need Redis 7.0 or later"
+            )),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -112,7 +157,7 @@ impl Drop for Registration {
 pub(crate) struct Joined {
     pub(crate) registration: Registration,
     pub(crate) buffer: broadcast::Receiver<Delivery>,
-    pub(crate) confirmed: oneshot::Receiver<()>,
+    pub(crate) confirmed: oneshot::Receiver<Result<(), Refusal>>,
 }
 
 impl Hub {
@@ -137,7 +182,7 @@ impl Hub {
         }
         let live = registry.live.contains(&name);
         let confirm = if live {
-            let _ = confirm.send(());
+            let _ = confirm.send(Ok(()));
             None
         } else {
             Some(confirm)
@@ -232,8 +277,21 @@ impl Hub {
             if let Some(subscribers) = registry.subscribers.get_mut(name) {
                 for s in subscribers {
                     if let Some(confirm) = s.confirmed.take() {
-                        let _ = confirm.send(());
+                        let _ = confirm.send(Ok(()));
                     }
+                }
+            }
+        }
+    }
+
+    /// The server refused these names: their subscribers are told why and dropped (a
+    /// subscription confirmed before, whose permission was revoked since, ends).
+    fn refuse(&self, refused: Vec<(Name, Refusal)>) {
+        let mut registry = crate::util::lock(&self.registry);
+        for (name, why) in refused {
+            for s in registry.subscribers.remove(&name).into_iter().flatten() {
+                if let Some(confirm) = s.confirmed {
+                    let _ = confirm.send(Err(why.clone()));
                 }
             }
         }
@@ -275,7 +333,7 @@ mod tests {
         let mut a = hub.join(Kind::Channel, b"news", 4);
         let mut b = hub.join(Kind::Pattern, b"n*", 4);
         let _other = hub.join(Kind::Channel, b"sport", 4);
-        assert!(a.confirmed.try_recv().is_ok());
+        assert!(matches!(a.confirmed.try_recv(), Ok(Ok(()))));
         assert_eq!(
             hub.publish_here(false, b"news", &Bytes::from_static(b"hi")),
             2

@@ -36,7 +36,10 @@
 //!   [`Notice::Undecodable`]; the stream goes on.
 //! * **Failures.** `publish` fails with a typed error within the command timeout;
 //!   `subscribe` fails with [`Error::Timeout`] when the server does not
-//!   confirm within the connection and command timeouts.
+//!   confirm within the connection and command timeouts, and at once when it refuses the
+//!   name: [`Error::Permission`] for a channel outside the ACL user's channel patterns,
+//!   [`Error::Config`] for a sharded topic on a server before Redis 7.0. The client's other
+//!   subscriptions are not disturbed.
 //! * **Names.** Channels carry the client's namespace (`ns:prices`), like keys; a pattern
 //!   matches within the namespace.
 //! * **Cluster.** The subscription connection goes to one node; a `PUBLISH` on any node

@@ -14,7 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
-use super::{Hub, Kind, Name, PushSender, ShardSubscriber};
+use super::{Hub, Kind, Name, PushSender, Refusal, ShardSubscriber};
 use crate::backend::tracking::{HEARTBEAT, Timeouts, TrackingSource, resp3};
 
 /// Starts the task that keeps `hub`'s names subscribed on `source`'s servers; `false` without
@@ -185,23 +185,41 @@ impl Task {
     }
 
     /// Subscribes the names the hub holds and the connections lack, unsubscribes those it no
-    /// longer holds, and confirms the waiting subscribers.
+    /// longer holds, and confirms the waiting subscribers. A name the server refuses (an ACL
+    /// without the channel, a server without sharded pub/sub) fails its subscribers; the
+    /// others are subscribed.
     async fn sync(&self, source: &dyn TrackingSource, conns: &mut Conns) -> RedisResult<()> {
         let Some(hub) = self.hub.upgrade() else {
             return Ok(());
         };
         let (add, remove) = hub.wanted();
         drop(hub);
+        let mut refused = Vec::new();
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
-            for (names, subscribe) in [(&add, true), (&remove, false)] {
-                let names = of_kind(names, kind);
-                if !names.is_empty() {
-                    self.apply(source, conns, kind, subscribe, &names).await?;
+            let names = of_kind(&add, kind);
+            if !names.is_empty()
+                && let Err(e) = self.apply(source, conns, kind, true, &names).await
+            {
+                Refusal::of(&e).ok_or(e)?;
+                // One refusal fails the whole command: name by name, only those refused fail.
+                for name in names {
+                    if let Err(e) = self.apply(source, conns, kind, true, &[name]).await {
+                        refused.push(((kind, name.to_vec()), Refusal::of(&e).ok_or(e)?));
+                    }
                 }
+            }
+            let names = of_kind(&remove, kind);
+            if !names.is_empty() {
+                self.apply(source, conns, kind, false, &names).await?;
             }
         }
         if let Some(hub) = self.hub.upgrade() {
-            hub.settled(&add, &remove);
+            let added: Vec<Name> = add
+                .into_iter()
+                .filter(|name| !refused.iter().any(|(r, _)| r == name))
+                .collect();
+            hub.settled(&added, &remove);
+            hub.refuse(refused);
         }
         Ok(())
     }
@@ -236,7 +254,7 @@ impl Task {
                 match (&mut conns.shards, subscribe) {
                     (Some(shards), true) => shards.subscribe(names).await,
                     (Some(shards), false) => shards.unsubscribe(names).await,
-                    // One server: one command per channel, pipelined, so that the connection
+                    // One server: one command per channel (pipelined), so that the connection
                     // pairs each confirmation with its command.
                     (None, _) => {
                         let command = if subscribe {
@@ -244,6 +262,11 @@ impl Task {
                         } else {
                             "SUNSUBSCRIBE"
                         };
+                        if let [name] = names {
+                            // Alone, its error reply keeps the server's message.
+                            let cmd = redis::cmd(command).arg(*name).take();
+                            return cmd.query_async::<Value>(node).await.map(drop);
+                        }
                         let mut pipe = redis::pipe();
                         for name in names {
                             pipe.cmd(command).arg(*name);
