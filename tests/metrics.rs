@@ -332,3 +332,93 @@ async fn lock_acquisitions_waits_and_lease_losses_are_recorded() {
         1
     );
 }
+
+/// Waits until `done` holds, for at most 10 s.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_consumers_count_their_events_and_time_their_handlers() {
+    use redis_patterns::stream::{Consumer, Delivery, EventStream};
+    let client = client("metrics-consumer");
+    let orders = EventStream::<u64>::new("m-orders").client(client.clone());
+    let consumer = Consumer::new("m-orders", "billing", |n: u64, _: Delivery| async move {
+        if n == 0 {
+            Err("order 0 is empty")
+        } else {
+            Ok(())
+        }
+    })
+    .client(client.clone())
+    .max_deliveries(2)
+    .retry_backoff(Duration::from_millis(10))
+    .spawn()
+    .unwrap();
+    for n in [1, 2, 0] {
+        orders.append(&n).await.unwrap();
+    }
+    let events = |event| {
+        RECORDED.counter(
+            "stream_consumer_events_total",
+            &[
+                ("stream", "m-orders"),
+                ("group", "billing"),
+                ("event", event),
+            ],
+        )
+    };
+    until("two handled, one dead-lettered", || {
+        events("handled") == 2 && events("dead_lettered") == 1 && events("acked") == 2
+    })
+    .await;
+    assert_eq!((events("failed"), events("retried")), (2, 1));
+    let stats = consumer.shutdown().await;
+    assert_eq!(
+        (stats.handled, stats.failed, stats.dead_lettered),
+        (2, 2, 1)
+    );
+    let runs = RECORDED.histogram(
+        "stream_consumer_handler_seconds",
+        &[("stream", "m-orders"), ("group", "billing")],
+    );
+    assert_eq!(
+        runs.len(),
+        4,
+        "two successes and the poison's two deliveries"
+    );
+    assert!(runs.iter().all(|s| *s >= 0.0 && *s < 10.0), "{runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_workers_count_their_jobs_and_time_their_handlers() {
+    use redis_patterns::queue::{Job, Queue, Worker};
+    let client = client("metrics-worker");
+    let mail = Queue::<u64>::new("m-mail").client(client.clone());
+    let worker = Worker::new("m-mail", |n: u64, _: Job| async move {
+        if n == 0 { Err("bounced") } else { Ok(()) }
+    })
+    .client(client.clone())
+    .max_attempts(2)
+    .retry_backoff(Duration::from_millis(10))
+    .spawn()
+    .unwrap();
+    for n in [1, 2, 0] {
+        mail.push(&n).await.unwrap();
+    }
+    let jobs =
+        |event| RECORDED.counter("queue_jobs_total", &[("queue", "m-mail"), ("event", event)]);
+    until("two completed, one dead", || {
+        jobs("completed") == 2 && jobs("dead") == 1
+    })
+    .await;
+    assert_eq!((jobs("failed"), jobs("retried")), (2, 1));
+    let stats = worker.shutdown().await;
+    assert_eq!((stats.completed, stats.failed, stats.dead), (2, 2, 1));
+    let runs = RECORDED.histogram("queue_handler_seconds", &[("queue", "m-mail")]);
+    assert_eq!(runs.len(), 4, "two successes and the poison's two attempts");
+}

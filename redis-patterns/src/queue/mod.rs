@@ -48,7 +48,7 @@
 #[cfg(feature = "test-util")]
 pub(crate) mod conformance;
 mod ops;
-mod stats;
+pub(crate) mod stats;
 mod worker;
 
 use std::marker::PhantomData;

@@ -4,7 +4,9 @@
 use crate::util::counters::{Events, Registry};
 use crate::util::observe::Metric;
 
-/// A snapshot of what a running worker did.
+/// A snapshot of what a running worker did. With the feature `metrics`, the same events are
+/// reported as `queue_jobs_total{queue, event}`, and each handler run's duration as
+/// `queue_handler_seconds{queue}`.
 ///
 /// ```
 /// let stats = redis_patterns::queue::WorkerStats::default();
@@ -60,9 +62,17 @@ impl Events for Event {
     const PATTERN: &'static str = "queue";
     const TEMPLATE_LABEL: &'static str = "queue";
 
-    /// Workers are counted per running worker.
+    /// `queue_jobs_total{queue, event}`, per running worker.
     fn metric(self) -> Option<Metric> {
-        None
+        let event: &'static [(&str, &str)] = match self {
+            Event::Completed => &[("event", "completed")],
+            Event::Failed => &[("event", "failed")],
+            Event::Retried => &[("event", "retried")],
+            Event::Dead => &[("event", "dead")],
+            Event::LostLease => &[("event", "lost_lease")],
+            Event::BackendError => &[("event", "backend_error")],
+        };
+        Some(Metric::with(EVENTS, event))
     }
 
     fn stats(count: impl Fn(Self) -> u64) -> WorkerStats {
@@ -77,8 +87,13 @@ impl Events for Event {
     }
 }
 
+/// The counter of workers' jobs.
+pub(crate) const EVENTS: &str = "queue_jobs_total";
+/// The histogram of workers' handler runs, in seconds.
+pub(crate) const HANDLER_SECONDS: &str = "queue_handler_seconds";
+
 /// Workers register no per-template counters.
 static TEMPLATES: Registry<Event> = Registry::new();
 
-/// Live counters of one running worker.
-pub(crate) type Counters = crate::util::counters::Counters<Event>;
+/// Live counters of one running worker, reported as metrics too.
+pub(crate) type Counters = crate::util::counters::Reported<Event>;

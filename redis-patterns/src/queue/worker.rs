@@ -194,7 +194,10 @@ impl<T: DeserializeOwned + Send + 'static> Worker<T> {
             None => Client::default_client().clone(),
         };
         let name = worker_name();
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new(
+            &[("queue", &self.queue)],
+            super::stats::HANDLER_SECONDS,
+        ));
         let stop = Arc::new(watch::Sender::new(false));
         let shared = Arc::new(Shared {
             backend: client.inner().backend.clone(),
@@ -381,7 +384,7 @@ async fn run_job<T: DeserializeOwned + Send + 'static>(
     };
     let renew = (shared.visibility / 3).max(Duration::from_millis(10));
     let lost = std::sync::atomic::AtomicBool::new(false);
-    let outcome = run_renewing(shared.handler.call(value, context), renew, || async {
+    let run = run_renewing(shared.handler.call(value, context), renew, || async {
         let extend = Extend {
             job: leased,
             lease: shared.visibility,
@@ -391,9 +394,8 @@ async fn run_job<T: DeserializeOwned + Send + 'static>(
             Ok(false) => lost.store(true, std::sync::atomic::Ordering::Relaxed),
             Err(error) => shared.backend_failed(&error),
         }
-    })
-    .await;
-    match outcome {
+    });
+    match shared.counters.timed(run).await {
         Ok(()) => match shared.backend.run(&Complete(leased)).await {
             Ok(true) => shared.counters.count(Event::Completed),
             Ok(false) => shared.counters.count(Event::LostLease),

@@ -35,7 +35,7 @@ pub(crate) mod consumer;
 mod dead;
 mod id;
 mod ops;
-mod stats;
+pub(crate) mod stats;
 mod worker;
 
 use std::marker::PhantomData;

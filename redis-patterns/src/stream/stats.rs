@@ -4,7 +4,9 @@
 use crate::util::counters::{Events, Registry};
 use crate::util::observe::Metric;
 
-/// A snapshot of what a running consumer did.
+/// A snapshot of what a running consumer did. With the feature `metrics`, the same events
+/// are reported as `stream_consumer_events_total{stream, group, event}`, and each handler
+/// run's duration as `stream_consumer_handler_seconds{stream, group}`.
 ///
 /// ```
 /// let stats = redis_patterns::stream::ConsumerStats::default();
@@ -67,9 +69,19 @@ impl Events for Event {
     const PATTERN: &'static str = "stream";
     const TEMPLATE_LABEL: &'static str = "stream";
 
-    /// Consumers are counted per running consumer.
+    /// `stream_consumer_events_total{stream, group, event}`, per running consumer.
     fn metric(self) -> Option<Metric> {
-        None
+        let event: &'static [(&str, &str)] = match self {
+            Event::Handled => &[("event", "handled")],
+            Event::Failed => &[("event", "failed")],
+            Event::Retried => &[("event", "retried")],
+            Event::Reclaimed => &[("event", "reclaimed")],
+            Event::DeadLettered => &[("event", "dead_lettered")],
+            Event::Undecodable => &[("event", "undecodable")],
+            Event::Acked => &[("event", "acked")],
+            Event::BackendError => &[("event", "backend_error")],
+        };
+        Some(Metric::with(EVENTS, event))
     }
 
     fn stats(count: impl Fn(Self) -> u64) -> ConsumerStats {
@@ -86,8 +98,13 @@ impl Events for Event {
     }
 }
 
+/// The counter of consumers' events.
+pub(crate) const EVENTS: &str = "stream_consumer_events_total";
+/// The histogram of consumers' handler runs, in seconds.
+pub(crate) const HANDLER_SECONDS: &str = "stream_consumer_handler_seconds";
+
 /// Consumers register no per-template counters.
 static TEMPLATES: Registry<Event> = Registry::new();
 
-/// Live counters of one running consumer.
-pub(crate) type Counters = crate::util::counters::Counters<Event>;
+/// Live counters of one running consumer, reported as metrics too.
+pub(crate) type Counters = crate::util::counters::Reported<Event>;

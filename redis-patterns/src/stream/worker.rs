@@ -57,7 +57,10 @@ struct Shared<T> {
 pub(super) fn start<T: DeserializeOwned + Send + 'static>(consumer: Consumer<T>) -> ConsumerHandle {
     let client = consumer.resolved_client();
     let name = crate::util::handler::worker_name();
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new(
+        &[("stream", &consumer.stream), ("group", &consumer.group)],
+        super::stats::HANDLER_SECONDS,
+    ));
     let stop = Arc::new(watch::Sender::new(false));
     let (acks, ack_rx) = mpsc::unbounded_channel();
     let stream_key = super::stream_key(&client, &consumer.stream);
@@ -228,7 +231,7 @@ async fn handle<T: DeserializeOwned + Send + 'static>(
             id: event.id,
             deliveries: event.deliveries,
         };
-        let error = match shared.call(value, delivery).await {
+        let error = match shared.counters.timed(shared.call(value, delivery)).await {
             Ok(()) => {
                 shared.counters.count(Event::Handled);
                 let _ = shared.acks.send(event.id);

@@ -169,6 +169,90 @@ impl<E: Events> Registered<E> {
     }
 }
 
+/// The counters of one running object (a stream consumer, a queue worker), reported as
+/// metrics too (feature `metrics`): each event increments its [`Events::metric`] labelled
+/// with the object's names, and [`timed`](Reported::timed) handler runs are recorded in a
+/// histogram of seconds with the same labels.
+#[doc(hidden)]
+pub struct Reported<E> {
+    counters: Counters<E>,
+    /// Feature `metrics`: each event's key, then the handler histogram's.
+    #[cfg(feature = "metrics")]
+    keys: Box<[Option<metrics::Key>]>,
+}
+
+impl<E: Events> Reported<E> {
+    /// Counters labelled `labels` (`stream = "orders"`, `group = "billing"`), whose handler
+    /// runs go to the histogram `handler_seconds`.
+    pub(crate) fn new(labels: &[(&'static str, &str)], handler_seconds: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        let keys = {
+            let labels: Vec<metrics::Label> = labels
+                .iter()
+                .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))
+                .collect();
+            let mut keys: Vec<Option<metrics::Key>> = E::ALL
+                .iter()
+                .map(|event| {
+                    let metric = event.metric()?;
+                    let own = metric
+                        .labels
+                        .iter()
+                        .map(|(k, v)| metrics::Label::from_static_parts(k, v));
+                    let labels: Vec<metrics::Label> = labels.iter().cloned().chain(own).collect();
+                    Some(metrics::Key::from_parts(metric.name, labels))
+                })
+                .collect();
+            keys.push(Some(metrics::Key::from_parts(handler_seconds, labels)));
+            keys.into_boxed_slice()
+        };
+        #[cfg(not(feature = "metrics"))]
+        let _ = (labels, handler_seconds);
+        Reported {
+            counters: Counters::new(),
+            #[cfg(feature = "metrics")]
+            keys,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count(&self, event: E) {
+        self.count_many(event, 1);
+    }
+
+    /// Counts `n` events at once (a batch).
+    #[inline]
+    pub(crate) fn count_many(&self, event: E, n: u64) {
+        self.counters.count_many(event, n);
+        #[cfg(feature = "metrics")]
+        if let Some(Some(key)) = self.keys.get(event.index()) {
+            metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(n));
+        }
+    }
+
+    /// Runs a handler, recording how long it took (feature `metrics`; without it, no clock
+    /// is read).
+    pub(crate) async fn timed<R>(&self, run: impl std::future::Future<Output = R>) -> R {
+        if !crate::util::observe::TIMING {
+            return run.await;
+        }
+        let started = std::time::Instant::now();
+        let ret = run.await;
+        #[cfg(feature = "metrics")]
+        if let Some(Some(key)) = self.keys.last() {
+            let took = started.elapsed().as_secs_f64();
+            metrics::with_recorder(|r| r.register_histogram(key, &METADATA).record(took));
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = started;
+        ret
+    }
+
+    pub(crate) fn snapshot(&self) -> E::Stats {
+        self.counters.snapshot()
+    }
+}
+
 /// What the patterns' metrics are registered with.
 #[cfg(feature = "metrics")]
 static METADATA: metrics::Metadata<'static> =
@@ -254,6 +338,8 @@ mod tests {
         listed_in_index_order::<crate::counter::stats::Event>();
         listed_in_index_order::<crate::leaderboard::stats::Event>();
         listed_in_index_order::<crate::session::stats::Event>();
+        listed_in_index_order::<crate::stream::stats::Event>();
+        listed_in_index_order::<crate::queue::stats::Event>();
     }
 
     #[test]
