@@ -1,7 +1,7 @@
 //! Sharded pub/sub on the cluster: a sharded subscription lives on the primary owning its
 //! channel's slot, and follows the slot when it migrates (Redis unsubscribes it there, and it
-//! is subscribed again at the new owner) or when its connection is killed, saying so with
-//! `Notice::Resubscribed`; later messages are received.
+//! is subscribed again at the new owner), when its primary fails over, or when its connection
+//! is killed, saying so with `Notice::Resubscribed`; later messages are received.
 
 use std::time::Duration;
 
@@ -109,4 +109,35 @@ async fn a_killed_sharded_connection_is_renewed_and_says_so() {
         .unwrap();
     assert!(killed >= 1, "the sharded subscription's connection");
     renewed_and_receiving(&topic, &mut s, 7).await;
+}
+
+/// `CLUSTER FAILOVER` of the primary owning a sharded channel: the subscription is renewed
+/// (Redis unsubscribes the channels of a primary that becomes a replica) and receives what is
+/// published on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_subscription_follows_a_failover() {
+    let _turn = SERIAL.lock().await;
+    let (client, ns) = client("sharded-failover");
+    let topic = Topic::<u64>::new("failing")
+        .sharded()
+        .client(client.clone());
+    let channel = format!("{ns}:failing");
+    let mut s = topic.subscribe().await.unwrap();
+    let primary = cluster().primary_of(&channel);
+    let replica = cluster().replica_of(primary);
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query(&mut replica.redis())
+        .expect("CLUSTER FAILOVER");
+    let key = channel.clone();
+    tokio::task::spawn_blocking(move || super::until_moved_from(&key, primary))
+        .await
+        .unwrap();
+    renewed_and_receiving(&topic, &mut s, 3).await;
+    let now = cluster().primary_of(&channel);
+    assert_eq!(
+        subscribers_on(now, &channel),
+        1,
+        "subscribed at the new primary"
+    );
 }
