@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redis_patterns::lock::{Lock, LockError};
-use redis_patterns::pubsub::{Pattern, Topic};
+use redis_patterns::pubsub::{Notice, Pattern, Topic};
 use redis_patterns::rate_limit::RateLimiter;
 use redis_patterns::{Client, Config, Error, cached};
 
@@ -142,6 +142,14 @@ async fn a_channel_outside_the_users_channels_is_refused_and_the_others_go_on() 
     let client = client_as(&user, "pw", &ns);
     let open = Topic::<u64>::new("open").client(client.clone());
     let mut s = open.subscribe().await.unwrap();
+    // An allowed and a refused topic subscribed at once: only the refused one fails.
+    let (open_1, closed_1) = (
+        Topic::<u64>::new("open-1").client(client.clone()),
+        Topic::<u64>::new("closed-1").client(client.clone()),
+    );
+    let (allowed, refused) = tokio::join!(open_1.subscribe(), closed_1.subscribe());
+    let mut allowed = allowed.unwrap();
+    assert!(matches!(refused, Err(Error::Permission(_))), "{refused:?}");
     for closed in [
         Topic::<u64>::new("closed").client(client.clone()),
         Topic::<u64>::new("closed").sharded().client(client.clone()),
@@ -177,6 +185,8 @@ async fn a_channel_outside_the_users_channels_is_refused_and_the_others_go_on() 
         "no renewal: the connection went on"
     );
     assert_eq!(received(&mut pattern).await.value, 7);
+    open_1.publish(&9).await.unwrap();
+    assert_eq!(received(&mut allowed).await, 9);
     Topic::<u64>::new("open-s")
         .sharded()
         .client(client.clone())
@@ -185,6 +195,43 @@ async fn a_channel_outside_the_users_channels_is_refused_and_the_others_go_on() 
         .unwrap();
     assert_eq!(received(&mut sharded_open).await, 8);
     assert_eq!(open.stats().resubscribed, 0);
+}
+
+/// A permission revoked while subscribed: Redis drops the subscription's connection, the
+/// renewal is refused, and the stream says why last, then ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_channel_permission_ends_the_subscription_saying_why() {
+    let ns = common::namespace("acl-revoked");
+    let user = format!("user-{ns}");
+    create_user(&user, "pw", &documented_rules(&ns));
+    let client = client_as(&user, "pw", &ns);
+    let topic = Topic::<u64>::new("alerts").client(client.clone());
+    let mut s = topic.subscribe().await.unwrap();
+    topic.publish(&1).await.unwrap();
+    assert_eq!(received(&mut s).await, 1);
+    let mut conn = common::server().redis();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("resetchannels")
+        .query::<()>(&mut conn)
+        .expect("ACL SETUSER");
+    let mut items = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("the stream goes on, or ends, within 10 s");
+        match item {
+            Some(item) => items.push(item),
+            None => break,
+        }
+    }
+    match items.last() {
+        Some(Err(Notice::Refused(Error::Permission(message)))) => {
+            assert!(message.contains("channel"), "{message}");
+        }
+        other => panic!("expected the refusal last, got {other:?} of {items:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,7 +217,28 @@ async fn sharded_topics_of_many_slots_are_each_received_and_unsubscribed(kind: K
     }
 }
 
+/// Dropping a topic's last subscription and subscribing again at once (a per-request
+/// subscription): each new subscription receives what is published after it returned, while
+/// the connection may still be unsubscribing the old one.
+async fn subscribing_again_right_after_dropping_receives(kind: Kind) {
+    let client = common::client(kind, "pubsub-again");
+    for topic in [
+        Topic::<u64>::new("again").client(client.clone()),
+        Topic::<u64>::new("again-s")
+            .sharded()
+            .client(client.clone()),
+    ] {
+        for n in 0..30 {
+            let mut s = topic.subscribe().await.unwrap();
+            topic.publish(&n).await.unwrap();
+            assert_eq!(next(&mut s).await.unwrap(), n, "{}", topic.name());
+        }
+        assert_eq!(topic.stats().resubscribed, 0);
+    }
+}
+
 on_both_backends!(
+    subscribing_again_right_after_dropping_receives,
     a_sharded_topic_reaches_its_sharded_subscriptions_only,
     sharded_topics_of_many_slots_are_each_received_and_unsubscribed,
     every_subscription_of_every_client_receives_each_message,

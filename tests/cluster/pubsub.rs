@@ -64,6 +64,9 @@ async fn a_sharded_subscription_follows_its_slot_when_it_migrates() {
     let topic = Topic::<u64>::new("moving").sharded().client(client.clone());
     let channel = format!("{ns}:moving");
     let mut s = topic.subscribe().await.unwrap();
+    // A plain subscription of the same client: its connection is not the sharded one's.
+    let plain = Topic::<u64>::new("steady").client(client.clone());
+    let mut steady = plain.subscribe().await.unwrap();
     let slot = cluster().slot_of(&channel);
     let from = cluster().primary_of_slot(slot);
     assert_eq!(
@@ -92,6 +95,9 @@ async fn a_sharded_subscription_follows_its_slot_when_it_migrates() {
         "and no longer at the old one"
     );
     assert_eq!(topic.stats().resubscribed, 1);
+    plain.publish(&5).await.unwrap();
+    assert_eq!(next(&mut steady).await.unwrap(), 5, "the plain one went on");
+    assert_eq!(plain.stats().resubscribed, 0, "undisturbed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

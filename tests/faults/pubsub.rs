@@ -48,8 +48,18 @@ async fn a_killed_subscription_connection_is_renewed_and_says_so() {
     let client = client_of(&server.url(), &common::namespace("pubsub-kill"));
     let topic = Topic::<u64>::new("events").client(client.clone());
     let mut s = topic.subscribe().await.unwrap();
-    let sharded = Topic::<u64>::new("prices").sharded().client(client.clone());
-    let mut by_shard = sharded.subscribe().await.unwrap();
+    // Several sharded topics: renewed together, one `SSUBSCRIBE` each.
+    let sharded: Vec<Topic<u64>> = (0..3)
+        .map(|i| {
+            Topic::<u64>::new(format!("prices-{i}"))
+                .sharded()
+                .client(client.clone())
+        })
+        .collect();
+    let mut by_shard = Vec::new();
+    for topic in &sharded {
+        by_shard.push(topic.subscribe().await.unwrap());
+    }
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -61,7 +71,9 @@ async fn a_killed_subscription_connection_is_renewed_and_says_so() {
         "the subscriptions' own connection (sharded ones too)"
     );
     renewed_and_receiving(&topic, &mut s).await;
-    renewed_and_receiving(&sharded, &mut by_shard).await;
+    for (topic, s) in sharded.iter().zip(&mut by_shard) {
+        renewed_and_receiving(topic, s).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Conformance checks of the facade's plain commands (`PING`, `GET`, `SET … PX`,
-//! `SET … NX PX`, `DEL`, `PTTL`, `PUBLISH` and `SPUBLISH` with their subscriptions): exact bytes, overwrites,
-//! TTLs and expiry, deliveries, the same on every backend.
+//! `SET … NX PX`, `DEL`, `PTTL`, `PUBLISH` and `SPUBLISH` with their subscriptions): exact
+//! bytes, overwrites, TTLs and expiry, deliveries, the same on every backend.
 
 use std::time::Duration;
 
@@ -51,12 +51,13 @@ pub(crate) fn checks() -> Vec<Check> {
 }
 
 async fn spublish_reaches_sharded_subscriptions_only(client: &Client) -> CheckResult {
-    use crate::backend::pubsub::{Delivery, Kind};
+    use crate::backend::pubsub::{Delivery, Kind, Publish};
     let b = client.backend();
     let channel = scratch_key(client);
     let pattern = format!("{}*", &channel[..channel.len().saturating_sub(1)]);
     ensure_eq!(
-        b.publish(true, channel.as_bytes(), b"x").await?,
+        b.publish(Publish::Sharded, channel.as_bytes(), b"x")
+            .await?,
         0,
         "nobody yet"
     );
@@ -65,7 +66,8 @@ async fn spublish_reaches_sharded_subscriptions_only(client: &Client) -> CheckRe
     let (_p, mut by_pattern) = b.subscribe(Kind::Pattern, pattern.as_bytes(), 8).await?;
     // Exact on a cluster too: a sharded channel's subscriptions are on its slot's shard.
     ensure_eq!(
-        b.publish(true, channel.as_bytes(), b"s").await?,
+        b.publish(Publish::Sharded, channel.as_bytes(), b"s")
+            .await?,
         1,
         "receivers"
     );
@@ -81,7 +83,7 @@ async fn spublish_reaches_sharded_subscriptions_only(client: &Client) -> CheckRe
         other => ensure!(false, "the sharded subscription got {other:?}"),
     }
     // A plain publish after it: what the others receive first is that one.
-    b.publish(false, channel.as_bytes(), b"p").await?;
+    b.publish(Publish::Plain, channel.as_bytes(), b"p").await?;
     for (what, buffer) in [("channel", &mut plain), ("pattern", &mut by_pattern)] {
         let got = tokio::time::timeout(Duration::from_secs(5), buffer.recv()).await;
         match got {
@@ -100,12 +102,12 @@ async fn spublish_reaches_sharded_subscriptions_only(client: &Client) -> CheckRe
 
 async fn publish_reaches_channels_and_patterns(client: &Client) -> CheckResult {
     // A channel and a pattern matching it (the channel's name with its last byte as `*`).
-    use crate::backend::pubsub::{Delivery, Kind};
+    use crate::backend::pubsub::{Delivery, Kind, Publish};
     let b = client.backend();
     let channel = scratch_key(client);
     let pattern = format!("{}*", &channel[..channel.len().saturating_sub(1)]);
     ensure_eq!(
-        b.publish(false, channel.as_bytes(), b"x").await?,
+        b.publish(Publish::Plain, channel.as_bytes(), b"x").await?,
         0,
         "nobody yet"
     );
@@ -113,7 +115,9 @@ async fn publish_reaches_channels_and_patterns(client: &Client) -> CheckResult {
     let (_p, mut by_pattern) = b.subscribe(Kind::Pattern, pattern.as_bytes(), 8).await?;
     // One server counts both; a cluster counts those of the node that took the `PUBLISH`
     // (tests/pubsub.rs checks the exact count where it is exact).
-    let received = b.publish(false, channel.as_bytes(), b"hello").await?;
+    let received = b
+        .publish(Publish::Plain, channel.as_bytes(), b"hello")
+        .await?;
     ensure!(received <= 2, "{received} receivers of two subscriptions");
     for (what, buffer) in [("channel", &mut by_channel), ("pattern", &mut by_pattern)] {
         let got = tokio::time::timeout(Duration::from_secs(5), buffer.recv()).await;

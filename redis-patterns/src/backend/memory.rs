@@ -16,7 +16,7 @@ use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
 use super::hash_tag;
-use super::pubsub::Hub;
+use super::pubsub::{Hub, Publish};
 use super::tracking::{Invalidations, Tracker};
 use crate::util::Sharded;
 use crate::util::lock;
@@ -162,15 +162,15 @@ impl MemoryBackend {
     }
 
     /// Hands `payload` to every subscription of the store's clients that `channel` matches;
-    /// how many received it, as Redis's `PUBLISH` (or, `sharded`, `SPUBLISH`) counts them.
-    pub(crate) fn publish(&self, sharded: bool, channel: &[u8], payload: &[u8]) -> u64 {
+    /// how many received it, as Redis's `PUBLISH` (or `SPUBLISH`) counts them.
+    pub(crate) fn publish(&self, how: Publish, channel: &[u8], payload: &[u8]) -> u64 {
         let payload = Bytes::copy_from_slice(payload);
         let hubs: Vec<Arc<Hub>> = lock(&self.store.hubs)
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
         hubs.iter()
-            .map(|hub| hub.publish_here(sharded, channel, &payload))
+            .map(|hub| hub.publish_here(how, channel, &payload))
             .sum()
     }
 

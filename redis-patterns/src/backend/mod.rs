@@ -141,22 +141,21 @@ impl Backend {
         }
     }
 
-    /// `PUBLISH channel payload`: how many subscriptions (of channels and patterns, on every
-    /// client) received it. `sharded`: `SPUBLISH`, how many subscriptions of the sharded
-    /// channel received it.
+    /// `PUBLISH channel payload` (or `SPUBLISH`, as `how` says): how many subscriptions (of
+    /// channels and patterns, or of the sharded channel) received it.
     pub(crate) async fn publish(
         &self,
-        sharded: bool,
+        how: pubsub::Publish,
         channel: &[u8],
         payload: &[u8],
     ) -> Result<u64> {
         match self {
-            Backend::Redis(r) => r.publish(sharded, channel, payload).await,
+            Backend::Redis(r) => r.publish(how, channel, payload).await,
             #[cfg(feature = "cluster")]
-            Backend::Cluster(c) => c.publish(sharded, channel, payload).await,
+            Backend::Cluster(c) => c.publish(how, channel, payload).await,
             #[cfg(feature = "sentinel")]
-            Backend::Sentinel(c) => c.publish(sharded, channel, payload).await,
-            Backend::Memory(m) => Ok(m.publish(sharded, channel, payload)),
+            Backend::Sentinel(c) => c.publish(how, channel, payload).await,
+            Backend::Memory(m) => Ok(m.publish(how, channel, payload)),
             Backend::Unusable(why) => Err(Self::unusable(why)),
         }
     }

@@ -12,9 +12,12 @@
 //! * **Sharded channels** (`SSUBSCRIBE`, Redis 7): on one server and behind Sentinel, on the
 //!   same connection; on a cluster, on a cluster connection of their own (`shards.rs`) that
 //!   subscribes each at the primary owning its slot. When a slot moves, its old owner
-//!   unsubscribes its channels (an `sunsubscribe` push the hub did not ask for): the session
-//!   ends and every name is subscribed again where the slots now are, with the same
-//!   [`Delivery::Resubscribed`].
+//!   unsubscribes its channels (an `sunsubscribe` push the hub did not ask for): that
+//!   connection is replaced and every sharded name subscribed again where the slots now are,
+//!   with the same [`Delivery::Resubscribed`]; channels and patterns are not disturbed.
+//! * **Refusals**: a name the server refuses (`NOPERM`, an unknown command) fails the
+//!   subscribers waiting for it; those it had been confirmed for hear [`Delivery::Refused`]
+//!   last. The connection and the other names go on.
 //! * **`mem://`**: the store hands published messages to every hub registered with it; see
 //!   `memory.rs`.
 //!
@@ -30,8 +33,11 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::util::glob::matches;
 
+mod refusal;
 mod serve;
 mod shards;
+mod sync;
+pub(crate) use self::refusal::Refusal;
 pub(crate) use self::serve::serve;
 pub(crate) use self::shards::{PushSender, ShardSubscriber};
 
@@ -42,6 +48,18 @@ pub(crate) enum Delivery {
     Message { channel: Bytes, payload: Bytes },
     /// The subscription was renewed on a new connection; messages may have been lost.
     Resubscribed,
+    /// The server refused to renew the subscription (a permission revoked since): the last
+    /// delivery before the buffer closes.
+    Refused(Refusal),
+}
+
+/// How a message is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Publish {
+    /// `PUBLISH`: to the subscriptions of the channel and of the patterns matching it.
+    Plain,
+    /// `SPUBLISH`: to the subscriptions of the sharded channel.
+    Sharded,
 }
 
 /// What a subscription listens to.
@@ -64,50 +82,6 @@ struct Subscriber {
     /// Completed once the server confirmed the name (at once when it already had), or
     /// refused it.
     confirmed: Option<oneshot::Sender<Result<(), Refusal>>>,
-}
-
-/// Why the server refused to subscribe a name: its subscribers are told, and the name is
-/// dropped; the other names of the connection go on.
-#[derive(Debug, Clone)]
-pub(crate) enum Refusal {
-    /// The ACL user may not use the channel (`NOPERM`).
-    Permission(String),
-    /// Any other error reply: a server without the command (`SSUBSCRIBE` before Redis 7.0).
-    Refused(String),
-}
-
-impl Refusal {
-    /// The refusal an error reply to a subscription command is, if it is one; `None` for
-    /// failures of the connection or the topology, which are retried.
-    pub(crate) fn of(e: &redis::RedisError) -> Option<Refusal> {
-        use redis::{ErrorKind, ServerErrorKind};
-        let message = |code: &str| match e.detail() {
-            Some(detail) => format!("{code} {detail}"),
-            None => format!("{code} ({e})"),
-        };
-        match e.kind() {
-            ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                Some(Refusal::Permission(message("NOPERM")))
-            }
-            ErrorKind::Server(ServerErrorKind::ResponseError) => {
-                Some(Refusal::Refused(message("ERR")))
-            }
-            _ => None,
-        }
-    }
-}
-
-impl From<Refusal> for crate::error::Error {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Permission(why) => crate::error::Error::Permission(format!(
-                "{why}; subscribing needs the channel in the user's `&` channel patterns"
-            )),
-            Refusal::Refused(why) => crate::error::Error::Config(format!(
-                "Redis refused the subscription ({why}); sharded topics need Redis 7.0 or later"
-            )),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -228,9 +202,10 @@ impl Hub {
     }
 
     /// In process: hands a message on `channel` to every subscription of this hub it matches;
-    /// how many subscriptions received it, as Redis counts them: a `PUBLISH` (`sharded` false)
-    /// reaches channel and pattern subscriptions, an `SPUBLISH` sharded ones.
-    pub(crate) fn publish_here(&self, sharded: bool, channel: &[u8], payload: &Bytes) -> u64 {
+    /// how many subscriptions received it, as Redis counts them: a `PUBLISH` reaches channel
+    /// and pattern subscriptions, an `SPUBLISH` sharded ones.
+    pub(crate) fn publish_here(&self, how: Publish, channel: &[u8], payload: &Bytes) -> u64 {
+        let sharded = how == Publish::Sharded;
         let names: Vec<Name> = crate::util::lock(&self.registry)
             .subscribers
             .keys()
@@ -249,29 +224,37 @@ impl Hub {
     }
 
     /// The names to subscribe and unsubscribe to make the live set what the subscribers hold.
+    /// Those to unsubscribe leave the live set at once: a subscriber joining one of them
+    /// meanwhile waits for it to be subscribed again.
     fn wanted(&self) -> (Vec<Name>, Vec<Name>) {
-        let registry = crate::util::lock(&self.registry);
+        let mut registry = crate::util::lock(&self.registry);
         let add = registry
             .subscribers
             .keys()
             .filter(|n| !registry.live.contains(*n))
             .cloned()
             .collect();
-        let remove = registry
+        let remove: Vec<Name> = registry
             .live
             .iter()
             .filter(|n| !registry.subscribers.contains_key(*n))
             .cloned()
             .collect();
+        for name in &remove {
+            registry.live.remove(name);
+        }
         (add, remove)
     }
 
-    /// Records what the server now has and confirms the subscribers waiting for it.
-    fn settled(&self, added: &[Name], removed: &[Name]) {
+    /// Whether any subscriber listens to a name of `kind`.
+    fn holds(&self, kind: Kind) -> bool {
+        let registry = crate::util::lock(&self.registry);
+        registry.subscribers.keys().any(|(k, _)| *k == kind)
+    }
+
+    /// Records the names the server now has and confirms the subscribers waiting for them.
+    fn settled(&self, added: &[Name]) {
         let mut registry = crate::util::lock(&self.registry);
-        for name in removed {
-            registry.live.remove(name);
-        }
         for name in added {
             registry.live.insert(name.clone());
             if let Some(subscribers) = registry.subscribers.get_mut(name) {
@@ -284,14 +267,20 @@ impl Hub {
         }
     }
 
-    /// The server refused these names: their subscribers are told why and dropped (a
-    /// subscription confirmed before, whose permission was revoked since, ends).
+    /// The server refused these names: their subscribers are told why and dropped. One
+    /// waiting for its first confirmation fails; one confirmed before (its permission was
+    /// revoked since) hears [`Delivery::Refused`] last.
     fn refuse(&self, refused: Vec<(Name, Refusal)>) {
         let mut registry = crate::util::lock(&self.registry);
         for (name, why) in refused {
             for s in registry.subscribers.remove(&name).into_iter().flatten() {
-                if let Some(confirm) = s.confirmed {
-                    let _ = confirm.send(Err(why.clone()));
+                match s.confirmed {
+                    Some(confirm) => {
+                        let _ = confirm.send(Err(why.clone()));
+                    }
+                    None => {
+                        let _ = s.buffer.send(Delivery::Refused(why.clone()));
+                    }
                 }
             }
         }
@@ -301,6 +290,20 @@ impl Hub {
     /// live, whose subscribers will hear that they were resubscribed.
     fn lost(&self) -> HashSet<Name> {
         std::mem::take(&mut crate::util::lock(&self.registry).live)
+    }
+
+    /// Like [`lost`](Hub::lost), for the names of `kind` only (their connection is gone, the
+    /// others' is not).
+    fn lost_of(&self, kind: Kind) -> HashSet<Name> {
+        let mut registry = crate::util::lock(&self.registry);
+        let lost: HashSet<Name> = registry
+            .live
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .cloned()
+            .collect();
+        registry.live.retain(|(k, _)| *k != kind);
+        lost
     }
 
     fn resubscribed(&self, names: &HashSet<Name>) {
@@ -335,14 +338,14 @@ mod tests {
         let _other = hub.join(Kind::Channel, b"sport", 4);
         assert!(matches!(a.confirmed.try_recv(), Ok(Ok(()))));
         assert_eq!(
-            hub.publish_here(false, b"news", &Bytes::from_static(b"hi")),
+            hub.publish_here(Publish::Plain, b"news", &Bytes::from_static(b"hi")),
             2
         );
         assert!(matches!(a.buffer.try_recv(), Ok(Delivery::Message { .. })));
         assert!(matches!(b.buffer.try_recv(), Ok(Delivery::Message { .. })));
         drop(a);
         assert_eq!(
-            hub.publish_here(false, b"news", &Bytes::from_static(b"hi")),
+            hub.publish_here(Publish::Plain, b"news", &Bytes::from_static(b"hi")),
             1
         );
     }
@@ -354,7 +357,7 @@ mod tests {
         let mut pattern = hub.join(Kind::Pattern, b"n*", 4);
         let mut shard = hub.join(Kind::Shard, b"news", 4);
         assert_eq!(
-            hub.publish_here(true, b"news", &Bytes::from_static(b"s")),
+            hub.publish_here(Publish::Sharded, b"news", &Bytes::from_static(b"s")),
             1
         );
         assert!(matches!(
@@ -363,14 +366,68 @@ mod tests {
         ));
         assert!(plain.buffer.try_recv().is_err() && pattern.buffer.try_recv().is_err());
         assert_eq!(
-            hub.publish_here(false, b"news", &Bytes::from_static(b"p")),
+            hub.publish_here(Publish::Plain, b"news", &Bytes::from_static(b"p")),
             2
         );
         assert!(shard.buffer.try_recv().is_err());
         assert_eq!(
-            hub.publish_here(true, b"other", &Bytes::from_static(b"s")),
+            hub.publish_here(Publish::Sharded, b"other", &Bytes::from_static(b"s")),
             0
         );
+    }
+
+    /// A subscriber joining a name while the connection unsubscribes it waits for it to be
+    /// subscribed again, and the task hears of it.
+    #[tokio::test]
+    async fn a_name_joined_again_while_it_is_unsubscribed_is_subscribed_again() {
+        let hub = Arc::new(Hub::default());
+        let first = hub.join(Kind::Shard, b"c", 4);
+        let (add, remove) = hub.wanted();
+        assert_eq!((add.len(), remove.len()), (1, 0));
+        hub.settled(&add);
+        drop(first);
+        let (add, remove) = hub.wanted();
+        assert_eq!((add.len(), remove.len()), (0, 1), "being unsubscribed");
+        let mut again = hub.join(Kind::Shard, b"c", 4);
+        assert!(again.confirmed.try_recv().is_err(), "not confirmed yet");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), hub.changed.notified())
+                .await
+                .is_ok(),
+            "the task is woken"
+        );
+        let (add, _) = hub.wanted();
+        assert_eq!(add, vec![(Kind::Shard, b"c".to_vec())]);
+        hub.settled(&add);
+        assert!(matches!(again.confirmed.try_recv(), Ok(Ok(()))));
+    }
+
+    /// A refused name: a subscriber waiting for it fails, one confirmed before hears why last.
+    #[tokio::test]
+    async fn a_refused_name_fails_its_waiting_subscribers_and_tells_the_others() {
+        let hub = Arc::new(Hub::default());
+        let mut confirmed = hub.join(Kind::Channel, b"c", 4);
+        let (add, _) = hub.wanted();
+        hub.settled(&add);
+        assert!(matches!(confirmed.confirmed.try_recv(), Ok(Ok(()))));
+        hub.lost();
+        let mut waiting = hub.join(Kind::Channel, b"c", 4);
+        let refusal = Refusal {
+            permission: true,
+            kind: Kind::Channel,
+            message: "NOPERM no channel".into(),
+        };
+        hub.refuse(vec![((Kind::Channel, b"c".to_vec()), refusal)]);
+        assert!(matches!(waiting.confirmed.try_recv(), Ok(Err(_))));
+        assert!(matches!(
+            confirmed.buffer.try_recv(),
+            Ok(Delivery::Refused(_))
+        ));
+        assert!(matches!(
+            confirmed.buffer.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
+        assert!(hub.is_empty());
     }
 
     #[tokio::test]
@@ -378,7 +435,7 @@ mod tests {
         let hub = Arc::new(Hub::immediate());
         let mut a = hub.join(Kind::Channel, b"c", 2);
         for i in 0..5u8 {
-            hub.publish_here(false, b"c", &Bytes::from(vec![i]));
+            hub.publish_here(Publish::Plain, b"c", &Bytes::from(vec![i]));
         }
         assert!(matches!(
             a.buffer.try_recv(),

@@ -28,7 +28,9 @@
 //! * **Reconnects.** A lost connection (killed, a server restart, a failover, a `PING` left
 //!   unanswered past the command timeout) is dialled again with the configured backoff and
 //!   every subscription renewed; each then yields [`Notice::Resubscribed`] once, where messages
-//!   may have been lost. The stream never ends while its topic's client lives.
+//!   may have been lost. The stream never ends while its topic's client lives, unless the
+//!   server refuses to renew it (a permission revoked meanwhile): it then yields
+//!   [`Notice::Refused`] last.
 //! * **Slow subscribers.** Each subscription buffers up to [`buffer`](Topic::buffer) messages
 //!   (1,024 by default). A full buffer drops its oldest message, and the subscription yields
 //!   [`Notice::Lagged`] with the number lost; delivery to the others never waits.
@@ -56,24 +58,23 @@
 //!   `mem://`), sharded topics behave the same, on the one server.
 
 mod stats;
+mod subscription;
 
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::backend::pubsub::{Delivery, Kind, Registration};
+use crate::backend::pubsub::{Kind, Publish};
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 pub use self::stats::TopicStats;
 use self::stats::{Counters, Event};
+pub use self::subscription::Subscription;
+use self::subscription::join;
 
 /// Messages a subscription buffers by default before dropping its oldest.
 pub const DEFAULT_BUFFER: usize = 1024;
@@ -99,6 +100,11 @@ pub enum Notice {
         /// How many messages were lost.
         missed: u64,
     },
+    /// The server refused to renew the subscription after its connection was lost: the
+    /// ACL user lost the channel's permission, or the server no longer has sharded pub/sub
+    /// (a failover to an older server). The last item: the stream ends after it.
+    #[error("the server refused to renew the subscription: {0}")]
+    Refused(#[source] Error),
     /// A message on `topic` that is not the subscribed type (another publisher's format).
     #[error("a message on {topic:?} is not the subscribed type: {error}")]
     Undecodable {
@@ -235,7 +241,15 @@ impl<T: Serialize> Topic<T> {
         let channel = channel(client, &self.name);
         let published = client
             .backend()
-            .publish(self.sharded, &channel, &payload)
+            .publish(
+                if self.sharded {
+                    Publish::Sharded
+                } else {
+                    Publish::Plain
+                },
+                &channel,
+                &payload,
+            )
             .await;
         self.counters.count(match published {
             Ok(_) => Event::Published,
@@ -375,85 +389,6 @@ impl<T: DeserializeOwned + Send + 'static> Pattern<T> {
     pub fn stats(&self) -> TopicStats {
         self.counters.snapshot()
     }
-}
-
-/// A subscription: a `Stream` of the values received, and of [`Notice`]s where messages were
-/// lost or did not decode. It never ends by itself; dropping it unsubscribes.
-pub struct Subscription<T> {
-    stream: Pin<Box<dyn Stream<Item = std::result::Result<T, Notice>> + Send>>,
-}
-
-impl<T> std::fmt::Debug for Subscription<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").finish_non_exhaustive()
-    }
-}
-
-impl<T> Stream for Subscription<T> {
-    type Item = std::result::Result<T, Notice>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.stream.as_mut().poll_next(cx)
-    }
-}
-
-type Decode<T> = Box<dyn Fn(&[u8], &[u8]) -> std::result::Result<T, Notice> + Send + Sync>;
-
-/// What a subscription's stream holds between items: its buffer, its place in the hub (left
-/// when dropped), and its client (which owns the hub).
-struct Listening<T> {
-    buffer: broadcast::Receiver<Delivery>,
-    _registration: Registration,
-    _client: Client,
-    counters: Arc<Counters>,
-    decode: Decode<T>,
-}
-
-async fn join<T: Send + 'static>(
-    client: Client,
-    kind: Kind,
-    name: &[u8],
-    capacity: usize,
-    counters: Arc<Counters>,
-    decode: Decode<T>,
-) -> Result<Subscription<T>> {
-    let joined = client.backend().subscribe(kind, name, capacity).await;
-    let (registration, buffer) = match joined {
-        Ok(joined) => joined,
-        Err(e) => {
-            counters.count(Event::BackendError);
-            return Err(e);
-        }
-    };
-    let listening = Listening {
-        buffer,
-        _registration: registration,
-        _client: client,
-        counters,
-        decode,
-    };
-    let stream = futures_util::stream::unfold(listening, |mut l| async move {
-        let item = next(&mut l).await?;
-        Some((item, l))
-    });
-    Ok(Subscription {
-        stream: Box::pin(stream),
-    })
-}
-
-/// The next item of a subscription; `None` only once its hub is gone.
-async fn next<T>(l: &mut Listening<T>) -> Option<std::result::Result<T, Notice>> {
-    let (event, item) = match l.buffer.recv().await {
-        Ok(Delivery::Message { channel, payload }) => match (l.decode)(&channel, &payload) {
-            Ok(value) => (Event::Received, Ok(value)),
-            Err(notice) => (Event::Undecodable, Err(notice)),
-        },
-        Ok(Delivery::Resubscribed) => (Event::Resubscribed, Err(Notice::Resubscribed)),
-        Err(RecvError::Lagged(missed)) => (Event::Lagged, Err(Notice::Lagged { missed })),
-        Err(RecvError::Closed) => return None,
-    };
-    l.counters.count(event);
-    Some(item)
 }
 
 fn resolved(client: &Option<Client>) -> &Client {

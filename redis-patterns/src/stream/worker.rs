@@ -231,7 +231,7 @@ async fn handle<T: DeserializeOwned + Send + 'static>(
             id: event.id,
             deliveries: event.deliveries,
         };
-        let error = match shared.counters.timed(shared.call(value, delivery)).await {
+        let error = match shared.call(value, delivery).await {
             Ok(()) => {
                 shared.counters.count(Event::Handled);
                 let _ = shared.acks.send(event.id);
@@ -309,12 +309,13 @@ impl<T> Shared<T> {
     async fn call(&self, value: T, delivery: Delivery) -> Result<(), String> {
         let id = delivery.id;
         let renew = (self.visibility / 3).max(Duration::from_millis(10));
-        run_renewing(self.handler.call(value, delivery), renew, || async move {
+        let handler = self.handler.call(value, delivery);
+        let run = run_renewing(handler, renew, || async move {
             if let Err(error) = self.backend.run(&Extend(self.held(id))).await {
                 self.backend_failed("renewing a slow handler's claim", &error);
             }
-        })
-        .await
+        });
+        self.counters.timed(run).await
     }
 
     /// Records a failure of `id`: `Some(deliveries)` when it stays pending for a retry.

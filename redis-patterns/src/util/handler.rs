@@ -54,21 +54,26 @@ impl<T, C> Handler<T, C> {
 }
 
 /// Runs `call` to its outcome (a panic becomes an error saying so), calling `renew` every
-/// `every` while it runs.
+/// `every` while it runs. The outcome is answered as soon as the handler ends, a renewal in
+/// flight then abandoned.
 pub(crate) async fn run_renewing<R: Future<Output = ()>>(
     call: HandlerFuture,
     every: Duration,
     mut renew: impl FnMut() -> R,
 ) -> Result<(), String> {
-    let mut call = AssertUnwindSafe(call).catch_unwind();
-    loop {
-        tokio::select! {
-            result = &mut call => return match result {
-                Ok(result) => result,
-                Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
-            },
-            () = tokio::time::sleep(every) => renew().await,
+    let call = AssertUnwindSafe(call).catch_unwind();
+    let renewing = async {
+        loop {
+            tokio::time::sleep(every).await;
+            renew().await;
         }
+    };
+    tokio::select! {
+        result = call => match result {
+            Ok(result) => result,
+            Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
+        },
+        never = renewing => never,
     }
 }
 

@@ -14,7 +14,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
-use super::{Hub, Kind, Name, PushSender, Refusal, ShardSubscriber};
+use super::sync::{Conns, timed_out};
+use super::{Hub, Kind, Name};
 use crate::backend::tracking::{HEARTBEAT, Timeouts, TrackingSource, resp3};
 
 /// Starts the task that keeps `hub`'s names subscribed on `source`'s servers; `false` without
@@ -103,16 +104,13 @@ impl Task {
             return Ended::Lost("the topology names no server".into());
         };
         let (pushes, mut received) = mpsc::unbounded_channel();
-        let node = match self.connect(node, pushes.clone()).await {
+        let node = match self.connect(node, pushes).await {
             Ok(conn) => conn,
             Err(e) => return Ended::Lost(format!("connecting failed: {e}")),
         };
-        let mut conns = Conns {
-            node,
-            shards: None,
-            pushes,
-        };
-        if let Err(e) = self.sync(&*source, &mut conns).await {
+        let mut conns = Conns::new(node);
+        let mut shard_pushes = None;
+        if let Err(e) = self.settle(&*source, &mut conns, &mut shard_pushes).await {
             return Ended::Lost(format!("subscribing failed: {e}"));
         }
         if let Some(hub) = self.hub.upgrade() {
@@ -123,24 +121,40 @@ impl Task {
             let Some(hub) = self.hub.upgrade() else {
                 return Ended::Dropped;
             };
+            // Why the sharded channels' connection (a cluster's) must be replaced, if it must.
+            let mut shards_lost = None;
             tokio::select! {
                 push = received.recv() => match push {
                     Some(push) if push.kind == PushKind::Disconnection => {
                         return Ended::Lost("the connection closed".into());
                     }
                     Some(push) => {
-                        if let Some(name) = dispatch(&hub, push) {
+                        if let Some(channel) = dispatch(&hub, push, &mut conns) {
                             return Ended::Lost(format!(
-                                "the server unsubscribed the sharded channel {:?} (its slot moved)",
-                                String::from_utf8_lossy(&name)
+                                "the server unsubscribed the sharded channel {:?}",
+                                String::from_utf8_lossy(&channel)
                             ));
                         }
                     }
                     None => return Ended::Lost("the connection closed".into()),
                 },
+                push = next_push(&mut shard_pushes) => match push {
+                    Some(push) if push.kind == PushKind::Disconnection => {
+                        shards_lost = Some("its connection to a node closed".to_owned());
+                    }
+                    Some(push) => {
+                        shards_lost = dispatch(&hub, push, &mut conns).map(|channel| {
+                            format!(
+                                "the server unsubscribed {:?}: its slot moved",
+                                String::from_utf8_lossy(&channel)
+                            )
+                        });
+                    }
+                    None => shards_lost = Some("its connection closed".to_owned()),
+                },
                 () = hub.changed.notified() => {
                     drop(hub);
-                    if let Err(e) = self.sync(&*source, &mut conns).await {
+                    if let Err(e) = self.settle(&*source, &mut conns, &mut shard_pushes).await {
                         return Ended::Lost(format!("subscribing failed: {e}"));
                     }
                 }
@@ -167,6 +181,25 @@ impl Task {
                     }
                 }
             }
+            if let Some(why) = shards_lost {
+                // Only the sharded channels are renewed, on a new cluster connection (the
+                // redis crate takes an unrequested `sunsubscribe` for a reply, so the old one
+                // may pair its replies wrongly): channels and patterns go on undisturbed.
+                tracing::info!(target: "redis_patterns", "pub/sub: renewing the sharded subscriptions ({why}); messages published meanwhile on them are not received");
+                conns.shards = None;
+                shard_pushes = None;
+                conns.unconfirmed.clear();
+                if let Some(hub) = self.hub.upgrade() {
+                    renewed.extend(hub.lost_of(Kind::Shard));
+                }
+                if let Err(e) = self.settle(&*source, &mut conns, &mut shard_pushes).await {
+                    return Ended::Lost(format!("subscribing the sharded channels failed: {e}"));
+                }
+                if let Some(hub) = self.hub.upgrade() {
+                    hub.resubscribed(renewed);
+                    renewed.clear();
+                }
+            }
         }
     }
 
@@ -184,131 +217,42 @@ impl Task {
             .await
     }
 
-    /// Subscribes the names the hub holds and the connections lack, unsubscribes those it no
-    /// longer holds, and confirms the waiting subscribers. A name the server refuses (an ACL
-    /// without the channel, a server without sharded pub/sub) fails its subscribers; the
-    /// others are subscribed.
-    async fn sync(&self, source: &dyn TrackingSource, conns: &mut Conns) -> RedisResult<()> {
-        let Some(hub) = self.hub.upgrade() else {
-            return Ok(());
-        };
-        let (add, remove) = hub.wanted();
-        drop(hub);
-        let mut refused = Vec::new();
-        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
-            let names = of_kind(&add, kind);
-            if !names.is_empty()
-                && let Err(e) = self.apply(source, conns, kind, true, &names).await
-            {
-                Refusal::of(&e).ok_or(e)?;
-                // One refusal fails the whole command: name by name, only those refused fail.
-                for name in names {
-                    if let Err(e) = self.apply(source, conns, kind, true, &[name]).await {
-                        refused.push(((kind, name.to_vec()), Refusal::of(&e).ok_or(e)?));
-                    }
-                }
-            }
-            let names = of_kind(&remove, kind);
-            if !names.is_empty() {
-                self.apply(source, conns, kind, false, &names).await?;
-            }
-        }
-        if let Some(hub) = self.hub.upgrade() {
-            let added: Vec<Name> = add
-                .into_iter()
-                .filter(|name| !refused.iter().any(|(r, _)| r == name))
-                .collect();
-            hub.settled(&added, &remove);
-            hub.refuse(refused);
-        }
-        Ok(())
-    }
-
-    /// Subscribes (or unsubscribes) `names` of `kind`, once the server confirmed them.
-    async fn apply(
+    /// Dials the sharded channels' connection when the hub has come to need it (on a
+    /// cluster), then brings the connections to what the hub holds.
+    async fn settle(
         &self,
         source: &dyn TrackingSource,
         conns: &mut Conns,
-        kind: Kind,
-        subscribe: bool,
-        names: &[&[u8]],
+        shard_pushes: &mut Option<mpsc::UnboundedReceiver<PushInfo>>,
     ) -> RedisResult<()> {
-        let node = &mut conns.node;
-        match (kind, subscribe) {
-            (Kind::Channel, true) => node.subscribe(names).await,
-            (Kind::Channel, false) => node.unsubscribe(names).await,
-            (Kind::Pattern, true) => node.psubscribe(names).await,
-            (Kind::Pattern, false) => node.punsubscribe(names).await,
-            (Kind::Shard, _) => {
-                if conns.shards.is_none()
-                    && let Some(dial) = source.shard_subscriber(conns.pushes.clone())
-                {
-                    let dialled =
-                        tokio::time::timeout(self.timeouts.connect.saturating_mul(2), dial)
-                            .await
-                            .map_err(|_| {
-                                timed_out("connecting to the cluster for sharded channels")
-                            })??;
-                    conns.shards = Some(dialled);
-                }
-                match (&mut conns.shards, subscribe) {
-                    (Some(shards), true) => shards.subscribe(names).await,
-                    (Some(shards), false) => shards.unsubscribe(names).await,
-                    // One server: one command per channel (pipelined), so that the connection
-                    // pairs each confirmation with its command.
-                    (None, _) => {
-                        let command = if subscribe {
-                            "SSUBSCRIBE"
-                        } else {
-                            "SUNSUBSCRIBE"
-                        };
-                        if let [name] = names {
-                            // Alone, its error reply keeps the server's message.
-                            let cmd = redis::cmd(command).arg(*name).take();
-                            return cmd.query_async::<Value>(node).await.map(drop);
-                        }
-                        let mut pipe = redis::pipe();
-                        for name in names {
-                            pipe.cmd(command).arg(*name);
-                        }
-                        pipe.query_async::<Vec<Value>>(node).await.map(drop)
-                    }
-                }
+        let needed = self.hub.upgrade().is_some_and(|hub| hub.holds(Kind::Shard));
+        if conns.shards.is_none() && needed {
+            let (pushes, received) = mpsc::unbounded_channel();
+            if let Some(dial) = source.shard_subscriber(pushes) {
+                let limit = self.timeouts.connect.saturating_mul(2);
+                let dialled = tokio::time::timeout(limit, dial).await.map_err(|_| {
+                    timed_out("connecting to the cluster for sharded channels", limit)
+                })??;
+                conns.shards = Some(dialled);
+                *shard_pushes = Some(received);
             }
         }
+        conns.sync(&self.hub).await
     }
 }
 
-/// The connections of one session.
-struct Conns {
-    /// Channels and patterns, and sharded channels off a cluster.
-    node: MultiplexedConnection,
-    /// A cluster's sharded channels, from the first of them on.
-    shards: Option<Box<dyn ShardSubscriber>>,
-    /// Where both push what they receive.
-    pushes: PushSender,
-}
-
-fn timed_out(what: &str) -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("{what} timed out"),
-    ))
-}
-
-/// The names of `kind` among `names`.
-fn of_kind(names: &[Name], kind: Kind) -> Vec<&[u8]> {
-    names
-        .iter()
-        .filter(|(k, _)| *k == kind)
-        .map(|(_, n)| n.as_slice())
-        .collect()
+/// The next push of the sharded channels' connection; never, without one.
+async fn next_push(received: &mut Option<mpsc::UnboundedReceiver<PushInfo>>) -> Option<PushInfo> {
+    match received {
+        Some(received) => received.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hands a pushed message to its subscribers; confirmations and other pushes are not messages.
 /// Answers the sharded channel the server unsubscribed by itself (its slot moved away), if
 /// that is what `push` says.
-fn dispatch(hub: &Hub, push: PushInfo) -> Option<Bytes> {
+fn dispatch(hub: &Hub, push: PushInfo, conns: &mut Conns) -> Option<Bytes> {
     let mut data = push.data.into_iter().map(bytes_of);
     let (name, channel, payload) = match push.kind {
         PushKind::Message | PushKind::SMessage => {
@@ -323,6 +267,9 @@ fn dispatch(hub: &Hub, push: PushInfo) -> Option<Bytes> {
         }
         PushKind::SUnsubscribe => {
             let channel = data.next().flatten()?;
+            if conns.confirms_own(&channel) {
+                return None;
+            }
             let name = (Kind::Shard, channel.to_vec());
             return hub.dropped_by_server(&name).then_some(channel);
         }

@@ -12,14 +12,17 @@ use crate::backend::tracking::TrackingSource;
 use crate::error::{Error, Result};
 
 impl<C: Connector> RedisBackend<C> {
-    /// `PUBLISH channel payload` (`SPUBLISH`, `sharded`): how many subscriptions received it.
+    /// `PUBLISH channel payload` (or `SPUBLISH`): how many subscriptions received it.
     pub(crate) async fn publish(
         &self,
-        sharded: bool,
+        how: pubsub::Publish,
         channel: &[u8],
         payload: &[u8],
     ) -> Result<u64> {
-        let command = if sharded { "SPUBLISH" } else { "PUBLISH" };
+        let command = match how {
+            pubsub::Publish::Plain => "PUBLISH",
+            pubsub::Publish::Sharded => "SPUBLISH",
+        };
         self.run(Operation::Command(command), |mut c| async move {
             redis::cmd(command)
                 .arg(channel)
@@ -59,9 +62,10 @@ impl<C: Connector> RedisBackend<C> {
     }
 
     /// How long a new subscription waits for the server's confirmation: dialling (which may
-    /// first ask a Sentinel or a cluster for the server) and the `SUBSCRIBE`.
+    /// first ask a Sentinel or a cluster for the server, and on a cluster dial its sharded
+    /// channels' connection) and the `SUBSCRIBE`.
     pub(crate) fn subscribe_timeout(&self) -> Duration {
         let t = &self.inner.tracking;
-        t.connect.saturating_mul(3).saturating_add(t.command)
+        t.connect.saturating_mul(5).saturating_add(t.command)
     }
 }
