@@ -147,3 +147,22 @@ async fn a_sharded_subscription_follows_a_failover() {
         "subscribed at the new primary"
     );
 }
+
+/// The primary owning a sharded channel stops answering (`CLIENT PAUSE … ALL`, no failover):
+/// the heartbeat's `PING` to every primary notices within the command timeout, and the
+/// subscription is renewed once the node answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_primary_is_noticed_by_the_heartbeat() {
+    let _turn = SERIAL.lock().await;
+    let (client, ns) = client("sharded-silent");
+    let topic = Topic::<u64>::new("quiet").sharded().client(client.clone());
+    let mut s = topic.subscribe().await.unwrap();
+    let owner = cluster().primary_of(&format!("{ns}:quiet"));
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1_500)
+        .arg("ALL")
+        .query(&mut cluster().node(owner).redis())
+        .expect("CLIENT PAUSE");
+    renewed_and_receiving(&topic, &mut s, 11).await;
+}
