@@ -210,6 +210,12 @@ impl<T> Topic<T> {
     }
 
     /// Whether this is a sharded topic ([`sharded`](Topic::sharded)).
+    ///
+    /// ```
+    /// use redis_patterns::pubsub::Topic;
+    /// assert!(Topic::<u64>::new("prices:eu").sharded().is_sharded());
+    /// assert!(!Topic::<u64>::new("prices:eu").is_sharded());
+    /// ```
     pub fn is_sharded(&self) -> bool {
         self.sharded
     }
