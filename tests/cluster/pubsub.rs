@@ -155,9 +155,30 @@ async fn a_sharded_subscription_follows_a_failover() {
 async fn a_silent_primary_is_noticed_by_the_heartbeat() {
     let _turn = SERIAL.lock().await;
     let (client, ns) = client("sharded-silent");
-    let topic = Topic::<u64>::new("quiet").sharded().client(client.clone());
+    // A plain subscription: its connection is to one node, which keeps answering.
+    let plain = Topic::<u64>::new("steady").client(client.clone());
+    let mut steady = plain.subscribe().await.unwrap();
+    let plain_node = cluster()
+        .nodes
+        .iter()
+        .find(|node| {
+            let counts: Vec<redis::Value> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(format!("{ns}:steady"))
+                .query(&mut node.redis())
+                .expect("PUBSUB NUMSUB");
+            matches!(counts.get(1), Some(redis::Value::Int(1)))
+        })
+        .map(|node| node.port())
+        .expect("the node of the plain subscription");
+    // A sharded channel of another primary, which goes silent.
+    let name = (0..64)
+        .map(|i| format!("quiet-{i}"))
+        .find(|name| cluster().primary_of(&format!("{ns}:{name}")) != plain_node)
+        .expect("a channel of another primary");
+    let owner = cluster().primary_of(&format!("{ns}:{name}"));
+    let topic = Topic::<u64>::new(name).sharded().client(client.clone());
     let mut s = topic.subscribe().await.unwrap();
-    let owner = cluster().primary_of(&format!("{ns}:quiet"));
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(1_500)
@@ -165,4 +186,11 @@ async fn a_silent_primary_is_noticed_by_the_heartbeat() {
         .query(&mut cluster().node(owner).redis())
         .expect("CLIENT PAUSE");
     renewed_and_receiving(&topic, &mut s, 11).await;
+    plain.publish(&12).await.unwrap();
+    assert_eq!(next(&mut steady).await.unwrap(), 12);
+    assert_eq!(
+        plain.stats().resubscribed,
+        0,
+        "only the sharded ones were renewed"
+    );
 }

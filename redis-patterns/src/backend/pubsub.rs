@@ -413,7 +413,7 @@ mod tests {
         hub.lost();
         let mut waiting = hub.join(Kind::Channel, b"c", 4);
         let refusal = Refusal {
-            permission: true,
+            denial: refusal::Denial::Permission,
             kind: Kind::Channel,
             message: "NOPERM no channel".into(),
         };

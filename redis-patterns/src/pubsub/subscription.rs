@@ -78,7 +78,8 @@ pub(super) async fn join<T: Send + 'static>(
     })
 }
 
-/// The next item of a subscription; `None` only once its hub is gone.
+/// The next item of a subscription; `None` once its buffer closed: after
+/// [`Notice::Refused`], or once its hub is gone.
 async fn next<T>(l: &mut Listening<T>) -> Option<std::result::Result<T, Notice>> {
     let (event, item) = match l.buffer.recv().await {
         Ok(Delivery::Message { channel, payload }) => match (l.decode)(&channel, &payload) {

@@ -127,3 +127,35 @@ pub(crate) async fn pause(stop: &tokio::sync::watch::Sender<bool>, wait: Duratio
         _ = stop.changed() => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcome is answered when the handler ends, though a renewal is in flight and
+    /// never ends; renewals run while the handler does.
+    #[tokio::test(start_paused = true)]
+    async fn the_outcome_does_not_wait_for_a_renewal_in_flight() {
+        let renewals = std::sync::atomic::AtomicU32::new(0);
+        let call: HandlerFuture = Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(35)).await;
+            Ok(())
+        });
+        let started = tokio::time::Instant::now();
+        let outcome = run_renewing(call, Duration::from_millis(10), || {
+            renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::future::pending::<()>()
+        })
+        .await;
+        assert_eq!(outcome, Ok(()));
+        assert_eq!(started.elapsed(), Duration::from_millis(35));
+        assert_eq!(renewals.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_an_error_saying_so() {
+        let call: HandlerFuture = Box::pin(async { panic!("out of ink") });
+        let outcome = run_renewing(call, Duration::from_secs(1), || async {}).await;
+        assert_eq!(outcome, Err("the handler panicked: out of ink".to_owned()));
+    }
+}

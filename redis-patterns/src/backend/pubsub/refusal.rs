@@ -6,12 +6,19 @@ use super::Kind;
 /// dropped; the other names of the connection go on.
 #[derive(Debug, Clone)]
 pub(crate) struct Refusal {
-    /// The ACL user lacks a permission (`NOPERM`), else any other error reply (a server
-    /// without the command: `SSUBSCRIBE` before Redis 7.0).
-    pub(super) permission: bool,
+    pub(super) denial: Denial,
     pub(super) kind: Kind,
     /// The server's reply.
     pub(super) message: String,
+}
+
+/// What kind of refusal the server's reply is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denial {
+    /// The ACL user lacks a permission (`NOPERM`).
+    Permission,
+    /// Any other error reply: a server without the command (`SSUBSCRIBE` before Redis 7.0).
+    Other,
 }
 
 impl Refusal {
@@ -19,9 +26,9 @@ impl Refusal {
     /// failures of the connection or the topology, which are retried.
     pub(crate) fn of(e: &redis::RedisError, kind: Kind) -> Option<Refusal> {
         use redis::{ErrorKind, ServerErrorKind};
-        let (permission, code) = match e.kind() {
-            ErrorKind::Server(ServerErrorKind::NoPerm) => (true, "NOPERM"),
-            ErrorKind::Server(ServerErrorKind::ResponseError) => (false, "ERR"),
+        let (denial, code) = match e.kind() {
+            ErrorKind::Server(ServerErrorKind::NoPerm) => (Denial::Permission, "NOPERM"),
+            ErrorKind::Server(ServerErrorKind::ResponseError) => (Denial::Other, "ERR"),
             _ => return None,
         };
         let message = match e.detail() {
@@ -29,7 +36,7 @@ impl Refusal {
             None => format!("{code} ({e})"),
         };
         Some(Refusal {
-            permission,
+            denial,
             kind,
             message,
         })
@@ -39,11 +46,13 @@ impl Refusal {
 impl From<Refusal> for crate::error::Error {
     fn from(refusal: Refusal) -> Self {
         let Refusal {
-            permission,
+            denial,
             kind,
             message,
         } = refusal;
-        if permission {
+        if denial == Denial::Permission {
+            // Redis (6.2 and 7) names the channel in a channel's refusal, the command in a
+            // command's.
             let grant = if message.contains("channel") {
                 "the user's `&` channel patterns must include it"
             } else {

@@ -3,7 +3,8 @@
 //! pushed messages handed to the hub, a `PING` every heartbeat; dialled again with backoff
 //! when lost, telling the subscribers whose names were live that they were renewed. On a
 //! cluster, sharded channels go over a cluster connection of the same session (`shards.rs`),
-//! dialled with the first of them; either connection lost ends the session.
+//! dialled with the first of them. When that one fails (a node lost or silent, a slot moved),
+//! only it is replaced, with its own backoff: the session and its channels and patterns go on.
 
 use std::collections::HashSet;
 use std::sync::Weak;
@@ -14,7 +15,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
-use super::sync::{Conns, timed_out};
+use super::sync::{Conns, Failed, timed_out};
 use super::{Hub, Kind, Name};
 use crate::backend::tracking::{HEARTBEAT, Timeouts, TrackingSource, resp3};
 
@@ -110,12 +111,14 @@ impl Task {
         };
         let mut conns = Conns::new(node);
         let mut shard_pushes = None;
-        if let Err(e) = self.settle(&*source, &mut conns, &mut shard_pushes).await {
-            return Ended::Lost(format!("subscribing failed: {e}"));
-        }
-        if let Some(hub) = self.hub.upgrade() {
-            hub.resubscribed(renewed);
-            renewed.clear();
+        let mut retry = ShardRetry {
+            at: None,
+            backoff: self.timeouts.min_backoff,
+        };
+        let settled = self.settle(&*source, &mut conns, &mut shard_pushes).await;
+        if let Some(ended) = self.after(settled, &mut conns, &mut shard_pushes, renewed, &mut retry)
+        {
+            return ended;
         }
         loop {
             let Some(hub) = self.hub.upgrade() else {
@@ -154,27 +157,33 @@ impl Task {
                 },
                 () = hub.changed.notified() => {
                     drop(hub);
-                    if let Err(e) = self.settle(&*source, &mut conns, &mut shard_pushes).await {
-                        return Ended::Lost(format!("subscribing failed: {e}"));
+                    let settled = self.settle(&*source, &mut conns, &mut shard_pushes).await;
+                    if let Some(ended) =
+                        self.after(settled, &mut conns, &mut shard_pushes, renewed, &mut retry)
+                    {
+                        return ended;
                     }
                 }
+                () = wait_until(retry.at) => {}
                 () = source.moved().notified() => return Ended::Lost("the topology changed".into()),
                 () = tokio::time::sleep(HEARTBEAT) => {
                     drop(hub);
                     if self.hub.strong_count() == 0 {
                         return Ended::Dropped;
                     }
-                    let pong = async {
-                        redis::cmd("PING").query_async::<Value>(&mut conns.node).await?;
-                        match &mut conns.shards {
-                            Some(shards) => shards.ping().await,
-                            None => Ok(()),
-                        }
-                    };
+                    let ping = redis::cmd("PING");
+                    let pong = ping.query_async::<Value>(&mut conns.node);
                     match tokio::time::timeout(self.timeouts.command, pong).await {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(_)) => {}
                         Ok(Err(e)) => return Ended::Lost(format!("heartbeat failed: {e}")),
                         Err(_) => return Ended::Lost("heartbeat timed out".into()),
+                    }
+                    if let Some(shards) = &mut conns.shards {
+                        match tokio::time::timeout(self.timeouts.command, shards.ping()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => shards_lost = Some(format!("its heartbeat failed: {e}")),
+                            Err(_) => shards_lost = Some("its heartbeat timed out".to_owned()),
+                        }
                     }
                     if source.topology_generation() != generation {
                         return Ended::Lost("the topology changed".into());
@@ -186,20 +195,77 @@ impl Task {
                 // redis crate takes an unrequested `sunsubscribe` for a reply, so the old one
                 // may pair its replies wrongly): channels and patterns go on undisturbed.
                 tracing::info!(target: "redis_patterns", "pub/sub: renewing the sharded subscriptions ({why}); messages published meanwhile on them are not received");
-                conns.shards = None;
-                shard_pushes = None;
-                conns.unconfirmed.clear();
-                if let Some(hub) = self.hub.upgrade() {
-                    renewed.extend(hub.lost_of(Kind::Shard));
-                }
-                if let Err(e) = self.settle(&*source, &mut conns, &mut shard_pushes).await {
-                    return Ended::Lost(format!("subscribing the sharded channels failed: {e}"));
-                }
-                if let Some(hub) = self.hub.upgrade() {
-                    hub.resubscribed(renewed);
-                    renewed.clear();
+                self.drop_shards(&mut conns, &mut shard_pushes, renewed);
+                retry.at = Some(tokio::time::Instant::now());
+            }
+            if retry.at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                let settled = self.settle(&*source, &mut conns, &mut shard_pushes).await;
+                if let Some(ended) =
+                    self.after(settled, &mut conns, &mut shard_pushes, renewed, &mut retry)
+                {
+                    return ended;
                 }
             }
+        }
+    }
+
+    /// What a sync's outcome means: the session ends when its own connection failed; a
+    /// failure of the sharded channels' connection drops it, to be dialled again after its
+    /// backoff. Once every name is subscribed, the subscribers of `renewed` names hear so.
+    fn after(
+        &self,
+        settled: Result<(), Failed>,
+        conns: &mut Conns,
+        shard_pushes: &mut Option<mpsc::UnboundedReceiver<PushInfo>>,
+        renewed: &mut HashSet<Name>,
+        retry: &mut ShardRetry,
+    ) -> Option<Ended> {
+        match settled {
+            Ok(()) => {
+                retry.at = None;
+                retry.backoff = self.timeouts.min_backoff;
+                if let Some(hub) = self.hub.upgrade() {
+                    hub.resubscribed(renewed);
+                }
+                renewed.clear();
+                None
+            }
+            Err(Failed::Node(e)) => Some(Ended::Lost(format!("subscribing failed: {e}"))),
+            Err(Failed::Shards(e)) => {
+                tracing::debug!(target: "redis_patterns", "pub/sub: the sharded channels' connection failed ({e}); trying again");
+                self.drop_shards(conns, shard_pushes, renewed);
+                // The other names are subscribed: their subscribers hear so now.
+                if let Some(hub) = self.hub.upgrade() {
+                    let now: HashSet<Name> = renewed
+                        .iter()
+                        .filter(|(kind, _)| *kind != Kind::Shard)
+                        .cloned()
+                        .collect();
+                    hub.resubscribed(&now);
+                    renewed.retain(|(kind, _)| *kind == Kind::Shard);
+                }
+                retry.at = Some(tokio::time::Instant::now() + crate::util::jittered(retry.backoff));
+                retry.backoff = retry
+                    .backoff
+                    .saturating_mul(2)
+                    .min(self.timeouts.max_backoff);
+                None
+            }
+        }
+    }
+
+    /// Drops the sharded channels' connection; its live names are to be renewed.
+    fn drop_shards(
+        &self,
+        conns: &mut Conns,
+        shard_pushes: &mut Option<mpsc::UnboundedReceiver<PushInfo>>,
+        renewed: &mut HashSet<Name>,
+    ) {
+        conns.shards = None;
+        *shard_pushes = None;
+        conns.unconfirmed.clear();
+        if let Some(hub) = self.hub.upgrade() {
+            renewed.extend(hub.lost_of(Kind::Shard));
         }
     }
 
@@ -224,20 +290,39 @@ impl Task {
         source: &dyn TrackingSource,
         conns: &mut Conns,
         shard_pushes: &mut Option<mpsc::UnboundedReceiver<PushInfo>>,
-    ) -> RedisResult<()> {
+    ) -> Result<(), Failed> {
         let needed = self.hub.upgrade().is_some_and(|hub| hub.holds(Kind::Shard));
         if conns.shards.is_none() && needed {
             let (pushes, received) = mpsc::unbounded_channel();
             if let Some(dial) = source.shard_subscriber(pushes) {
                 let limit = self.timeouts.connect.saturating_mul(2);
-                let dialled = tokio::time::timeout(limit, dial).await.map_err(|_| {
-                    timed_out("connecting to the cluster for sharded channels", limit)
-                })??;
+                let dialled = match tokio::time::timeout(limit, dial).await {
+                    Ok(Ok(dialled)) => dialled,
+                    Ok(Err(e)) => return Err(Failed::Shards(e)),
+                    Err(_) => {
+                        let why = "connecting to the cluster for sharded channels";
+                        return Err(Failed::Shards(timed_out(why, limit)));
+                    }
+                };
                 conns.shards = Some(dialled);
                 *shard_pushes = Some(received);
             }
         }
         conns.sync(&self.hub).await
+    }
+}
+
+/// When the sharded channels' connection is dialled again, if it is to be.
+struct ShardRetry {
+    at: Option<tokio::time::Instant>,
+    backoff: std::time::Duration,
+}
+
+/// Ready at `at`; never without one.
+async fn wait_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

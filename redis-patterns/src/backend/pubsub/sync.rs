@@ -10,6 +10,23 @@ use redis::{RedisResult, Value};
 
 use super::{Hub, Kind, Name, Refusal, ShardSubscriber};
 
+/// Which connection failed: the session's own (it ends), or a cluster's sharded channels'
+/// (only it is replaced).
+#[derive(Debug)]
+pub(super) enum Failed {
+    Node(redis::RedisError),
+    Shards(redis::RedisError),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Node(e) => write!(f, "{e}"),
+            Failed::Shards(e) => write!(f, "the sharded channels' connection: {e}"),
+        }
+    }
+}
+
 /// Whether a command adds names or removes them.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -52,8 +69,8 @@ impl Conns {
     /// Subscribes the names `hub` holds and the connections lack, unsubscribes those it no
     /// longer holds, and confirms the waiting subscribers. A name the server refuses (an ACL
     /// without the channel, a server without sharded pub/sub) fails its subscribers; the
-    /// others are subscribed. An error is the connections' failure.
-    pub(super) async fn sync(&mut self, hub: &Weak<Hub>) -> RedisResult<()> {
+    /// others are subscribed. An error is a connection's failure.
+    pub(super) async fn sync(&mut self, hub: &Weak<Hub>) -> Result<(), Failed> {
         let Some(strong) = hub.upgrade() else {
             return Ok(());
         };
@@ -62,20 +79,31 @@ impl Conns {
         let mut refused = Vec::new();
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             let names = of_kind(&add, kind);
+            let on_shards = kind == Kind::Shard && self.shards.is_some();
+            let failed = |e| {
+                if on_shards {
+                    Failed::Shards(e)
+                } else {
+                    Failed::Node(e)
+                }
+            };
             if !names.is_empty()
                 && let Err(e) = self.apply(kind, Change::Subscribe, &names).await
             {
-                Refusal::of(&e, kind).ok_or(e)?;
+                Refusal::of(&e, kind).ok_or_else(|| failed(e))?;
                 // One refusal fails the whole command: name by name, only those refused fail.
                 for name in names {
                     if let Err(e) = self.apply(kind, Change::Subscribe, &[name]).await {
-                        refused.push(((kind, name.to_vec()), Refusal::of(&e, kind).ok_or(e)?));
+                        let refusal = Refusal::of(&e, kind).ok_or_else(|| failed(e))?;
+                        refused.push(((kind, name.to_vec()), refusal));
                     }
                 }
             }
             let names = of_kind(&remove, kind);
             if !names.is_empty() {
-                self.apply(kind, Change::Unsubscribe, &names).await?;
+                self.apply(kind, Change::Unsubscribe, &names)
+                    .await
+                    .map_err(failed)?;
             }
         }
         if let Some(hub) = hub.upgrade() {

@@ -66,6 +66,9 @@ impl<C: Connector> RedisBackend<C> {
     /// channels' connection) and the `SUBSCRIBE`.
     pub(crate) fn subscribe_timeout(&self) -> Duration {
         let t = &self.inner.tracking;
-        t.connect.saturating_mul(5).saturating_add(t.command)
+        // One more command timeout of slack: a heartbeat or a sync may be under way.
+        t.connect
+            .saturating_mul(5)
+            .saturating_add(t.command.saturating_mul(2))
     }
 }
