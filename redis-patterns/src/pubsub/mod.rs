@@ -238,8 +238,9 @@ impl<T> Topic<T> {
 
 impl<T: Serialize> Topic<T> {
     /// Publishes `message` to the subscriptions that exist now; answers how many received it
-    /// (on a cluster, those of the node that took the `PUBLISH`; for a sharded topic, every
-    /// subscription of its channel, all on the shard that took the `SPUBLISH`).
+    /// (on a cluster, those of the node that took the `PUBLISH`; for a sharded topic, those
+    /// on its slot's primary, which took the `SPUBLISH`: a subscription left on the shard's
+    /// replica after a failover receives it, uncounted).
     pub async fn publish(&self, message: &T) -> Result<u64> {
         let payload = serde_json::to_vec(message)
             .map_err(|e| Error::Config(format!("the message does not serialize as JSON: {e}")))?;
