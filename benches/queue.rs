@@ -20,14 +20,13 @@
 mod support;
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::aio::MultiplexedConnection;
 use redis_patterns::queue::{Job, Queue, Worker, WorkerHandle};
 use redis_patterns::{Client, Config};
 use serde::{Deserialize, Serialize};
-use support::{Pair, multi_thread_runtime, server};
+use support::{Pair, multi_thread_runtime, round_trips, server};
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, mpsc};
 
@@ -132,10 +131,9 @@ fn round_trip(c: &mut Criterion) {
     let s = rt.block_on(sides());
     Pair::new(
         |rt: &Runtime, iters| {
-            rt.block_on(async {
-                let (mut conn, mut signals) = (s.conn.clone(), s.hand_signals.lock().await);
-                let start = Instant::now();
-                for id in 0..iters {
+            round_trips(rt, iters, &s.hand_signals, |id| {
+                let mut conn = s.conn.clone();
+                async move {
                     let payload = serde_json::to_vec(&mail(id)).unwrap();
                     let _: u64 = redis::cmd("LPUSH")
                         .arg(READY)
@@ -143,20 +141,13 @@ fn round_trip(c: &mut Criterion) {
                         .query_async(&mut conn)
                         .await
                         .unwrap();
-                    signals.recv().await.unwrap();
                 }
-                start.elapsed()
             })
         },
         |rt: &Runtime, iters| {
-            rt.block_on(async {
-                let mut signals = s.ours_signals.lock().await;
-                let start = Instant::now();
-                for id in 0..iters {
-                    s.queue.push(&mail(id)).await.unwrap();
-                    signals.recv().await.unwrap();
-                }
-                start.elapsed()
+            let queue = &s.queue;
+            round_trips(rt, iters, &s.ours_signals, |id| async move {
+                queue.push(&mail(id)).await.unwrap();
             })
         },
     )

@@ -33,7 +33,7 @@ use redis::aio::MultiplexedConnection;
 use redis_patterns::stream::{Consumer, ConsumerHandle, Delivery, EventStream};
 use redis_patterns::{Client, Config};
 use serde::{Deserialize, Serialize};
-use support::{Pair, multi_thread_runtime, server, smoke};
+use support::{Pair, multi_thread_runtime, round_trips, server, smoke};
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Notify, mpsc};
 
@@ -414,13 +414,13 @@ fn round_trip(c: &mut Criterion) {
     let s = rt.block_on(round_trip_sides());
     Pair::new(
         |rt: &Runtime, iters| {
-            rt.block_on(async {
-                let (mut conn, mut signals) = (s.conn.clone(), s.hand_signals.lock().await);
-                let start = Instant::now();
-                for sku in 0..iters {
+            let hand_key = &s.hand_key;
+            round_trips(rt, iters, &s.hand_signals, |sku| {
+                let mut conn = s.conn.clone();
+                async move {
                     let payload = serde_json::to_vec(&event(sku)).unwrap();
                     let _: String = redis::cmd("XADD")
-                        .arg(&s.hand_key)
+                        .arg(hand_key)
                         .arg("MAXLEN")
                         .arg("~")
                         .arg(MAX_LEN)
@@ -430,20 +430,13 @@ fn round_trip(c: &mut Criterion) {
                         .query_async(&mut conn)
                         .await
                         .unwrap();
-                    signals.recv().await.unwrap();
                 }
-                start.elapsed()
             })
         },
         |rt: &Runtime, iters| {
-            rt.block_on(async {
-                let mut signals = s.ours_signals.lock().await;
-                let start = Instant::now();
-                for sku in 0..iters {
-                    s.stream.append(&event(sku)).await.unwrap();
-                    signals.recv().await.unwrap();
-                }
-                start.elapsed()
+            let stream = &s.stream;
+            round_trips(rt, iters, &s.ours_signals, |sku| async move {
+                stream.append(&event(sku)).await.unwrap();
             })
         },
     )

@@ -165,6 +165,24 @@ where
 }
 
 /// The `p` quantile (0 to 1) of per-call times in nanoseconds (reorders `nanos`).
+/// Times `iters` round trips on `rt`: `send(i)`, then the handler's signal on `signals`.
+pub fn round_trips<Fut: Future<Output = ()>>(
+    rt: &Runtime,
+    iters: u64,
+    signals: &tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<()>>,
+    mut send: impl FnMut(u64) -> Fut,
+) -> Duration {
+    rt.block_on(async {
+        let mut signals = signals.lock().await;
+        let start = Instant::now();
+        for i in 0..iters {
+            send(i).await;
+            signals.recv().await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
 pub fn percentile(nanos: &mut [u32], p: f64) -> f64 {
     let i = ((nanos.len() as f64 * p) as usize).min(nanos.len() - 1);
     *nanos.select_nth_unstable(i).1 as f64
