@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis_patterns::Client;
 use redis_patterns::pubsub::{Notice, Subscription, Topic};
+use redis_patterns::{Client, Config, Error};
 
 use super::SERIAL;
 use crate::common::{self, cluster::cluster};
@@ -207,4 +207,85 @@ async fn a_silent_primary_is_noticed_by_the_heartbeat() {
         0,
         "only the sharded ones were renewed"
     );
+}
+
+/// A topic the ACL user may not use is refused at once on the cluster too, with a permission
+/// error: sharded ones at each slot's primary, over all three, and a plain one; the client's
+/// allowed subscriptions, sharded and plain, go on undisturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_topic_fails_at_once_and_the_others_go_on() {
+    let _turn = SERIAL.lock().await;
+    let ns = common::namespace("sharded-refused");
+    let user = format!("user-{ns}");
+    for node in cluster().nodes.iter().filter(|n| n.is_running()) {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&user)
+            .arg("reset")
+            .arg("on")
+            .arg(">pw")
+            .arg("~*")
+            .arg("+@all")
+            .arg("resetchannels")
+            .arg(format!("&{ns}:open*"))
+            .query(&mut node.redis())
+            .expect("ACL SETUSER");
+    }
+    let client = Client::new(
+        Config::from_url(&cluster().url())
+            .unwrap()
+            .username(&user)
+            .password("pw")
+            .namespace(&ns)
+            .command_timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let open = Topic::<u64>::new("open").sharded().client(client.clone());
+    let mut sharded = open.subscribe().await.unwrap();
+    let plain = Topic::<u64>::new("open-plain").client(client.clone());
+    let mut steady = plain.subscribe().await.unwrap();
+
+    // Forbidden sharded channels owned by each of the three primaries.
+    let mut owners = std::collections::HashSet::new();
+    let closed: Vec<String> = (0..64)
+        .map(|i| format!("closed-{i}"))
+        .filter(|name| owners.insert(cluster().primary_of(&format!("{ns}:{name}"))))
+        .collect();
+    assert_eq!(closed.len(), 3, "one per primary");
+    let mut refused: Vec<Topic<u64>> = closed
+        .iter()
+        .map(|name| Topic::new(name.as_str()).sharded().client(client.clone()))
+        .collect();
+    refused.push(Topic::new("closed-plain").client(client.clone()));
+    for topic in &refused {
+        let started = std::time::Instant::now();
+        match topic.subscribe().await {
+            Err(Error::Permission(message)) => {
+                assert!(message.contains("NOPERM"), "{message}");
+            }
+            other => panic!("expected a permission error, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "refused, not timed out"
+        );
+    }
+    // An allowed and a refused sharded topic subscribed at once: only the refused one fails.
+    let also_open = Topic::<u64>::new("open-2").sharded().client(client.clone());
+    let (allowed, denied) = tokio::join!(also_open.subscribe(), refused[0].subscribe());
+    let mut allowed = allowed.unwrap();
+    assert!(matches!(denied, Err(Error::Permission(_))), "{denied:?}");
+
+    assert_eq!(open.publish(&1).await.unwrap(), 1);
+    assert_eq!(
+        next(&mut sharded).await.unwrap(),
+        1,
+        "no renewal in between"
+    );
+    assert_eq!(also_open.publish(&2).await.unwrap(), 1);
+    assert_eq!(next(&mut allowed).await.unwrap(), 2);
+    plain.publish(&3).await.unwrap();
+    assert_eq!(next(&mut steady).await.unwrap(), 3);
+    assert_eq!(open.stats().resubscribed, 0, "the connection went on");
+    assert_eq!(plain.stats().resubscribed, 0);
 }
