@@ -319,6 +319,98 @@ async fn the_attributes_worker_completes_and_buries(kind: Kind) {
     assert_eq!(direct, Err("bounced on attempt 1".to_owned()));
 }
 
+/// What a test's tracing subscriber wrote.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A lease lost while the job runs (here another worker took the job over, as after a lease
+/// that ran out): the worker that lost it does not complete the job — the new owner's — and
+/// counts and logs the loss once.
+#[test]
+fn a_lease_lost_while_running_is_counted_logged_and_the_job_left_to_its_owner() {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    // One thread: the worker's tasks log to this thread's subscriber.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(lose_a_lease_while_running());
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.matches("lease ran out while it ran").count(),
+        1,
+        "logged once:\n{log}"
+    );
+}
+
+async fn lose_a_lease_while_running() {
+    let ns = common::namespace("queue-lost");
+    let client = common::clients(Kind::Redis, &ns, 1).remove(0);
+    let mail = Queue::<Mail>::new("mail").client(client.clone());
+    let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+    let started_tx = Arc::new(Mutex::new(Some(started_tx)));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let worker = Worker::new("mail", move |_: Mail, _: Job| {
+        if let Some(tx) = started_tx.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        let gate = gate.clone();
+        async move {
+            gate.notified().await;
+            Ok::<_, std::io::Error>(())
+        }
+    })
+    .client(client.clone())
+    .visibility(Duration::from_secs(30))
+    .spawn()
+    .unwrap();
+    let id = mail.push(&Mail { n: 1, fail: false }).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), started)
+        .await
+        .expect("the job started")
+        .unwrap();
+    let jobs = common::server()
+        .keys(&ns)
+        .into_iter()
+        .find(|key| key.ends_with(":jobs"))
+        .expect("the queue's job hash");
+    let _: () = redis::cmd("HSET")
+        .arg(&jobs)
+        .arg(format!("{id}:o"))
+        .arg("another-worker")
+        .query(&mut common::server().redis())
+        .unwrap();
+    // The handler ends before a renewal (every 10 s) could find the lease gone: the
+    // completion finds it.
+    release.notify_one();
+    eventually("the loss counted", || worker.stats().lost_leases == 1).await;
+    let stats = worker.shutdown().await;
+    assert_eq!((stats.completed, stats.lost_leases), (0, 1), "{stats:?}");
+    assert_eq!(
+        mail.len().await.unwrap().running,
+        1,
+        "still the other worker's"
+    );
+}
+
 on_both_backends!(
     the_attributes_worker_completes_and_buries,
     every_job_runs_once_across_workers,

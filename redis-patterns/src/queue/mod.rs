@@ -35,7 +35,8 @@
 //!   idempotent, keyed on [`Job::id`]. While a lease is alive no other worker gets the job
 //!   (completing and failing check the lease's owner), so a job runs twice at once only when
 //!   its handler outruns a lease it could not renew (Redis unreachable for a third of the
-//!   visibility timeout); [`WorkerStats::lost_leases`] counts those.
+//!   visibility timeout); [`WorkerStats::lost_leases`] counts those, and each is logged once
+//!   as a warning.
 //! * **Keys**, all under the queue's hash tag (one slot of a cluster): `ns:{emails}:ready`,
 //!   `:delayed`, `:leases`, `:jobs` (a hash of payloads, attempts, owners and last errors),
 //!   `:dead` (the last [`DEFAULT_DEAD_CAP`] dead jobs), `:wake` (wake-up tokens for idle

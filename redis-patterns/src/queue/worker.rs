@@ -398,18 +398,26 @@ async fn run_job<T: DeserializeOwned + Send + 'static>(
     match shared.counters.timed(run).await {
         Ok(()) => match shared.backend.run(&Complete(leased)).await {
             Ok(true) => shared.counters.count(Event::Completed),
-            Ok(false) => shared.counters.count(Event::LostLease),
+            Ok(false) => {
+                shared.counters.count(Event::LostLease);
+                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             // The lease runs out and the job runs again: at least once.
             Err(error) => shared.backend_failed(&error),
         },
         Err(error) => {
             shared.counters.count(Event::Failed);
             tracing::warn!(target: "redis_patterns", queue = %shared.keys.jobs, job = %job.id, attempt = job.attempts, %error, "a job failed");
-            shared
+            let outcome = shared
                 .fail(leased, &error, shared.max_attempts, job.attempts)
                 .await;
+            if outcome == Some(Failed::Lost) {
+                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
+    // Logged once, whichever step found the lease gone (a renewal still in flight when the
+    // handler ended is dropped, and its finding made again by the completion).
     if lost.into_inner() {
         tracing::warn!(target: "redis_patterns", queue = %shared.keys.jobs, job = %job.id, "a job's lease ran out while it ran; another worker may run it again");
     }
@@ -418,7 +426,14 @@ async fn run_job<T: DeserializeOwned + Send + 'static>(
 
 impl<T> Shared<T> {
     /// Records a failed attempt: retried after the backoff, or dead after `max_attempts`.
-    async fn fail(&self, job: Leased<'_>, error: &str, max_attempts: u64, attempts: u64) {
+    /// Answers what the backend did, `None` when it failed.
+    async fn fail(
+        &self,
+        job: Leased<'_>,
+        error: &str,
+        max_attempts: u64,
+        attempts: u64,
+    ) -> Option<Failed> {
         let doublings = u32::try_from(attempts.saturating_sub(1))
             .unwrap_or(u32::MAX)
             .min(20);
@@ -433,7 +448,8 @@ impl<T> Shared<T> {
             backoff: crate::util::jittered(backoff),
             dead_cap: self.dead_cap,
         };
-        match self.backend.run(&op).await {
+        let outcome = self.backend.run(&op).await;
+        match &outcome {
             Ok(Failed::Retry) => self.counters.count(Event::Retried),
             Ok(Failed::Buried) => {
                 self.counters.count(Event::Dead);
@@ -441,8 +457,9 @@ impl<T> Shared<T> {
             }
             Ok(Failed::Lost) => self.counters.count(Event::LostLease),
             // The lease runs out, and the job is retried (or buried) by the next claim.
-            Err(e) => self.backend_failed(&e),
+            Err(e) => self.backend_failed(e),
         }
+        outcome.ok()
     }
 
     fn backend_failed(&self, error: &crate::Error) {
