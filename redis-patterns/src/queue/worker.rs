@@ -370,20 +370,31 @@ async fn run_job<T: DeserializeOwned + Send + 'static>(
         id: &job.id,
         owner: &shared.name,
     };
-    let value = match serde_json::from_slice::<T>(&job.payload) {
-        Ok(value) => value,
+    let lost = match serde_json::from_slice::<T>(&job.payload) {
+        Ok(value) => run_leased(&shared, &job, leased, value).await,
         Err(e) => {
             let why = format!("the job is not the worker's type: {e}");
-            shared.fail(leased, &why, 0, job.attempts).await;
-            return;
+            shared.fail(leased, &why, 0, job.attempts).await == Some(Failed::Lost)
         }
     };
+    // Counted and logged once, whichever step found the lease gone.
+    if lost {
+        shared.counters.count(Event::LostLease);
+        tracing::warn!(target: "redis_patterns", queue = %shared.keys.jobs, job = %job.id, "a job's lease ran out while it ran; another worker may run it again");
+    }
+    drop(permit);
+}
+
+/// Runs the handler while renewing the job's lease, then completes or fails the job. Answers
+/// whether a step found the lease gone: a renewal, or the completion or failure (which find
+/// it again when a renewal in flight was dropped as the handler ended).
+async fn run_leased<T>(shared: &Shared<T>, job: &Claimed, leased: Leased<'_>, value: T) -> bool {
     let context = Job {
         id: JobId(job.id.clone()),
         attempt: job.attempts,
     };
     let renew = (shared.visibility / 3).max(Duration::from_millis(10));
-    let lost = std::sync::atomic::AtomicBool::new(false);
+    let renewal_lost = std::sync::atomic::AtomicBool::new(false);
     let run = run_renewing(shared.handler.call(value, context), renew, || async {
         let extend = Extend {
             job: leased,
@@ -391,37 +402,33 @@ async fn run_job<T: DeserializeOwned + Send + 'static>(
         };
         match shared.backend.run(&extend).await {
             Ok(true) => {}
-            Ok(false) => lost.store(true, std::sync::atomic::Ordering::Relaxed),
+            Ok(false) => renewal_lost.store(true, std::sync::atomic::Ordering::Relaxed),
             Err(error) => shared.backend_failed(&error),
         }
     });
-    match shared.counters.timed(run).await {
+    let outcome_lost = match shared.counters.timed(run).await {
         Ok(()) => match shared.backend.run(&Complete(leased)).await {
-            Ok(true) => shared.counters.count(Event::Completed),
-            Ok(false) => {
-                shared.counters.count(Event::LostLease);
-                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(true) => {
+                shared.counters.count(Event::Completed);
+                false
             }
+            Ok(false) => true,
             // The lease runs out and the job runs again: at least once.
-            Err(error) => shared.backend_failed(&error),
+            Err(error) => {
+                shared.backend_failed(&error);
+                false
+            }
         },
         Err(error) => {
             shared.counters.count(Event::Failed);
             tracing::warn!(target: "redis_patterns", queue = %shared.keys.jobs, job = %job.id, attempt = job.attempts, %error, "a job failed");
-            let outcome = shared
+            shared
                 .fail(leased, &error, shared.max_attempts, job.attempts)
-                .await;
-            if outcome == Some(Failed::Lost) {
-                lost.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+                .await
+                == Some(Failed::Lost)
         }
-    }
-    // Logged once, whichever step found the lease gone (a renewal still in flight when the
-    // handler ended is dropped, and its finding made again by the completion).
-    if lost.into_inner() {
-        tracing::warn!(target: "redis_patterns", queue = %shared.keys.jobs, job = %job.id, "a job's lease ran out while it ran; another worker may run it again");
-    }
-    drop(permit);
+    };
+    outcome_lost || renewal_lost.into_inner()
 }
 
 impl<T> Shared<T> {
@@ -455,7 +462,8 @@ impl<T> Shared<T> {
                 self.counters.count(Event::Dead);
                 tracing::warn!(target: "redis_patterns", queue = %self.keys.jobs, job = %job.id, %error, "a job was moved to the dead list");
             }
-            Ok(Failed::Lost) => self.counters.count(Event::LostLease),
+            // Counted and logged by `run_job`, once per job.
+            Ok(Failed::Lost) => {}
             // The lease runs out, and the job is retried (or buried) by the next claim.
             Err(e) => self.backend_failed(e),
         }
