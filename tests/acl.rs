@@ -42,14 +42,18 @@ fn key_rules(namespace: &str) -> Vec<String> {
 }
 
 fn create_user(user: &str, password: &str, rules: &[String]) {
-    let mut conn = common::server().redis();
+    let mut all = vec!["reset".to_owned(), format!(">{password}")];
+    all.extend_from_slice(rules);
+    set_user(user, &all);
+}
+
+/// `ACL SETUSER user rules…` on the shared server.
+fn set_user(user: &str, rules: &[String]) {
     redis::cmd("ACL")
         .arg("SETUSER")
         .arg(user)
-        .arg("reset")
-        .arg(format!(">{password}"))
         .arg(rules)
-        .query::<()>(&mut conn)
+        .query::<()>(&mut common::server().redis())
         .expect("ACL SETUSER");
 }
 
@@ -209,13 +213,7 @@ async fn a_revoked_channel_permission_ends_the_subscription_saying_why() {
     let mut s = topic.subscribe().await.unwrap();
     topic.publish(&1).await.unwrap();
     assert_eq!(received(&mut s).await, 1);
-    let mut conn = common::server().redis();
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(&user)
-        .arg("resetchannels")
-        .query::<()>(&mut conn)
-        .expect("ACL SETUSER");
+    set_user(&user, &["resetchannels".to_owned()]);
     let mut items = Vec::new();
     loop {
         let item = tokio::time::timeout(Duration::from_secs(10), s.next())

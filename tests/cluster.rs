@@ -444,18 +444,7 @@ const ACL_USER: &str = "rp-cluster-app";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_credentials_reach_every_node() {
     let _turn = SERIAL.lock().await;
-    for node in cluster().nodes.iter().filter(|n| n.is_running()) {
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(ACL_USER)
-            .arg("reset")
-            .arg("on")
-            .arg(">s3cret")
-            .arg("~*")
-            .arg("+@all")
-            .query(&mut node.redis())
-            .expect("ACL SETUSER");
-    }
+    cluster().set_user(ACL_USER, &["reset", "on", ">s3cret", "~*", "+@all"]);
     let ns = common::namespace("acl");
     // In the URL, and on the builder.
     let url = cluster().url().replacen(

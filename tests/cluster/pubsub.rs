@@ -217,20 +217,19 @@ async fn a_refused_topic_fails_at_once_and_the_others_go_on() {
     let _turn = SERIAL.lock().await;
     let ns = common::namespace("sharded-refused");
     let user = format!("user-{ns}");
-    for node in cluster().nodes.iter().filter(|n| n.is_running()) {
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(&user)
-            .arg("reset")
-            .arg("on")
-            .arg(">pw")
-            .arg("~*")
-            .arg("+@all")
-            .arg("resetchannels")
-            .arg(format!("&{ns}:open*"))
-            .query(&mut node.redis())
-            .expect("ACL SETUSER");
-    }
+    let open_channels = format!("&{ns}:open*");
+    cluster().set_user(
+        &user,
+        &[
+            "reset",
+            "on",
+            ">pw",
+            "~*",
+            "+@all",
+            "resetchannels",
+            &open_channels,
+        ],
+    );
     let client = Client::new(
         Config::from_url(&cluster().url())
             .unwrap()

@@ -236,6 +236,18 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// `ACL SETUSER user rules…` on every running node: ACL users are per node.
+    pub fn set_user(&self, user: &str, rules: &[&str]) {
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(user)
+                .arg(rules)
+                .query::<()>(&mut node.redis())
+                .unwrap_or_else(|e| panic!("ACL SETUSER on {}: {e}", node.port()));
+        }
+    }
+
     /// The node that replicates the primary on `primary_port`.
     pub fn replica_of(&self, primary_port: u16) -> &RedisServer {
         self.nodes
