@@ -42,6 +42,31 @@ fn subscribers_on(port: u16, channel: &str) -> i64 {
     }
 }
 
+/// The node on which `channel` has its one plain subscription.
+fn node_of_plain(channel: &str) -> u16 {
+    cluster()
+        .nodes
+        .iter()
+        .find(|node| {
+            let counts: Vec<redis::Value> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(channel)
+                .query(&mut node.redis())
+                .expect("PUBSUB NUMSUB");
+            matches!(counts.get(1), Some(redis::Value::Int(1)))
+        })
+        .map(|node| node.port())
+        .expect("the node of the plain subscription")
+}
+
+/// A topic name of namespace `ns` whose sharded channel a primary other than `not_on` owns.
+fn sharded_name_elsewhere(ns: &str, not_on: u16) -> String {
+    (0..64)
+        .map(|i| format!("quiet-{i}"))
+        .find(|name| cluster().primary_of(&format!("{ns}:{name}")) != not_on)
+        .expect("a channel of another primary")
+}
+
 /// The renewal notice, then a message published after it is received.
 async fn renewed_and_receiving(topic: &Topic<u64>, s: &mut Subscription<u64>, value: u64) {
     let notice = next(s).await;
@@ -172,24 +197,8 @@ async fn a_silent_primary_is_noticed_by_the_heartbeat() {
     // A plain subscription: its connection is to one node, which keeps answering.
     let plain = Topic::<u64>::new("steady").client(client.clone());
     let mut steady = plain.subscribe().await.unwrap();
-    let plain_node = cluster()
-        .nodes
-        .iter()
-        .find(|node| {
-            let counts: Vec<redis::Value> = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(format!("{ns}:steady"))
-                .query(&mut node.redis())
-                .expect("PUBSUB NUMSUB");
-            matches!(counts.get(1), Some(redis::Value::Int(1)))
-        })
-        .map(|node| node.port())
-        .expect("the node of the plain subscription");
     // A sharded channel of another primary, which goes silent.
-    let name = (0..64)
-        .map(|i| format!("quiet-{i}"))
-        .find(|name| cluster().primary_of(&format!("{ns}:{name}")) != plain_node)
-        .expect("a channel of another primary");
+    let name = sharded_name_elsewhere(&ns, node_of_plain(&format!("{ns}:steady")));
     let owner = cluster().primary_of(&format!("{ns}:{name}"));
     let topic = Topic::<u64>::new(name).sharded().client(client.clone());
     let mut s = topic.subscribe().await.unwrap();
@@ -287,4 +296,43 @@ async fn a_refused_topic_fails_at_once_and_the_others_go_on() {
     assert_eq!(next(&mut steady).await.unwrap(), 3);
     assert_eq!(open.stats().resubscribed, 0, "the connection went on");
     assert_eq!(plain.stats().resubscribed, 0);
+}
+
+/// While the sharded channels' connection cannot be renewed (their primary silent), a new
+/// plain subscription of the same client is confirmed and receives at once: channels and
+/// patterns never wait for the sharded connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_subscriptions_do_not_wait_for_a_failing_sharded_connection() {
+    let _turn = SERIAL.lock().await;
+    let (client, ns) = client("sharded-failing");
+    // The plain subscription's node, which keeps answering.
+    let first = Topic::<u64>::new("first").client(client.clone());
+    let _first = first.subscribe().await.unwrap();
+    let name = sharded_name_elsewhere(&ns, node_of_plain(&format!("{ns}:first")));
+    let owner = cluster().primary_of(&format!("{ns}:{name}"));
+    let sharded = Topic::<u64>::new(name).sharded().client(client.clone());
+    let _sharded = sharded.subscribe().await.unwrap();
+    const PAUSE: Duration = Duration::from_secs(5);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(PAUSE.as_millis() as u64)
+        .arg("ALL")
+        .query(&mut cluster().node(owner).redis())
+        .expect("CLIENT PAUSE");
+    let paused = std::time::Instant::now();
+    // The heartbeat notices within the command timeout (500 ms); renewals then fail.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let fresh = Topic::<u64>::new("fresh").client(client.clone());
+    let mut s = tokio::time::timeout(Duration::from_millis(2_500), fresh.subscribe())
+        .await
+        .expect("confirmed while the sharded connection still fails")
+        .unwrap();
+    fresh.publish(&1).await.unwrap();
+    let received = tokio::time::timeout(Duration::from_millis(500), s.next())
+        .await
+        .expect("received at once");
+    assert!(matches!(received, Some(Ok(1))), "{received:?}");
+    assert!(paused.elapsed() < PAUSE, "all while the primary was silent");
+    // Let the pause end before the next test takes its turn.
+    tokio::time::sleep(PAUSE.saturating_sub(paused.elapsed())).await;
 }

@@ -15,7 +15,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
-use super::sync::{Conns, Failed, timed_out};
+use super::sync::{Conns, Failed, Shards, timed_out};
 use super::{Hub, Kind, Name};
 use crate::backend::tracking::{HEARTBEAT, Timeouts, TrackingSource, resp3};
 
@@ -284,31 +284,42 @@ impl Task {
     }
 
     /// Dials the sharded channels' connection when the hub has come to need it (on a
-    /// cluster), then brings the connections to what the hub holds.
+    /// cluster), then brings the connections to what the hub holds. A failed dial leaves the
+    /// sharded names for the next try, after the channels and patterns are synced.
     async fn settle(
         &self,
         source: &dyn TrackingSource,
         conns: &mut Conns,
         shard_pushes: &mut Option<mpsc::UnboundedReceiver<PushInfo>>,
     ) -> Result<(), Failed> {
-        let needed = self.hub.upgrade().is_some_and(|hub| hub.holds(Kind::Shard));
-        if conns.shards.is_none() && needed {
+        let mut dial_failed = None;
+        if conns.shards.is_none()
+            && let Some(hub) = self.hub.upgrade()
+            && hub.holds(Kind::Shard)
+        {
             let (pushes, received) = mpsc::unbounded_channel();
             if let Some(dial) = source.shard_subscriber(pushes) {
                 let limit = self.timeouts.connect.saturating_mul(2);
-                let dialled = match tokio::time::timeout(limit, dial).await {
-                    Ok(Ok(dialled)) => dialled,
-                    Ok(Err(e)) => return Err(Failed::Shards(e)),
+                match tokio::time::timeout(limit, dial).await {
+                    Ok(Ok(dialled)) => {
+                        conns.shards = Some(dialled);
+                        *shard_pushes = Some(received);
+                    }
+                    Ok(Err(e)) => dial_failed = Some(e),
                     Err(_) => {
                         let why = "connecting to the cluster for sharded channels";
-                        return Err(Failed::Shards(timed_out(why, limit)));
+                        dial_failed = Some(timed_out(why, limit));
                     }
-                };
-                conns.shards = Some(dialled);
-                *shard_pushes = Some(received);
+                }
             }
         }
-        conns.sync(&self.hub).await
+        match dial_failed {
+            None => conns.sync(&self.hub, Shards::Up).await,
+            Some(e) => {
+                conns.sync(&self.hub, Shards::Down).await?;
+                Err(Failed::Shards(e))
+            }
+        }
     }
 }
 

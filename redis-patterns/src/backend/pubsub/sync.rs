@@ -18,6 +18,14 @@ pub(super) enum Failed {
     Shards(redis::RedisError),
 }
 
+/// Whether the sharded channels can be synced: on one server always (they share the
+/// session's connection); on a cluster while their connection is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shards {
+    Up,
+    Down,
+}
+
 impl std::fmt::Display for Failed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -69,50 +77,76 @@ impl Conns {
     /// Subscribes the names `hub` holds and the connections lack, unsubscribes those it no
     /// longer holds, and confirms the waiting subscribers. A name the server refuses (an ACL
     /// without the channel, a server without sharded pub/sub) fails its subscribers; the
-    /// others are subscribed. An error is a connection's failure.
-    pub(super) async fn sync(&mut self, hub: &Weak<Hub>) -> Result<(), Failed> {
+    /// others are subscribed. An error is a connection's failure. Without `shards` (a cluster
+    /// whose sharded channels' connection is down) the sharded names wait for the next sync;
+    /// channels and patterns never wait for them: they are confirmed even when the sharded
+    /// connection fails meanwhile.
+    pub(super) async fn sync(&mut self, hub: &Weak<Hub>, shards: Shards) -> Result<(), Failed> {
         let Some(strong) = hub.upgrade() else {
             return Ok(());
         };
         let (add, remove) = strong.wanted();
         drop(strong);
         let mut refused = Vec::new();
+        let mut shards_failed = None;
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
-            let names = of_kind(&add, kind);
-            let on_shards = kind == Kind::Shard && self.shards.is_some();
-            let failed = |e| {
-                if on_shards {
-                    Failed::Shards(e)
-                } else {
-                    Failed::Node(e)
-                }
-            };
-            if !names.is_empty()
-                && let Err(e) = self.apply(kind, Change::Subscribe, &names).await
-            {
-                Refusal::of(&e, kind).ok_or_else(|| failed(e))?;
-                // One refusal fails the whole command: name by name, only those refused fail.
-                for name in names {
-                    if let Err(e) = self.apply(kind, Change::Subscribe, &[name]).await {
-                        let refusal = Refusal::of(&e, kind).ok_or_else(|| failed(e))?;
-                        refused.push(((kind, name.to_vec()), refusal));
-                    }
-                }
+            if kind == Kind::Shard && shards == Shards::Down {
+                // Their connection is gone, and its subscriptions with it.
+                continue;
             }
-            let names = of_kind(&remove, kind);
-            if !names.is_empty() {
-                self.apply(kind, Change::Unsubscribe, &names)
-                    .await
-                    .map_err(failed)?;
+            match self.sync_kind(kind, &add, &remove, &mut refused).await {
+                Ok(()) => {}
+                Err(Failed::Shards(e)) => shards_failed = Some(e),
+                Err(node) => return Err(node),
             }
         }
+        let sharded_done = shards == Shards::Up && shards_failed.is_none();
         if let Some(hub) = hub.upgrade() {
             let added: Vec<Name> = add
                 .into_iter()
+                .filter(|name| name.0 != Kind::Shard || sharded_done)
                 .filter(|name| !refused.iter().any(|(r, _)| r == name))
                 .collect();
             hub.settled(&added);
             hub.refuse(refused);
+        }
+        shards_failed.map_or(Ok(()), |e| Err(Failed::Shards(e)))
+    }
+
+    /// [`sync`](Self::sync) of the names of one kind.
+    async fn sync_kind(
+        &mut self,
+        kind: Kind,
+        add: &[Name],
+        remove: &[Name],
+        refused: &mut Vec<(Name, Refusal)>,
+    ) -> Result<(), Failed> {
+        let on_shards = kind == Kind::Shard && self.shards.is_some();
+        let failed = |e| {
+            if on_shards {
+                Failed::Shards(e)
+            } else {
+                Failed::Node(e)
+            }
+        };
+        let names = of_kind(add, kind);
+        if !names.is_empty()
+            && let Err(e) = self.apply(kind, Change::Subscribe, &names).await
+        {
+            Refusal::of(&e, kind).ok_or_else(|| failed(e))?;
+            // One refusal fails the whole command: name by name, only those refused fail.
+            for name in names {
+                if let Err(e) = self.apply(kind, Change::Subscribe, &[name]).await {
+                    let refusal = Refusal::of(&e, kind).ok_or_else(|| failed(e))?;
+                    refused.push(((kind, name.to_vec()), refusal));
+                }
+            }
+        }
+        let names = of_kind(remove, kind);
+        if !names.is_empty() {
+            self.apply(kind, Change::Unsubscribe, &names)
+                .await
+                .map_err(failed)?;
         }
         Ok(())
     }
