@@ -164,7 +164,6 @@ where
     })
 }
 
-/// The `p` quantile (0 to 1) of per-call times in nanoseconds (reorders `nanos`).
 /// Times `iters` round trips on `rt`: `send(i)`, then the handler's signal on `signals`.
 pub fn round_trips<Fut: Future<Output = ()>>(
     rt: &Runtime,
@@ -183,6 +182,7 @@ pub fn round_trips<Fut: Future<Output = ()>>(
     })
 }
 
+/// The `p` quantile (0 to 1) of per-call times in nanoseconds (reorders `nanos`).
 pub fn percentile(nanos: &mut [u32], p: f64) -> f64 {
     let i = ((nanos.len() as f64 * p) as usize).min(nanos.len() - 1);
     *nanos.select_nth_unstable(i).1 as f64

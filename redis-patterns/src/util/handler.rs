@@ -142,11 +142,14 @@ mod tests {
             Ok(())
         });
         let started = tokio::time::Instant::now();
-        let outcome = run_renewing(call, Duration::from_millis(10), || {
+        let run = run_renewing(call, Duration::from_millis(10), || {
             renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             std::future::pending::<()>()
-        })
-        .await;
+        });
+        // Fails (rather than hangs) if the outcome waited for the renewal.
+        let outcome = tokio::time::timeout(Duration::from_secs(1), run)
+            .await
+            .expect("answered without the renewal");
         assert_eq!(outcome, Ok(()));
         assert_eq!(started.elapsed(), Duration::from_millis(35));
         assert_eq!(renewals.load(std::sync::atomic::Ordering::Relaxed), 1);
